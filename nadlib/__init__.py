@@ -1,0 +1,17 @@
+"""nadlib: Neural Anisotropy Directions (Ortiz-Jimenez et al., NeurIPS 2020) in a compact library.
+
+Data flows one way: directions -> data -> models/training -> results -> plotting/widgets -> chapters.
+"""
+
+from ._version import __version__
+from .config import PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
+from .data import linear_separable
+from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
+from .models import ARCHITECTURES, get_model
+from .results import load_artifact, provenance, save_artifact
+
+__all__ = [
+    "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
+    "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
+    "fourier_grid", "ARCHITECTURES", "get_model", "load_artifact", "provenance", "save_artifact",
+]

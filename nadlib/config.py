@@ -1,0 +1,139 @@
+"""Run profiles and device selection: the one place where experiment sizes are decided.
+
+A *profile* fixes the sizes of every experiment in the book, so that the same chapter runs
+
+* ``smoke``   -- in well under a minute per chapter on a CPU (used by the tests),
+* ``default`` -- in a few minutes per chapter on a 2-core laptop CPU (what ``make book`` uses),
+* ``paper``   -- at the sizes of the paper (10,000 samples, 20 epochs, full grids), meant for a GPU.
+
+The profile is chosen with the environment variable ``NADLIB_PROFILE`` (default: ``default``) or
+explicitly with :func:`get_profile`.  Chapters read ``nadlib.get_profile()`` and never hard-code sizes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import torch
+
+PROFILE_ENV = "NADLIB_PROFILE"
+PROFILE_NAMES = ("smoke", "default", "paper")
+
+
+@dataclass(frozen=True)
+class SeparabilityConfig:
+    """Sizes of the linearly separable experiments (Chapter 1)."""
+
+    n_train: int
+    n_test: int
+    epochs: int
+    grid_stride: int  # train on every `grid_stride`-th Fourier frequency along each axis
+    batch_size: int = 128
+    lr: float = 0.5
+    clip: float = 0.5
+    sigma: float = 3.0
+    epsilon: float = 1.0
+
+
+@dataclass(frozen=True)
+class NADConfig:
+    """Sizes of the NAD experiments (Chapter 2)."""
+
+    n_networks: int  # networks for a live estimate
+    trainability_indices: tuple[int, ...]  # NAD indices i used for training on D(u_i)
+
+
+@dataclass(frozen=True)
+class CIFARConfig:
+    """Sizes of the CIFAR-10 experiments (Chapter 3)."""
+
+    n_train: int  # training images used (a class-balanced subset when smaller than 50,000)
+    n_test: int
+    epochs: int
+    poison_indices: tuple[int, ...]
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All experiment sizes of one run profile; see the module docstring."""
+
+    name: str
+    separability: SeparabilityConfig
+    nads: NADConfig
+    cifar: CIFARConfig
+    extra: dict = field(default_factory=dict)
+
+    def with_overrides(self, **sections) -> "Profile":
+        """A copy with some sections replaced, e.g. ``p.with_overrides(separability=...)``."""
+        return replace(self, **sections)
+
+
+_PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        separability=SeparabilityConfig(n_train=512, n_test=512, epochs=2, grid_stride=8),
+        nads=NADConfig(n_networks=64, trainability_indices=(0, 100, 1000)),
+        cifar=CIFARConfig(n_train=500, n_test=200, epochs=2, poison_indices=(0, 1000)),
+    ),
+    "default": Profile(
+        name="default",
+        separability=SeparabilityConfig(n_train=2_000, n_test=2_000, epochs=5, grid_stride=4),
+        nads=NADConfig(n_networks=1_024, trainability_indices=(0, 10, 50, 100, 300, 600, 1000)),
+        cifar=CIFARConfig(n_train=10_000, n_test=2_000, epochs=5, poison_indices=(0, 10, 100, 300, 1000)),
+    ),
+    "paper": Profile(
+        name="paper",
+        separability=SeparabilityConfig(n_train=10_000, n_test=10_000, epochs=20, grid_stride=1),
+        nads=NADConfig(
+            n_networks=10_000,
+            trainability_indices=(0, 10, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1023),
+        ),
+        cifar=CIFARConfig(
+            n_train=50_000, n_test=10_000, epochs=30, poison_indices=(0, 10, 50, 100, 300, 600, 1000)
+        ),
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the run profile ``name``, or the one named by ``$NADLIB_PROFILE`` (default ``"default"``).
+
+    Raises:
+        ValueError: if the name is not one of ``smoke``, ``default``, ``paper``.
+    """
+    if name is None:
+        name = os.environ.get(PROFILE_ENV, "default").strip() or "default"
+    if name not in _PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
+                         f"(set ${PROFILE_ENV} or pass the name)")
+    return _PROFILES[name]
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """Resolve a device: CUDA when available and nothing was asked, else CPU.
+
+    A device that was asked for explicitly is never silently replaced: requesting CUDA on a machine
+    without it raises ``RuntimeError``.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"invalid device {device!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available on this "
+                           "machine; pass device='cpu' or leave device=None to pick automatically")
+    return device
+
+
+def describe_environment(profile: Profile | None = None, device: str | torch.device | None = None) -> str:
+    """One line for the first cell of each chapter: library version, profile and device."""
+    from ._version import __version__
+
+    profile = profile or get_profile()
+    dev = get_device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    return f"nadlib {__version__} | profile: {profile.name} | device: {dev} ({name}) | torch {torch.__version__}"

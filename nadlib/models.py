@@ -1,0 +1,216 @@
+"""The architectures of the paper, CIFAR-style for 32x32 inputs, with PyTorch's default initialisation.
+
+NAD statistics depend on the initialisation, so no model here re-initialises its layers: every
+``nn.Conv2d``/``nn.Linear`` keeps PyTorch's default (Kaiming-uniform with ``a=sqrt(5)``) and every
+``nn.BatchNorm2d`` starts at weight 1, bias 0.
+
+Each CNN has a *pooling-free* variant (``<name>_nopool``): every down-sampling step (max/average
+pooling, and for ResNet the stride-2 convolutions and shortcut projections) is removed, and the final
+linear layer grows to take the full-resolution feature map, as in the pooling experiment of the paper.
+
+Use :func:`get_model` with a name from :data:`ARCHITECTURES`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+INPUT_SIZE = 32
+
+
+class LogReg(nn.Module):
+    """Logistic regression: one linear layer on the flattened image (an isotropic model)."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, size: int = INPUT_SIZE):
+        super().__init__()
+        self.linear = nn.Linear(in_channels * size * size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+class LeNet(nn.Module):
+    """LeNet-5 for 32x32 inputs: two 5x5 conv + ReLU (+ 2x2 max-pool) stages and three linear layers."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, pool: bool = True):
+        super().__init__()
+        pool_layer = (lambda: nn.MaxPool2d(2)) if pool else nn.Identity
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5), nn.ReLU(), pool_layer(),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), pool_layer(),
+        )
+        side = 5 if pool else 24
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+_VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class VGG(nn.Module):
+    """VGG-11 with batch normalisation, CIFAR-style (3x3 convolutions, one linear classifier)."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, pool: bool = True, cfg=_VGG11):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, side = in_channels, INPUT_SIZE
+        for item in cfg:
+            if item == "M":
+                if pool:
+                    layers.append(nn.MaxPool2d(2))
+                    side //= 2
+                continue
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.BatchNorm2d(item), nn.ReLU(inplace=True)]
+            channels = item
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv-BN layers with an identity or 1x1 projection shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18, CIFAR-style: 3x3 stem without max-pool, four stages, global 4x4 average pool."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, pool: bool = True):
+        super().__init__()
+        self.pool = pool
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        stages, in_planes = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stride = stride if pool else 1
+            stages.append(nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)))
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        side = 1 if pool else INPUT_SIZE
+        self.linear = nn.Linear(512 * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        if self.pool:
+            out = nn.functional.avg_pool2d(out, 4)
+        return self.linear(out.flatten(1))
+
+
+class _DenseLayer(nn.Module):
+    def __init__(self, in_planes: int, growth: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, 4 * growth, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4 * growth)
+        self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(torch.relu(self.bn1(x)))
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return torch.cat([out, x], 1)
+
+
+class _Transition(nn.Module):
+    def __init__(self, in_planes: int, out_planes: int, pool: bool):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.conv = nn.Conv2d(in_planes, out_planes, 1, bias=False)
+        self.pool = nn.AvgPool2d(2) if pool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.conv(torch.relu(self.bn(x))))
+
+
+class DenseNet121(nn.Module):
+    """DenseNet-121 (growth 32, blocks 6-12-24-16, compression 0.5), CIFAR-style 3x3 stem."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, pool: bool = True,
+                 blocks=(6, 12, 24, 16), growth: int = 32):
+        super().__init__()
+        self.pool = pool
+        planes = 2 * growth
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, padding=1, bias=False)
+        stages: list[nn.Module] = []
+        for i, n_layers in enumerate(blocks):
+            layers = []
+            for _ in range(n_layers):
+                layers.append(_DenseLayer(planes, growth))
+                planes += growth
+            stages.append(nn.Sequential(*layers))
+            if i < len(blocks) - 1:
+                stages.append(_Transition(planes, planes // 2, pool))
+                planes //= 2
+        self.features = nn.Sequential(*stages)
+        self.bn = nn.BatchNorm2d(planes)
+        side = 1 if pool else INPUT_SIZE
+        self.linear = nn.Linear(planes * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn(self.features(self.conv1(x))))
+        if self.pool:
+            out = nn.functional.avg_pool2d(out, 4)
+        return self.linear(out.flatten(1))
+
+
+def _registry() -> dict[str, Callable[..., nn.Module]]:
+    reg: dict[str, Callable[..., nn.Module]] = {"logreg": LogReg}
+    for name, cls in (("lenet", LeNet), ("vgg11", VGG), ("resnet18", ResNet18), ("densenet121", DenseNet121)):
+        reg[name] = cls
+        reg[f"{name}_nopool"] = lambda in_channels=1, num_classes=2, _cls=cls: _cls(in_channels, num_classes, pool=False)
+    return reg
+
+
+_MODELS = _registry()
+
+#: Names accepted by :func:`get_model`.
+ARCHITECTURES: tuple[str, ...] = tuple(_MODELS)
+
+
+def get_model(name: str, in_channels: int = 1, num_classes: int = 2) -> nn.Module:
+    """Build a freshly (randomly) initialised network for 32x32 inputs.
+
+    Args:
+        name: one of :data:`ARCHITECTURES` (``logreg``, ``lenet``, ``vgg11``, ``resnet18``,
+            ``densenet121`` and the pooling-free ``*_nopool`` variants of the CNNs).
+        in_channels: input channels (1 for the synthetic experiments, 3 for CIFAR-10).
+        num_classes: outputs of the last layer (2 for D(v) with cross-entropy, 1 for NADs, 10 for CIFAR-10).
+
+    The initialisation follows the global torch RNG: call ``torch.manual_seed`` first for a fixed network.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"architecture name must be a str, got {type(name).__name__}")
+    key = name.lower()
+    if key not in _MODELS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
+    for arg, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+    return _MODELS[key](in_channels=in_channels, num_classes=num_classes)
