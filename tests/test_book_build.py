@@ -1,0 +1,188 @@
+"""The book builds in the ``smoke`` profile with warnings as errors, and its pages load in Chromium.
+
+What it does:
+
+1. ``jupyter-book build -n -W --keep-going`` under ``bash -c 'set -eo pipefail; ...'`` with
+   ``NADLIB_PROFILE=smoke``, into a temporary ``--path-output`` (the project's ``_build/`` is never
+   touched), then checks that ``index.html`` and one page per ``_toc.yml`` entry exist.
+2. Serves the built HTML on ``127.0.0.1`` (a local ``http.server``) and opens ``index.html`` and
+   every page in headless Chromium through Playwright.  Requests to any other host are blocked, so
+   the test sees the book as an offline reader does.  It fails on any uncaught JavaScript exception,
+   any ``console.error`` (except "failed to load" messages for the blocked external requests), any
+   local resource answering 4xx/5xx, and any Plotly figure that did not draw.  A full-page PNG
+   screenshot of each page is saved (path printed; set ``NADBOOK_SCREENSHOTS=/some/dir`` to choose).
+
+Running it locally::
+
+    sudo apt-get install chromium          # Debian/Ubuntu; any Chromium/Chrome works
+    make test                              # or: .venv/bin/pytest tests/test_book_build.py -s
+    NADBOOK_CHROMIUM=/path/to/chrome .venv/bin/pytest tests/test_book_build.py -s   # other browser
+
+Playwright (pinned in requirements.txt) drives the system's Chromium; it never downloads a browser.
+The browser part is skipped, with the reason shown, only when no Chromium executable is found.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.book
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_TIMEOUT_S = 1500  # smoke chapters take well under a minute each; this only guards a hang
+
+
+def _toc_pages() -> list[str]:
+    """Page paths (without suffix) listed in _toc.yml: the root and every chapter/section."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return pages
+
+
+def _jupyter_book() -> str:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book")
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    """Build the book once for this module; return the ``html`` folder."""
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, NADLIB_PROFILE="smoke", OUT=str(out), JB=_jupyter_book())
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = ('set -eo pipefail; "$JB" build -n -W --keep-going --path-output "$OUT" . 2>&1 '
+           '| tee "$OUT/build.log"')
+    proc = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT_S)
+    if proc.returncode != 0:
+        lines = proc.stdout.splitlines()
+        flagged = [ln for ln in lines if ("WARNING" in ln or "ERROR" in ln) and "IPKernelApp" not in ln]
+        pytest.fail(f"book build failed (exit {proc.returncode}); warnings and errors:\n"
+                    + "\n".join(flagged[:40]) + "\n--- last lines of the log ---\n"
+                    + "\n".join(lines[-40:]) + proc.stderr[-3000:], pytrace=False)
+    return out / "_build" / "html"
+
+
+def test_book_builds_with_all_pages(built_book):
+    assert (built_book / "index.html").is_file()
+    missing = [p for p in _toc_pages() if not (built_book / f"{p}.html").is_file()]
+    assert not missing, f"pages listed in _toc.yml but not built: {missing}"
+
+
+def _find_chromium() -> str | None:
+    for candidate in (os.environ.get("NADBOOK_CHROMIUM"), "/usr/bin/chromium", "chromium",
+                      "chromium-browser", "google-chrome"):
+        if candidate and (Path(candidate).is_file() or shutil.which(candidate)):
+            return candidate if Path(candidate).is_file() else shutil.which(candidate)
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pages_load_without_javascript_errors(served_book, tmp_path_factory):
+    chromium = _find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (install Debian's `chromium` or set NADBOOK_CHROMIUM); "
+                    "the built pages were not checked in a browser")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                   "(pip install -r requirements.txt)")
+    shots = Path(os.environ.get("NADBOOK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    local_host = urlparse(served_book).netloc
+    pages = ["index"] + _toc_pages()
+    problems: dict[str, list[str]] = {}
+    blocked: set[str] = set()
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-dev-shm-usage"],
+        )
+        try:
+            for page_name in pages:
+                errors: list[str] = []
+                blocked_here: set[str] = set()
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+                def route(r, request):
+                    if urlparse(request.url).netloc == local_host:
+                        r.continue_()
+                    else:
+                        blocked_here.add(request.url)  # noqa: B023 (used within this iteration)
+                        r.abort()
+
+                def on_console(msg, errors=errors, blocked_here=blocked_here):
+                    if msg.type != "error":
+                        return
+                    url = (msg.location or {}).get("url", "")
+                    if msg.text.startswith("Failed to load resource") and url in blocked_here:
+                        return
+                    errors.append(f"console.error: {msg.text} ({url})")
+
+                def on_response(resp, errors=errors):
+                    if urlparse(resp.url).netloc == local_host and resp.status >= 400:
+                        errors.append(f"HTTP {resp.status} for {resp.url}")
+
+                page.route("**/*", route)
+                page.on("console", on_console)
+                page.on("pageerror", lambda exc, errors=errors: errors.append(f"uncaught: {exc}"))
+                page.on("response", on_response)
+                page.goto(f"{served_book}/{page_name}.html", wait_until="load", timeout=60_000)
+                page.wait_for_timeout(1_000)  # let deferred scripts and Plotly finish drawing
+                n_plots = page.locator(".plotly-graph-div").count()
+                n_drawn = page.locator(".plotly-graph-div .main-svg").count()
+                if n_plots and n_drawn == 0:
+                    errors.append(f"{n_plots} Plotly figure(s) did not draw")
+                shot = shots / f"{page_name.replace('/', '__')}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                page.close()
+                blocked |= blocked_here
+                if errors:
+                    problems[page_name] = errors
+        finally:
+            browser.close()
+
+    print(f"\nscreenshots of {len(pages)} pages: {shots}")
+    if blocked:
+        print("external requests blocked (the pages must work without them):\n  "
+              + "\n  ".join(sorted(blocked)))
+    assert not problems, "JavaScript problems in the built book:\n" + "\n".join(
+        f"{page}: {msg}" for page, msgs in problems.items() for msg in msgs)
