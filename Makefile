@@ -1,0 +1,54 @@
+# Two entry points that set everything up on a fresh machine with Python 3.11:
+#   make book   -> .venv + requirements, executes the chapters, writes _build/html/index.html
+#   make test   -> .venv + requirements, unit tests, every chapter under nbval, book build + Chromium
+# Options: make book PROFILE=smoke|default|paper   (default: default)
+#          make test PYTEST_ARGS="-k notebooks -x"
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements-installed
+PROFILE ?= default
+PYTEST_ARGS ?=
+
+.PHONY: help install book test clean distclean
+
+help:
+	@echo "make book [PROFILE=smoke|default|paper]  build the book into _build/html/index.html"
+	@echo "make test                                run the whole test suite (smoke profile)"
+	@echo "make install                             only create .venv and install requirements.txt"
+	@echo "make clean                               remove _build/ (forces the chapters to re-execute)"
+	@echo "make distclean                           also remove .venv/"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "error: python3.11 (or python3) not found" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the requirements (or the package metadata) changed.
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+install: $(STAMP)
+
+book: $(STAMP)
+	mkdir -p _build
+	set -eo pipefail; NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build -n -W --keep-going . 2>&1 \
+	  | tee _build/book-build.log
+	@echo "book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"
+
+# Unit tests and the book build/Chromium check live in tests/; nbval runs every chapter in book/.
+test: $(STAMP)
+	set -eo pipefail; export NADLIB_PROFILE=smoke; \
+	  $(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	  -ra $(PYTEST_ARGS)
+
+clean:
+	rm -rf _build
+
+distclean: clean
+	rm -rf $(VENV)
