@@ -1,7 +1,7 @@
 # Two entry points that set everything up on a fresh machine with Python 3.11:
 #   make book   -> .venv + requirements, executes the chapters, writes _build/html/index.html
 #   make test   -> .venv + requirements, unit tests, every chapter under nbval, book build + Chromium
-# Options: make book PROFILE=smoke|default|paper   (default: default)
+# Options: make book PROFILE=smoke|default|paper   (default: $NADLIB_PROFILE, else default)
 #          make test PYTEST_ARGS="-k notebooks -x"
 
 SHELL := /bin/bash
@@ -11,7 +11,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
-PROFILE ?= default
+PROFILE ?= $(or $(NADLIB_PROFILE),default)
 PYTEST_ARGS ?=
 
 .PHONY: help install book test clean distclean
