@@ -4,6 +4,8 @@ Data flows one way: directions -> data -> models/training -> results -> plotting
 """
 
 from ._version import __version__
+from .cifar import (CIFAR10_CLASSES, CIFAR10NotFoundError, balanced_subset, change_basis, load_cifar10,
+                    poison_assignment, poison_with_nads)
 from .config import PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
@@ -14,4 +16,6 @@ __all__ = [
     "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "get_model", "load_artifact", "provenance", "save_artifact",
+    "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset", "change_basis", "load_cifar10",
+    "poison_assignment", "poison_with_nads",
 ]

@@ -1,0 +1,297 @@
+"""CIFAR-10 loading, NAD poisoning and the flip (nadlib.cifar).  Offline: all data is made here."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+import nadlib
+from nadlib import cifar as C
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return C.synthetic_cifar10(n_train=60, n_test=30, seed=3)
+
+
+@pytest.fixture()
+def batches(tmp_path, arrays, monkeypatch):
+    """The synthetic images written in the official ``cifar-10-batches-py`` pickle layout.
+
+    torchvision's ``CIFAR10`` verifies the MD5 of each official file (``train_list``, ``test_list``,
+    ``meta``); our files have other checksums, so -- in this fixture only -- the class attributes are
+    patched to the checksums of the files we wrote.  Everything else (integrity check, unpickling,
+    reshaping) is torchvision's own code path.
+    """
+    from torchvision.datasets import CIFAR10
+
+    md5 = C.write_cifar10_batches(tmp_path, arrays)
+    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                          "md5": md5["batches.meta"]})
+    monkeypatch.delenv(C.NPZ_ENV, raising=False)
+    C.clear_cifar10_cache()
+    yield tmp_path
+    C.clear_cifar10_cache()
+
+
+def _as_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+# ---------------------------------------------------------------------------------------------- loader
+
+@pytest.mark.parametrize("train", [True, False])
+def test_torchvision_path_reads_official_layout(batches, arrays, train):
+    x, y = C.load_cifar10(batches, train=train, download=False, device="cpu")
+    split = "train" if train else "test"
+    assert x.shape == (len(arrays[f"x_{split}"]), 3, 32, 32) and x.dtype == torch.float32
+    assert y.dtype == torch.int64 and 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_array_equal(_as_uint8_nhwc(x), arrays[f"x_{split}"])
+    np.testing.assert_array_equal(y.numpy(), arrays[f"y_{split}"])
+    assert C.load_cifar10(batches, train=train, download=False, device="cpu")[0] is x  # cached
+
+
+def test_npz_path_by_argument_and_env(tmp_path, arrays, monkeypatch):
+    path = C.write_cifar10_npz(tmp_path / "c.npz", arrays)
+    C.clear_cifar10_cache()
+    x, y = C.load_cifar10(npz=path, train=False, device="cpu")
+    np.testing.assert_array_equal(_as_uint8_nhwc(x), arrays["x_test"])
+    monkeypatch.setenv(C.NPZ_ENV, str(path))
+    x2, y2 = C.load_cifar10(root=tmp_path / "nowhere", train=True, download=False, device="cpu")
+    np.testing.assert_array_equal(y2.numpy(), arrays["y_train"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"x_test": None}, "missing arrays"),
+    ({"x_train": np.zeros((4, 3, 32, 32), np.uint8)}, "x_train must be uint8 of shape"),
+    ({"x_train": np.zeros((60, 32, 32, 3), np.float32)}, "x_train must be uint8"),
+    ({"y_train": np.full(60, 12, np.uint8)}, "class indices 0..9"),
+])
+def test_npz_validation(tmp_path, arrays, bad, message):
+    data = {k: v for k, v in arrays.items()}
+    for k, v in bad.items():
+        if v is None:
+            data.pop(k)
+        else:
+            data[k] = v
+    np.savez(tmp_path / "bad.npz", **data)
+    C.clear_cifar10_cache()
+    with pytest.raises(ValueError, match=message):
+        C.load_cifar10(npz=tmp_path / "bad.npz", device="cpu")
+
+
+def test_missing_npz_names_the_variable(tmp_path):
+    with pytest.raises(C.CIFAR10NotFoundError, match=C.NPZ_ENV):
+        C.load_cifar10(npz=tmp_path / "absent.npz", device="cpu")
+
+
+def _check_message(err: Exception, root) -> None:
+    text = str(err)
+    assert str(root) in text                      # where it looked
+    assert "cifar-10-python.tar.gz" in text       # what to download
+    assert C.DATA_ENV in text and C.NPZ_ENV in text  # which variables to set
+    assert err.__suppress_context__ or err.__cause__ is None  # no chained urllib stack trace
+
+
+def test_missing_data_without_download(tmp_path, monkeypatch):
+    monkeypatch.delenv(C.NPZ_ENV, raising=False)
+    with pytest.raises(C.CIFAR10NotFoundError) as info:
+        C.load_cifar10(tmp_path / "empty", download=False, device="cpu")
+    _check_message(info.value, tmp_path / "empty")
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_missing_data_offline_fails_fast(tmp_path, monkeypatch):
+    """Offline: the quick reachability check fails -> clear error, torchvision's download never starts."""
+    monkeypatch.delenv(C.NPZ_ENV, raising=False)
+    monkeypatch.setattr(C, "_reachable", lambda url, timeout=3.0: False)
+
+    def no_download(*a, **k):
+        raise AssertionError("download must not be attempted")
+
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", no_download)
+    with pytest.raises(C.CIFAR10NotFoundError, match="cannot be reached") as info:
+        C.load_cifar10(tmp_path, download=True, device="cpu")
+    _check_message(info.value, tmp_path)
+
+
+def test_download_error_is_translated(tmp_path, monkeypatch):
+    """The host looks reachable but the download raises URLError deep in torchvision: one clear error."""
+    monkeypatch.delenv(C.NPZ_ENV, raising=False)
+    monkeypatch.setattr(C, "_reachable", lambda url, timeout=3.0: True)
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", offline)
+    with pytest.raises(C.CIFAR10NotFoundError, match="URLError") as info:
+        C.load_cifar10(tmp_path, download=True, device="cpu")
+    _check_message(info.value, tmp_path)
+
+
+def test_default_root_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv(C.DATA_ENV, str(tmp_path))
+    assert C.default_cifar10_root() == tmp_path / "cifar10"
+    monkeypatch.delenv(C.DATA_ENV)
+    assert C.default_cifar10_root().parts[-3:] == (".cache", "nadlib", "cifar10")
+
+
+def test_balanced_subset():
+    y = torch.arange(100) % 10
+    idx = C.balanced_subset(y, 30)
+    assert torch.bincount(y[idx], minlength=10).tolist() == [3] * 10
+    assert idx.tolist() == sorted(idx.tolist()) and idx[:3].tolist() == [0, 1, 2]
+    assert torch.equal(C.balanced_subset(y, 30, seed=1), C.balanced_subset(y, 30, seed=1))
+    with pytest.raises(ValueError, match="class"):
+        C.balanced_subset(torch.zeros(50, dtype=torch.long), 20)
+
+
+# ---------------------------------------------------------------------------------------------- poisoning
+
+def _random_basis(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(1024, 1024, generator=g, dtype=torch.float64))
+    return q.T.to(torch.float32)  # rows orthonormal
+
+
+def test_assignment_table_separable():
+    table = C.poison_assignment(0)
+    slots = {(r["nad"], r["channel"]) for r in table}
+    assert len(table) == 10 and len(slots) == 5
+    codes = {(r["slot"], r["sign"]) for r in table}
+    assert len(codes) == 10  # every class has its own (slot, sign): the points +-eps e_slot are distinct
+    end = C.poison_assignment(1023)
+    assert {r["nad"] for r in end} == {1023, 1022}
+    with pytest.raises(ValueError, match="out of range"):
+        C.poison_assignment(1024)
+
+
+@pytest.mark.parametrize("index", [0, 500, 1023])
+def test_poisoned_coefficients_exact(arrays, index):
+    u = _random_basis()
+    x = torch.from_numpy(arrays["x_train"]).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(arrays["y_train"]).long()
+    eps = 0.7
+    xp, carriers = C.poison_with_nads(x, y, u, index, eps)
+    before, after = C.nad_coefficients(x, u), C.nad_coefficients(xp, u)
+    table = C.poison_assignment(index)
+    touched = torch.zeros(3, 1024, dtype=torch.bool)
+    for r in table:
+        touched[r["channel"], r["nad"]] = True
+    expected = torch.zeros(len(x), 3, 1024)
+    for r in table:
+        expected[:, r["channel"], r["nad"]] += torch.where(y == r["class"], r["sign"] * eps, 0.0)
+    # float32 images of norm ~20: coefficients carry ~1e-5 rounding
+    assert torch.allclose(after[:, touched], expected[:, touched], atol=1e-4)
+    assert torch.allclose(after[:, ~touched], before[:, ~touched], atol=1e-4)
+    # the carriers alone separate the classes: class = argmax of W z with W = the signed slot codes
+    z = after[:, touched]
+    order = [(c, n) for c in range(3) for n in range(1024) if touched[c, n]]
+    W = torch.zeros(10, len(order))
+    for r in table:
+        W[r["class"], order.index((r["channel"], r["nad"]))] = r["sign"]
+    assert torch.equal((z @ W.T).argmax(1), y)
+    assert carriers.shape == (10, 3, 32, 32)
+    assert torch.allclose(carriers.flatten(1).norm(dim=1), torch.full((10,), eps), atol=1e-5)
+
+
+def test_poison_validation(arrays):
+    u = _random_basis()
+    x = torch.rand(4, 3, 32, 32)
+    y = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="epsilon"):
+        C.poison_with_nads(x, y, u, 0, 0.0)
+    with pytest.raises(ValueError, match="labels"):
+        C.poison_with_nads(x, torch.tensor([0, 1, 2, 10]), u, 0, 1.0)
+    with pytest.raises(ValueError, match="orthonormal"):
+        C.poison_with_nads(x, y, torch.rand(8, 1024), 0, 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        C.poison_with_nads(x, y, torch.rand(8, 100), 0, 1.0)
+    with pytest.raises(TypeError):
+        C.poison_with_nads(x.numpy(), y, u, 0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- flip
+
+def test_flip_is_orthogonal_and_an_involution():
+    u = _random_basis(1)
+    x = torch.rand(20, 3, 32, 32)
+    f = C.change_basis(x, u)
+    assert torch.allclose(f.flatten(1).norm(dim=1), x.flatten(1).norm(dim=1), rtol=1e-5)
+    assert torch.allclose(C.change_basis(f, u), x, atol=1e-5)
+    # inner products preserved (orthogonality), and coefficient i moved to 1023 - i
+    assert torch.allclose(f.flatten(1) @ f.flatten(1).T, x.flatten(1) @ x.flatten(1).T, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(C.nad_coefficients(f, u), C.nad_coefficients(x, u).flip(-1), atol=1e-4)
+    with pytest.raises(ValueError, match="full basis"):
+        C.change_basis(x, u[:100])
+    with pytest.raises(ValueError, match="orthonormal"):
+        C.change_basis(x, u * 1.1)
+
+
+def test_energy_profiles_sum_to_one(arrays):
+    x = torch.from_numpy(arrays["x_train"]).permute(0, 3, 1, 2).float() / 255
+    e = C.nad_energy(x, _random_basis())
+    ef, radius = C.fourier_energy_by_radius(x)
+    assert e.shape == ef.shape == radius.shape == (1024,)
+    assert abs(e.sum().item() - 1) < 1e-5 and abs(ef.sum().item() - 1) < 1e-5
+    assert bool((radius[1:] >= radius[:-1]).all())
+    # the synthetic backgrounds have a Gaussian power spectrum exp(-r^2/16): the 100 lowest of the 1024
+    # frequencies (radius <~ 5.6) hold ~1 - exp(-31/16) ~ 0.86 of the energy; white noise would give ~0.1
+    assert ef[:100].sum() > 0.6
+    white = C.fourier_energy_by_radius(torch.rand(200, 3, 32, 32))[0]
+    assert white[:100].sum() < 0.2
+
+
+# ---------------------------------------------------------------------------------------------- science
+
+@pytest.mark.slow
+def test_poisoning_first_vs_last_direction():
+    """A LeNet follows a carrier on an easy (first) direction and ignores one on a hard (last) direction.
+
+    Basis: the Fourier basis ordered from low to high frequency (``load_basis("fourier")``), a stand-in
+    for LeNet's NADs with the same ends: LeNet's first NAD is a smooth blob (close to the constant image,
+    Fourier index 0) and its last NADs are high-frequency patterns.  Real NADs take minutes to estimate;
+    Chapter 3 uses them.  Data: the synthetic structured images (the class signal is weaker than the
+    background, so the network needs several epochs to learn it), 1000 train / 500 test, 12 epochs,
+    epsilon = 3.
+
+    Margins: chance is 0.10 and on these data a clean LeNet reaches ~0.5 in 12 epochs.  In development
+    (2 data seeds) the first-direction run reached train accuracy 0.99 and clean test accuracy 0.10,
+    the last-direction run clean test accuracy 0.46-0.52.  The binomial standard error of one test
+    accuracy with 500 images is <= 0.022, of a difference <= 0.032; the thresholds (train >= 0.95,
+    difference >= 0.2) sit > 6 standard errors away from chance-level differences and leave room for
+    seed-to-seed variation of the training itself (observed spread ~0.06).
+    """
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    u = C.load_basis("fourier")
+    data = C.cifar_data(nadlib.get_profile("smoke"), n_train=1000, n_test=500, synthetic=True, device="cpu")
+    arrays, settings = C.run_poison_sweep("lenet", u, data, indices=[0, 1023], epsilon=3.0, epochs=12,
+                                          device="cpu", baseline=False, progress=False)
+    train0, test0 = arrays["train_acc"][0], arrays["test_acc"][0]
+    test_last = arrays["test_acc"][1]
+    assert train0 >= 0.95, arrays
+    assert test_last - test0 >= 0.2, arrays
+    assert arrays["carrier_acc"][0] > arrays["carrier_acc"][1]  # the first carrier is what it follows
+
+
+def test_cli_poison_and_flip_smoke(tmp_path):
+    """The CLI end to end on synthetic data (tiny): artifacts with provenance, checkpoint removed."""
+    from nadlib.cli import main
+
+    common = ["--arch", "logreg", "--nads", "fourier", "--profile", "smoke", "--synthetic",
+              "--n-train", "100", "--n-test", "50", "--epochs", "1", "--device", "cpu"]
+    out = tmp_path / "poison.npz"
+    assert main(["poison", *common, "--indices", "0", "1023", "--out", str(out)]) == 0
+    arrays, meta = nadlib.load_artifact(out)
+    assert arrays["test_acc"].shape == (2,) and meta["profile"] == "smoke"
+    assert meta["settings"]["n_train"] == 100 and "synthetic" in meta["data_source"]
+    assert not (tmp_path / "poison.ckpt.npz").exists()
+    out = tmp_path / "flip.npz"
+    assert main(["flip", *common, "--out", str(out)]) == 0
+    arrays, meta = nadlib.load_artifact(out)
+    assert list(arrays["variants"]) == ["original", "flipped"] and meta["wall_time"] > 0
