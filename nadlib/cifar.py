@@ -674,7 +674,7 @@ def _settings(arch, data, epochs, seed, hp, **extra) -> dict:
             "epochs": epochs, "seed": seed, **asdict(hp), **extra}
 
 
-def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: float = 1.0, epochs: int | None = None,
+def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: float | None = None, epochs: int | None = None,
                      seed: int = 0, device=None, hp: CIFARHyperParams | None = None, checkpoint=None,
                      baseline: bool = True, progress: bool = True, profile=None) -> tuple[dict, dict]:
     """Train ``arch`` on training data poisoned at each NAD index; test on the clean test set.
@@ -696,6 +696,7 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
         nads: the NAD basis (:func:`as_nad_basis`), indices refer to its rows.
         data: from :func:`cifar_data`.
         indices: NAD indices (default: ``profile.cifar.poison_indices``).
+        epsilon: carrier size (default: ``profile.cifar.epsilon``).
         checkpoint: optional ``.npz`` path; finished runs are stored there and skipped when resumed.
 
     Returns:
@@ -706,6 +707,7 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
     cfg = (profile or get_profile()).cifar
     indices = [int(i) for i in (cfg.poison_indices if indices is None else indices)]
     epochs = cfg.epochs if epochs is None else epochs
+    epsilon = cfg.epsilon if epsilon is None else epsilon
     hp = hp or cifar_hyperparams(profile)
     device = get_device(device)
     u = as_nad_basis(nads)
@@ -948,7 +950,8 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser("poison", help="CIFAR-10 poisoned on a NAD carrier: accuracy vs NAD index")
     _common_args(p)
     p.add_argument("--indices", type=int, nargs="+", default=None, help="NAD indices (default: the profile's)")
-    p.add_argument("--epsilon", type=float, default=1.0, help="carrier size (pixel units, images in [0, 1])")
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="carrier size (pixel units, images in [0, 1]; default: the profile's)")
     p.set_defaults(func=run_poison_cli)
     p = subparsers.add_parser("flip", help="train on CIFAR-10 and on its NAD-flipped version")
     _common_args(p)

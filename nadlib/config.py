@@ -53,6 +53,7 @@ class CIFARConfig:
     epochs: int
     poison_indices: tuple[int, ...]
     batch_size: int = 128
+    epsilon: float = 1.0  # carrier size of the NAD poisoning (pixel units, images in [0, 1])
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ _PROFILES = {
         name="default",
         separability=SeparabilityConfig(n_train=2_000, n_test=2_000, epochs=5, grid_stride=4),
         nads=NADConfig(n_networks=1_024, trainability_indices=(0, 10, 50, 100, 300, 600, 1000)),
-        cifar=CIFARConfig(n_train=10_000, n_test=2_000, epochs=5, poison_indices=(0, 10, 100, 300, 1000)),
+        cifar=CIFARConfig(n_train=20_000, n_test=5_000, epochs=10,
+                          poison_indices=(0, 10, 50, 100, 300, 600, 1000)),
     ),
     "paper": Profile(
         name="paper",
