@@ -10,7 +10,7 @@ import argparse
 import sys
 
 # Modules that contribute sub-commands, in the order of ``--help``.
-_COMMAND_MODULES = ("nadlib.training", "nadlib.cifar")
+_COMMAND_MODULES = ("nadlib.training", "nadlib.cifar", "nadlib.nads")
 
 
 def build_parser() -> argparse.ArgumentParser:
