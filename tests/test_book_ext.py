@@ -4,6 +4,7 @@ in test_book_build.py."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +33,18 @@ def test_plotly_output_renders_offline(ext):
     assert ext.PlotlyMimeRenderer.handle_mime(None, SimpleNamespace(mime_type="text/html", content=""),
                                               inline=False) is None
     assert ext.PlotlyMimeRenderer.handle_mime(None, data, inline=True) is None
+
+
+def test_figure_post_script_is_run(ext):
+    go = pytest.importorskip("plotly.graph_objects")
+    script = "window.__nadbook_test = document.getElementById('{plot_id}');"
+    fig = go.Figure(go.Heatmap(z=[[1, 2]]), layout={"meta": {ext.POST_SCRIPT_KEY: script}})
+    html = ext.plotly_json_to_html(fig.to_plotly_json())
+    # the script runs once Plotly.newPlot has resolved, with the id of this figure's div filled in
+    after_plot = html.split(".then(function(){", 1)[-1]
+    div_id = re.search(r'<div id="([^"]+)" class="plotly-graph-div"', html).group(1)
+    assert f"window.__nadbook_test = document.getElementById('{div_id}');" in after_plot
+    assert "__nadbook_test" not in ext.plotly_json_to_html(go.Figure(go.Heatmap(z=[[1]])).to_plotly_json())
 
 
 def test_plugin_is_registered_once(ext):

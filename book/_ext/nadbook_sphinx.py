@@ -28,12 +28,24 @@ PLOTLY_JS = "plotly.min.js"
 _HTML_BUILDERS = ("html", "dirhtml", "singlehtml")
 
 
+#: Key of ``layout.meta`` (a dict) holding JavaScript to run after the figure is drawn, e.g. hover
+#: handlers (``{plot_id}`` is replaced by the id of the figure's ``div``); see ``nadlib.plotting``.
+POST_SCRIPT_KEY = "nadbook_post_script"
+
+
 def plotly_json_to_html(fig: dict) -> str:
-    """HTML for one Plotly figure dict that relies on a global ``Plotly`` (no CDN, no MathJax)."""
+    """HTML for one Plotly figure dict that relies on a global ``Plotly`` (no CDN, no MathJax).
+
+    A figure may carry its own post-script in ``layout.meta[POST_SCRIPT_KEY]`` (Plotly keeps ``meta``
+    as data; the JSON mime type has no other place for code); it runs after ``Plotly.newPlot``.
+    """
     import plotly.io as pio
 
+    meta = (fig.get("layout") or {}).get("meta")
+    post_script = meta.get(POST_SCRIPT_KEY) if isinstance(meta, dict) else None
     return pio.to_html(fig, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                       validate=False, default_width="100%", default_height=525)
+                       validate=False, default_width="100%", default_height=525,
+                       post_script=post_script if isinstance(post_script, str) else None)
 
 
 class PlotlyMimeRenderer:
