@@ -91,3 +91,223 @@ def flip_widget(results: dict):
     box = W.VBox([choice, out])
     display(box)
     return box
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 1: clickable Fourier grid + "train now", and a precomputed-map switcher
+# --------------------------------------------------------------------------------------------------
+
+#: Architectures offered by the Chapter 1 "train now" widget (others can be passed explicitly).
+CH1_TRAIN_ARCHS = ("logreg", "lenet", "lenet_nopool", "resnet18")
+
+
+def _hex_color(value: float, vmin: float = 0.5, vmax: float = 1.0) -> str:
+    """Colour of an accuracy on the maps' colour scale (viridis, chance to 1); grey for NaN."""
+    import math
+
+    import matplotlib
+
+    from .plotting import NOT_TRAINED_COLOR
+
+    if value is None or not math.isfinite(value):
+        return NOT_TRAINED_COLOR
+    t = min(max((value - vmin) / (vmax - vmin), 0.0), 1.0)
+    return matplotlib.colors.to_hex(matplotlib.colormaps["viridis"](t))
+
+
+def _figure_png(fig) -> "object":
+    """An ``IPython.display.Image`` of a matplotlib figure (which is then closed), so that widget
+    callbacks can show figures through ``Output.append_display_data`` with or without a kernel."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def fourier_train_widget(grids: dict | None = None, profile=None, *, archs=None, stride: int | None = None,
+                         n_train: int | None = None, n_test: int | None = None, epochs: int | None = None,
+                         seed: int = 0, device=None, size: int = 32, display_widget: bool = True):
+    """Pick a Fourier coefficient on a clickable grid and an architecture; "train now" on D(v).
+
+    The grid shows the half-plane ``ky >= 0`` of signed frequencies with step ``stride`` (default: the
+    profile's ``separability.widget_stride``); each button is coloured by the precomputed test
+    accuracy of the chosen architecture in ``grids`` (``{arch: GridResult}``, grey when not
+    trained).  Clicking selects the frequency and shows its direction image; "train now" trains the
+    architecture on D(v) with the profile's sizes (``n_train``, ``n_test``, ``epochs`` override them)
+    and shows the learning curve and the final test accuracy.  Building the widget trains nothing.
+
+    Returns the ``VBox``; for scripting and tests it carries ``.arch`` (Dropdown), ``.buttons``
+    (``{(kx, ky): Button}`` with unsigned frequencies), ``.train_button``, ``.status`` (HTML),
+    ``.output`` (Output), ``.selected`` (a one-item list holding the selected ``(kx, ky)``) and
+    ``.results`` (list of ``(arch, (kx, ky), TrainResult)`` of the runs so far).
+    """
+    import time
+
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .config import get_device, get_profile
+    from .directions import fourier_direction
+    from .models import ARCHITECTURES
+    from .plotting import plot_fourier_directions, plot_learning_curves, signed_frequency
+    from .training import direction_accuracy
+
+    grids = {k: g for k, g in (grids or {}).items() if g is not None}
+    cfg = (profile or get_profile()).separability
+    prof_name = (profile or get_profile()).name
+    stride = int(stride or cfg.widget_stride)
+    if size % stride or stride < 1:
+        raise ValueError(f"stride must be a positive divisor of size={size}, got {stride}")
+    sizes = {"n_train": int(n_train or cfg.n_train), "n_test": int(n_test or cfg.n_test),
+             "epochs": int(epochs or cfg.epochs)}
+    if archs is None:
+        archs = list(dict.fromkeys([*CH1_TRAIN_ARCHS[:3], *grids]))
+    archs = list(archs)
+    unknown = [a for a in archs if a not in ARCHITECTURES]
+    if not archs or unknown:
+        raise ValueError(f"unknown architecture(s) {unknown}; known: {', '.join(ARCHITECTURES)}")
+    dev = get_device(device)
+
+    arch = W.Dropdown(options=archs, value=archs[0], description="architecture")
+    train_button = W.Button(description="train now", button_style="primary", icon="play")
+    status = W.HTML()
+    output = W.Output()
+    image_out = W.Output(layout=W.Layout(width="190px"))
+    selected = [(1 % size, 0)]
+    results: list = []
+
+    half = size // 2
+    kxs = list(range(-half, half, stride))
+    kys = list(range(half, -1, -stride))  # top row: ky = size/2, bottom row: ky = 0
+    buttons: dict = {}
+    cells = [W.Label("ky \\ kx", layout=W.Layout(width="52px"))]
+    cells += [W.Label(str(k), layout=W.Layout(width="30px")) for k in kxs]
+    for ky in kys:
+        cells.append(W.Label(str(ky), layout=W.Layout(width="52px")))
+        for kx in kxs:
+            key = (kx % size, ky % size)
+            b = W.Button(description="", layout=W.Layout(width="30px", height="24px", padding="0px"))
+            b.freq = key
+            b.on_click(lambda btn: select(btn.freq))
+            buttons[key] = b
+            cells.append(b)
+    grid_box = W.GridBox(cells, layout=W.Layout(grid_template_columns=f"52px repeat({len(kxs)}, 30px)",
+                                                grid_gap="2px"))
+
+    def accuracy_of(name, freq):
+        g = grids.get(name)
+        if g is None:
+            return float("nan")
+        return float(g.map[freq[1], freq[0]])
+
+    def recolor(*_):
+        for key, b in buttons.items():
+            acc = accuracy_of(arch.value, key)
+            b.style.button_color = _hex_color(acc)
+            signed = (signed_frequency(key[0], size), signed_frequency(key[1], size))
+            b.tooltip = f"(kx, ky) = {signed} = {key} mod {size}: " + (
+                f"precomputed test accuracy {acc:.3f}" if acc == acc else "not precomputed")
+            b.icon = "check" if key == selected[0] else ""
+        describe()
+
+    def describe():
+        kx, ky = selected[0]
+        acc = accuracy_of(arch.value, selected[0])
+        g = grids.get(arch.value)
+        if acc == acc:
+            s = g.settings
+            pre = (f"precomputed test accuracy of <b>{arch.value}</b>: <b>{acc:.3f}</b> ({s.get('profile', '?')} "
+                   f"profile, {s.get('n_train', '?')} train samples, {s.get('epochs', '?')} epochs, "
+                   f"{s.get('device', '?')})")
+        else:
+            pre = f"no precomputed accuracy of <b>{arch.value}</b> for this frequency"
+        status.value = (f"selected (kx, ky) = ({kx}, {ky}); {pre}.<br>train now: {arch.value} on D(v), "
+                        f"{sizes['n_train']:,} train / {sizes['n_test']:,} test samples, {sizes['epochs']} "
+                        f"epochs ({prof_name} profile, {dev})")
+
+    def select(freq):
+        selected[0] = freq
+        image_out.outputs = ()
+        _, ax = plt.subplots(figsize=(2.0, 2.1))
+        image_out.append_display_data(_figure_png(plot_fourier_directions([freq], size=size, axes=ax)))
+        recolor()
+
+    def train_now(_=None):
+        freq, name = selected[0], arch.value
+        train_button.disabled = True
+        status.value += "<br><i>training...</i>"
+        try:
+            start = time.perf_counter()
+            hist = direction_accuracy(name, fourier_direction(*freq, size=size), seed=seed, device=dev,
+                                      return_history=True, **sizes)
+            elapsed = time.perf_counter() - start
+        except Exception as err:  # shown in the widget instead of lost in a callback
+            status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
+            raise
+        finally:
+            train_button.disabled = False
+        results.append((name, freq, hist))
+        describe()
+        status.value += (f"<br>live run: <b>{name}</b> on (kx, ky) = {freq}: final test accuracy "
+                         f"<b>{hist.final_test_acc:.3f}</b> (train {hist.final_train_acc:.3f}), "
+                         f"{elapsed:.1f} s on {dev}")
+        fig, ax = plt.subplots(figsize=(6.0, 3.3))
+        plot_learning_curves({f"{name} {freq}": hist}, ax=ax,
+                             title=f"{name} on D(v), (kx, ky) = {freq}: {sizes['n_train']:,} samples")
+        output.outputs = ()
+        output.append_display_data(_figure_png(fig))
+
+    arch.observe(recolor, names="value")
+    train_button.on_click(train_now)
+    select(selected[0])
+    legend = W.HTML("colour: precomputed test accuracy of the chosen architecture (purple 0.5 = chance, "
+                    "yellow 1.0; grey: not precomputed); click a square to pick its frequency")
+    box = W.VBox([W.HBox([arch, train_button]), legend, W.HBox([grid_box, image_out]), status, output])
+    box.arch, box.buttons, box.train_button, box.status = arch, buttons, train_button, status
+    box.output, box.selected, box.results = output, selected, results
+    box.select = select
+    if display_widget:
+        display(box)
+    return box
+
+
+def accuracy_map_switcher(grids: dict, display_widget: bool = True):
+    """A dropdown that switches the displayed precomputed accuracy map by architecture.
+
+    ``grids``: ``{name: GridResult}`` (``None`` entries are listed as missing).  Returns the ``VBox``
+    with ``.choice`` (Dropdown) and ``.output`` (Output) attached.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    from .plotting import _grid_caption, plot_accuracy_map
+
+    if not grids:
+        raise ValueError("grids is empty: give at least one {name: GridResult}")
+    choice = W.Dropdown(options=list(grids), description="architecture")
+    output = W.Output()
+
+    def show(*_):
+        output.outputs = ()
+        grid = grids[choice.value]
+        if grid is None:
+            output.append_display_data(Markdown(f"No precomputed map for **{choice.value}** in `results/`."))
+            return
+        fig, ax = plt.subplots(figsize=(5.0, 4.2))
+        plot_accuracy_map(grid, ax=ax, title=f"{choice.value}\n{_grid_caption(grid)}")
+        output.append_display_data(_figure_png(fig))
+
+    choice.observe(show, names="value")
+    show()
+    box = W.VBox([choice, output])
+    box.choice, box.output = choice, output
+    if display_widget:
+        display(box)
+    return box

@@ -1,0 +1,212 @@
+"""Chapter 1 figures: the right data on the right axes; the Plotly map's menu, hover and post-script.
+
+The browser test at the end opens a standalone HTML page of the interactive figure in headless
+Chromium (skipped, with the reason, when Chromium or Playwright is missing), hovers a cell and checks
+that the direction image and its title follow the hovered frequency, then switches architecture.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+import nadlib  # noqa: E402
+from nadlib import GridResult  # noqa: E402
+from nadlib import plotting as P  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _grid(arch, stride, value_of):
+    return GridResult(arch, {f: value_of(*f) for f in nadlib.fourier_grid(32, stride)}, 32,
+                      {"profile": "test", "n_train": 10, "n_test": 10, "epochs": 1, "device": "cpu"})
+
+
+def test_signed_frequency():
+    assert [P.signed_frequency(k) for k in (0, 1, 15, 16, 17, 31)] == [0, 1, 15, -16, -15, -1]
+    with pytest.raises(ValueError):
+        P.signed_frequency(32)
+    with pytest.raises(TypeError):
+        P.signed_frequency(1.5)
+
+
+def test_shifted_map_puts_dc_at_the_centre():
+    signed, shifted = P.shifted_accuracy_map({(0, 0): 0.9, (3, 2): 0.7})
+    assert signed[16] == 0 and signed[0] == -16 and signed[-1] == 15
+    assert shifted[16, 16] == 0.9                     # (kx, ky) = (0, 0)
+    assert shifted[16 + 2, 16 + 3] == 0.7             # row = ky, column = kx
+    assert shifted[16 - 2, 16 - 3] == 0.7             # the mirror (-3, -2) has the same value
+    assert np.isnan(shifted).sum() == 32 * 32 - 3
+
+
+def test_lattice_of_a_coarse_grid():
+    coords, values, step = P.accuracy_lattice(_grid("x", 4, lambda kx, ky: 0.6))
+    assert step == 4 and list(coords) == list(range(-16, 16, 4))
+    assert values.shape == (8, 8) and np.all(values == 0.6)  # every lattice point trained (mirrors filled)
+    coords, values, step = P.accuracy_lattice({(1, 0): 0.8})
+    assert step == 1 and values.shape == (32, 32)
+
+
+def test_accuracy_map_axes_and_data():
+    grid = _grid("lenet", 8, lambda kx, ky: 0.5 + 0.5 * (kx == 0))
+    ax = P.plot_accuracy_map(grid, mark=[(8, 0)])
+    im = ax.images[0]
+    data = np.ma.filled(im.get_array(), np.nan)
+    coords, values, _ = P.accuracy_lattice(grid)
+    np.testing.assert_array_equal(data, values)
+    assert im.get_clim() == (0.5, 1.0)
+    assert im.origin == "lower"
+    assert "kx" in ax.get_xlabel() and "ky" in ax.get_ylabel() and ax.get_title() == "lenet"
+    # DC sits at the centre of its cell: value at (kx, ky) = (0, 0) is 1.0
+    j = list(coords).index(0)
+    assert data[j, j] == 1.0 and data[j, j + 1] == 0.5
+    # the marker is at the signed frequency
+    (line,) = ax.lines
+    assert tuple(line.get_xydata()[0]) == (8.0, 0.0)
+
+
+def test_nan_is_grey_and_labelled():
+    ax = P.plot_accuracy_map({(1, 0): 0.9})
+    cmap = ax.images[0].get_cmap()
+    assert matplotlib.colors.to_hex(cmap.get_bad()) == P.NOT_TRAINED_COLOR
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["not trained"]
+
+
+def test_maps_side_by_side_and_missing_panel():
+    grids = {"LogReg": _grid("logreg", 8, lambda kx, ky: 1.0), "ResNet-18": None,
+             "LeNet": _grid("lenet", 8, lambda kx, ky: 0.5)}
+    fig = P.plot_accuracy_maps(grids)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 3
+    assert [ax.get_title().splitlines()[0] for ax in panels] == ["LogReg", "ResNet-18", "LeNet"]
+    assert len(panels[1].images) == 0 and "no artifact" in panels[1].texts[0].get_text()
+    assert np.nanmean(panels[0].images[0].get_array()) == 1.0
+    assert "test profile" in panels[0].get_title()  # the provenance caption
+
+
+def test_fourier_direction_images():
+    freqs = [(0, 0), (1, 0), (5, 3)]
+    fig = P.plot_fourier_directions(freqs, ncols=2)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 3
+    for ax, f in zip(shown, freqs):
+        np.testing.assert_allclose(ax.images[0].get_array(), nadlib.fourier_direction(*f).numpy())
+        assert str(f) in ax.get_title()
+    with pytest.raises(ValueError):
+        P.plot_fourier_directions([])
+
+
+def test_learning_curves():
+    h = nadlib.TrainResult(epochs=[1, 2, 3], train_acc=[0.6, 0.8, 0.9], test_acc=[0.55, 0.7, 0.85])
+    ax = P.plot_learning_curves({"lenet": h})
+    ys = {line.get_label(): list(line.get_ydata()) for line in ax.lines}
+    assert ys["lenet (test)"] == h.test_acc and ys["lenet (train)"] == h.train_acc
+    assert ys["chance"] == [0.5, 0.5]
+
+
+def test_pooling_aliasing_numbers():
+    low, nyq, mid, diag = P.pooling_aliasing([(1, 0), (16, 15), (5, 3), (8, 8)])
+    # a 2x2 average pool has gain |cos(pi kx / 32) cos(pi ky / 32)| on a sine
+    assert math.isclose(low["avg_gain"], math.cos(math.pi / 32), rel_tol=1e-9)
+    assert math.isclose(mid["avg_gain"], math.cos(5 * math.pi / 32) * math.cos(3 * math.pi / 32), rel_tol=1e-9)
+    assert nyq["avg_gain"] < 1e-9 and nyq["max_contrast"] < 1e-9  # kx = 16: erased by both poolings
+    assert 0 < mid["max_contrast"] < 1
+    assert nyq["folded"] == (0, -1) and diag["folded"] == (-8, -8) and low["folded"] == (1, 0)
+    fig = P.plot_pooling_aliasing([(1, 0), (16, 15)])
+    assert len([ax for ax in fig.axes if ax.images]) == 6
+
+
+def _plotly_grids():
+    return {"logreg": _grid("logreg", 4, lambda kx, ky: 1.0),
+            "lenet": _grid("lenet", 8, lambda kx, ky: 0.5 + 0.4 * (kx + ky == 0)),
+            "missing": None}
+
+
+def test_plotly_figure_has_one_trace_and_menu_entry_per_architecture():
+    pytest.importorskip("plotly")
+    fig = P.accuracy_map_plotly(_plotly_grids())
+    heatmaps = fig.data[:-1]
+    assert [t.name for t in heatmaps] == ["logreg", "lenet"] and fig.data[-1].name == "direction"
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["logreg", "lenet"]
+    assert list(buttons[1].args[0]["visible"]) == [False, True, True]
+    assert [t.visible for t in heatmaps] == [True, False]
+    # data: lattice coordinates, accuracies, unsigned frequencies in customdata for the hover
+    lenet = heatmaps[1]
+    assert list(lenet.x) == list(range(-16, 16, 8))
+    z = np.array(lenet.z, dtype=float)
+    custom = np.array(lenet.customdata)
+    i, j = list(lenet.y).index(0), list(lenet.x).index(0)
+    assert z[i, j] == 0.9 and tuple(custom[i, j]) == (0, 0)
+    assert tuple(custom[0, 0]) == (16, 16)  # signed (-16, -16)
+    assert "%{z:.3f}" in lenet.hovertemplate and "customdata[0]" in lenet.hovertemplate
+    meta = fig.layout.meta
+    assert meta["image_trace"] == 2 and "plotly_hover" in meta["nadbook_post_script"]
+    np.testing.assert_allclose(np.array(fig.data[-1].z), nadlib.fourier_direction(1, 0).numpy(), atol=1e-7)
+    with pytest.raises(ValueError):
+        P.accuracy_map_plotly({"x": None})
+
+
+def _chromium():
+    for c in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if c and Path(c).exists():
+            return c
+    return None
+
+
+def test_plotly_hover_updates_direction_image_in_a_browser(tmp_path):
+    pio = pytest.importorskip("plotly.io")
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium); the hover script was not run")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    fig = P.accuracy_map_plotly(_plotly_grids())
+    page_path = tmp_path / "fig.html"
+    page_path.write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True,
+                                     post_script=fig.layout.meta["nadbook_post_script"]))
+    state = ("(() => { const g = document.querySelector('.plotly-graph-div'); const d = g.data;"
+             " return {z: d[d.length - 1].z, title: g.layout.xaxis2.title.text,"
+             " visible: d.map(t => t.visible)}; })()")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 650})
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(page_path.as_uri())
+            page.wait_for_function("document.querySelector('.plotly-graph-div .main-svg') !== null")
+            before = page.evaluate(state)
+            # hover the cell (kx, ky) = (4, 0) of the logreg map: find its pixel from the axes
+            x, y = page.evaluate("(() => { const g = document.querySelector('.plotly-graph-div');"
+                                 " const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;"
+                                 " const r = g.getBoundingClientRect();"
+                                 " return [r.left + xa._offset + xa.d2p(4), r.top + ya._offset + ya.d2p(0)]; })()")
+            page.mouse.move(x, y)
+            page.wait_for_timeout(500)
+            after = page.evaluate(state)
+            hover_text = page.evaluate("document.querySelector('.hoverlayer').textContent")
+            page.locator(".updatemenu-header-group").first.click()
+            page.locator(".updatemenu-item-text", has_text="lenet").first.click()
+            page.wait_for_timeout(300)
+            switched = page.evaluate(state)
+        finally:
+            browser.close()
+    assert not errors, errors
+    np.testing.assert_allclose(before["z"], nadlib.fourier_direction(1, 0).numpy(), atol=1e-6)
+    assert after["title"] == "direction (kx, ky) = (4, 0)"
+    np.testing.assert_allclose(after["z"], nadlib.fourier_direction(4, 0).numpy(), atol=1e-6)
+    assert "(4, 0)" in hover_text and "1.000" in hover_text
+    assert switched["visible"] == [False, True, True]
