@@ -46,8 +46,12 @@ class SeparabilityConfig:
 class NADConfig:
     """Sizes of the NAD experiments (Chapter 2)."""
 
-    n_networks: int  # networks for a live estimate
+    n_networks: int  # networks for a live LeNet / LogReg estimate
     trainability_indices: tuple[int, ...]  # NAD indices i used for training on D(u_i)
+    n_networks_large: int = 8  # networks for a live gradient estimate of ResNet-18 / VGG-11 / DenseNet-121
+    n_train: int = 2_000  # samples of D(u_i) for the trainability experiment
+    n_test: int = 2_000
+    epochs: int = 5
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ _PROFILES = {
         # 10,000 samples even here: with fewer, LogReg overfits D(v) in d=1024 (5 epochs: ~99% test)
         separability=SeparabilityConfig(n_train=10_000, n_test=1_000, epochs=5, grid_stride=8,
                                         lenet_freqs=((1, 0), (16, 15)), nopool_freqs=((16, 15),)),
-        nads=NADConfig(n_networks=64, trainability_indices=(0, 100, 1000)),
+        nads=NADConfig(n_networks=64, trainability_indices=(0, 1000), n_networks_large=4,
+                       n_train=512, n_test=256, epochs=1),
         cifar=CIFARConfig(n_train=500, n_test=200, epochs=2, poison_indices=(0, 1000)),
     ),
     "default": Profile(
@@ -93,7 +98,9 @@ _PROFILES = {
         separability=SeparabilityConfig(n_train=10_000, n_test=2_000, epochs=20, grid_stride=4,
                                         lenet_freqs=((1, 0), (5, 3), (16, 15), (12, 20)),
                                         nopool_freqs=((16, 15), (12, 20))),
-        nads=NADConfig(n_networks=1_024, trainability_indices=(0, 10, 50, 100, 300, 600, 1000)),
+        # LeNet needs ~10,000 samples of D(u_i) to learn even the first NADs (2,000: chance level)
+        nads=NADConfig(n_networks=256, trainability_indices=(0, 20, 1000), n_networks_large=8,
+                       n_train=10_000, n_test=1_000, epochs=3),
         cifar=CIFARConfig(n_train=20_000, n_test=5_000, epochs=10,
                           poison_indices=(0, 10, 50, 100, 300, 600, 1000)),
     ),
@@ -107,6 +114,7 @@ _PROFILES = {
         nads=NADConfig(
             n_networks=10_000,
             trainability_indices=(0, 10, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1023),
+            n_networks_large=1_000, n_train=10_000, n_test=10_000, epochs=20,
         ),
         cifar=CIFARConfig(
             n_train=50_000, n_test=10_000, epochs=30, poison_indices=(0, 10, 50, 100, 300, 600, 1000)

@@ -56,7 +56,7 @@ from .results import Checkpoint, load_artifact, provenance, save_artifact
 METHODS = ("secant", "gradient")
 
 __all__ = ["NADs", "estimate_nads", "load_nads", "subspace_overlap", "split_half_stability",
-           "network_seed", "METHODS"]
+           "network_seed", "nad_trainability", "METHODS"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -344,6 +344,12 @@ def _pool2(t: torch.Tensor) -> torch.Tensor:
                          torch.maximum(t[..., 1::2, 0::2], t[..., 1::2, 1::2]))
 
 
+def _max4(t: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Max over ``dim`` of size 4 (the 2x2 pooling candidates in a pool-major layout)."""
+    return torch.maximum(torch.maximum(t.select(dim, 0), t.select(dim, 1)),
+                         torch.maximum(t.select(dim, 2), t.select(dim, 3)))
+
+
 class _LeNetSecant:
     """Exact central differences for a batch of LeNets, exploiting that pixel ``j`` only reaches a
     window of the first feature maps.
@@ -383,22 +389,31 @@ class _LeNetSecant:
         # flat[(sign, pixel, c, y, x)] = where conv2 output (y, x) of that perturbed input reads its change
         # in the flattened (sign, pixel, c, 7*7 + zero slot) window tensor
         wo, n2 = self.wp + k2 - 1, (self.P1h - k2 + 1) * (self.P1w - k2 + 1)
-        yy = torch.arange(self.P1h - k2 + 1)[None, :, None] - (self.pr0[:, None, None] - (k2 - 1))
-        xx = torch.arange(self.P1w - k2 + 1)[None, None, :] - (self.pc0[:, None, None] - (k2 - 1))
+        # conv2 outputs are laid out pool-major: (dy, dx, qy, qx) with y = 2 qy + dy, x = 2 qx + dx, so that
+        # the 2x2 max-pool is a max over 4 contiguous blocks
+        qy = torch.arange((self.P1h - k2 + 1) // 2)
+        qx = torch.arange((self.P1w - k2 + 1) // 2)
+        Y = (2 * qy[None, None, :, None] + torch.arange(2)[:, None, None, None]).expand(2, 2, len(qy), len(qx))
+        X = (2 * qx[None, None, None, :] + torch.arange(2)[None, :, None, None]).expand(2, 2, len(qy), len(qx))
+        yy = Y.reshape(1, -1) - (self.pr0[:, None] - (k2 - 1))
+        xx = X.reshape(1, -1) - (self.pc0[:, None] - (k2 - 1))
         inside = (yy >= 0) & (yy < wo) & (xx >= 0) & (xx < wo)
         local = torch.where(inside, yy.clamp(0, wo - 1) * wo + xx.clamp(0, wo - 1), torch.full_like(yy, wo * wo))
         local = local.reshape(-1, 1, n2)                                     # (D, 1, n2)
         n_img = 2 * local.shape[0]
         base_off = (torch.arange(n_img)[:, None, None] * self.c2 + torch.arange(self.c2)[None, :, None]) * (wo * wo + 1)
         self.flat = (base_off + local.repeat(2, 1, 1)).reshape(-1).to(device)
-        win = 2 * self.wp
-        rows = 2 * self.pr0[:, None] + torch.arange(win)     # conv1 rows of the window (D, 6)
-        cols = 2 * self.pc0[:, None] + torch.arange(win)
-        ky = r[:, None, None] - rows[:, :, None]             # kernel offsets (D, 6, 1)
-        kx = s[:, None, None] - cols[:, None, :]             # (D, 1, 6)
+        # the 6x6 conv1 window is gathered pool-major: (dy, dx, py, px), row 2 pr0 + 2 py + dy
+        ar = torch.arange(self.wp)
+        rows = (2 * self.pr0[:, None, None, None, None] + 2 * ar[None, None, None, :, None]
+                + torch.arange(2)[None, :, None, None, None])                  # (D, 2, 1, 3, 1)
+        cols = (2 * self.pc0[:, None, None, None, None] + 2 * ar[None, None, None, None, :]
+                + torch.arange(2)[None, None, :, None, None])                  # (D, 1, 2, 1, 3)
+        ky = r[:, None, None, None, None] - rows
+        kx = s[:, None, None, None, None] - cols
         valid = (ky >= 0) & (ky < k1) & (kx >= 0) & (kx < k1)
-        kidx = ch[:, None, None] * k1 * k1 + ky.clamp(0, k1 - 1) * k1 + kx.clamp(0, k1 - 1)
-        self.kidx = torch.where(valid, kidx, torch.full_like(kidx, C * k1 * k1)).to(dev)  # (D, 6, 6)
+        kidx = ch[:, None, None, None, None] * k1 * k1 + ky.clamp(0, k1 - 1) * k1 + kx.clamp(0, k1 - 1)
+        self.kidx = torch.where(valid, kidx, torch.full_like(kidx, C * k1 * k1)).to(dev)  # (D, 2, 2, 3, 3)
         self.rows, self.cols = rows.to(dev), cols.to(dev)
         prow = self.pr0[:, None] + torch.arange(self.wp)
         pcol = self.pc0[:, None] + torch.arange(self.wp)
@@ -430,12 +445,13 @@ class _LeNetSecant:
         pool1 = torch.relu_(_pool2(base1))                                      # (B, c1, P, P)
         base2 = torch.nn.functional.conv2d(pool1.reshape(1, B * c1, self.P1h, self.P1w),
                                            w2.reshape(B * c2, c1, k2, k2), b2.reshape(-1), groups=B)
-        base2 = base2.view(B, 1, 1, c2, self.H2, self.W2)
+        base2 = base2.view(B, c2, self.H2 // 2, 2, self.W2 // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(B, 1, 1, c2, 4, -1)
         # windows of the first stage, both signs (max-pool and ReLU commute: pool first)
-        bw = base1[:, :, self.rows[:, :, None], self.cols[:, None, :]]          # (B, c1, D, 6, 6)
+        bw = base1[:, :, self.rows, self.cols]                                  # (B, c1, D, 2, 2, 3, 3)
         kpad = torch.cat([w1.reshape(B, c1, -1), w1.new_zeros(B, c1, 1)], dim=2)
-        kw = kpad[:, :, self.kidx].mul_(step)                                   # (B, c1, D, 6, 6)
-        pw = torch.relu_(_pool2(torch.stack([bw + kw, bw.sub_(kw)], dim=2)))     # (B, c1, 2, D, 3, 3)
+        kw = kpad[:, :, self.kidx].mul_(step)                                   # (B, c1, D, 2, 2, 3, 3)
+        pre = torch.stack([bw + kw, bw.sub_(kw)], dim=2).view(B, c1, 2, D, 4, wp, wp)
+        pw = torch.relu_(_max4(pre))                                            # (B, c1, 2, D, 3, 3)
         pbase = pool1[:, :, self.prow[:, :, None], self.pcol[:, None, :]]       # (B, c1, D, 3, 3)
         delta = pw.sub_(pbase[:, :, None]).permute(0, 2, 3, 1, 4, 5).reshape(B, 2 * D, c1 * wp * wp)
         # response of the 7x7 conv2 window to a unit change of each of the 54 pooled-window entries,
@@ -443,8 +459,8 @@ class _LeNetSecant:
         w2pad = torch.cat([w2.reshape(B, c2, -1), w2.new_zeros(B, c2, 1)], dim=2)
         resp = w2pad[:, :, self.ridx].permute(0, 2, 1, 3).reshape(B, c1 * wp * wp, c2 * (wo * wo + 1))
         d2 = torch.bmm(delta, resp).view(B, -1)   # zero slot per (image, channel) comes from the sentinel
-        out2 = torch.index_select(d2, 1, self.flat).view(B, 2, D, c2, self.H2, self.W2).add_(base2)
-        h = torch.relu_(_pool2(out2)).reshape(B, 2 * D, -1)
+        out2 = torch.index_select(d2, 1, self.flat).view(B, 2, D, c2, 4, -1).add_(base2)
+        h = torch.relu_(_max4(out2, -2)).reshape(B, 2 * D, -1)
         for j, lin in enumerate(zip(*[l[2] for l in layers])):
             w = torch.stack([m.weight for m in lin])
             b = torch.stack([m.bias for m in lin])
@@ -599,6 +615,7 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
         if check_every is None:
             check_every = max(64, n_networks // 20)
         use_vmap = [True]
+        t_grad = time.perf_counter()
         try:
             stats, n_done, stopped = _run(factory, seed, device, x, method, step, fast, stats, start, n_networks,
                                           int(batch_size), progress, ckpt, checkpoint_every, stop_at_stability,
@@ -606,6 +623,7 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
         finally:
             if device.type == "cuda":
                 torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
+    t_grad = time.perf_counter() - t_grad
     vals, vecs = _eig_desc(stats.covariance())
     keep = dim if k is None else int(k)
     stability = split_half_stability(stats, stability_ks)
@@ -614,6 +632,7 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
                       eval_point="randn(input_shape) from torch.Generator().manual_seed(seed)"
                       if eval_point is None else "given", stopped_early=bool(stopped),
                       requested_networks=n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
+                      gradient_time_s=round(t_grad, 3),
                       resumed_from=start, bn_mode="eval")
     if ckpt is not None:
         ckpt.save(**stats.arrays(), next_index=np.array(n_done))
@@ -688,6 +707,59 @@ def _run(factory, seed, device, x, method, step, fast, stats, start, n_networks,
 
 
 # ----------------------------------------------------------------------------------------------
+# trainability: train on D(u_i) for several NAD indices i
+
+
+def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 2000, n_test: int = 2000,
+                     epochs: int = 5, seed: int = 0, device=None, progress: bool = True,
+                     checkpoint=None) -> dict:
+    """Test accuracy of ``arch`` trained on D(u_i) (:func:`nadlib.direction_accuracy`) for each NAD index.
+
+    Returns ``{"indices": int array, "test_acc": float array}``; with ``checkpoint`` (an ``.npz`` path)
+    finished indices are stored and skipped when the same call is repeated.
+    """
+    from tqdm.auto import tqdm
+
+    from .training import direction_accuracy
+
+    d = getattr(nads, "directions", nads)
+    indices = [int(i) for i in indices]
+    if not indices or min(indices) < 0 or max(indices) >= len(d):
+        raise ValueError(f"indices must be in [0, {len(d) - 1}], got {indices}")
+    settings = {"arch": arch, "indices": indices, "n_train": n_train, "n_test": n_test, "epochs": epochs,
+                "seed": seed, "nads_sha": _digest(torch.as_tensor(d[max(indices)]).float())}
+    ck = Checkpoint(checkpoint, settings) if checkpoint is not None else None
+    accs = list(ck.arrays.get("test_acc", [])) if ck is not None else []
+    for i in tqdm(indices[len(accs):], disable=not progress, desc=f"train {arch} on D(u_i)"):
+        accs.append(direction_accuracy(arch, torch.as_tensor(d[i]), n_train=n_train, n_test=n_test,
+                                       epochs=epochs, seed=seed, device=device))
+        if ck is not None:
+            ck.save(test_acc=np.array(accs))
+    return {"indices": np.array(indices), "test_acc": np.array(accs, dtype=float)}
+
+
+def run_trainability_cli(args) -> None:
+    t0 = time.perf_counter()
+    nads = load_nads(args.nads)
+    if args.indices:
+        indices = [int(i) for i in args.indices.split(",")]
+    else:
+        from .config import get_profile
+        indices = list(get_profile(args.profile).nads.trainability_indices)
+    out = Path(args.out)
+    ck = out.with_name(out.stem + ".ckpt.npz")
+    arrays = nad_trainability(nads, indices, arch=args.arch, n_train=args.n_train, n_test=args.n_test,
+                              epochs=args.epochs, seed=args.seed, device=args.device, checkpoint=ck)
+    meta = provenance(device=get_device(args.device), arch=args.arch, nads=str(args.nads),
+                      nads_method=nads.method, nads_networks=nads.n_networks, n_train=args.n_train,
+                      n_test=args.n_test, epochs=args.epochs, seed=args.seed,
+                      wall_time_s=round(time.perf_counter() - t0, 1))
+    save_artifact(out, arrays, meta)
+    ck.unlink(missing_ok=True)
+    print(f"wrote {out}: " + ", ".join(f"{i}: {a:.3f}" for i, a in zip(arrays["indices"], arrays["test_acc"])))
+
+
+# ----------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -726,3 +798,16 @@ def register_cli(subparsers) -> None:
                    help="stop when the split-half top-10 overlap reaches this value")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_cli)
+
+    t = subparsers.add_parser("trainability", help="train on D(u_i) for several NAD indices i (resumable)")
+    t.add_argument("--nads", required=True, help="NAD artifact (.npz) written by `nads`")
+    t.add_argument("--arch", default="lenet")
+    t.add_argument("--indices", default=None, help="comma-separated NAD indices (default: the profile's)")
+    t.add_argument("--profile", default=None, help="profile whose trainability indices are used")
+    t.add_argument("--n-train", type=int, default=10_000)
+    t.add_argument("--n-test", type=int, default=10_000)
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None)
+    t.add_argument("--out", required=True)
+    t.set_defaults(func=run_trainability_cli)
