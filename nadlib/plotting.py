@@ -530,3 +530,92 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
                      row=1, col=2)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", showticklabels=False, row=1, col=2)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 2: NADs (images + Fourier energy, eigenvalue spectra, trainability vs NAD index)
+# --------------------------------------------------------------------------------------------------
+
+def _nad_rows(nads):
+    """NAD rows as a float64 numpy array ``k x C x H x W`` from a :class:`nadlib.NADs` or an array."""
+    import numpy as _np
+    import torch as _torch
+
+    d = getattr(nads, "directions", nads)
+    d = d.detach().cpu().numpy() if isinstance(d, _torch.Tensor) else _np.asarray(d)
+    if d.ndim == 2:  # k x (H*W): assume square single-channel images
+        side = int(round(d.shape[1] ** 0.5))
+        d = d.reshape(d.shape[0], 1, side, side)
+    elif d.ndim == 3:
+        d = d[:, None]
+    return d.astype(_np.float64)
+
+
+def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, axes=None):
+    """Top row: NADs ``u_i`` in pixel space (diverging colours, channels summed); bottom row: their Fourier
+    energy ``|DFT(u_i)|²`` with the zero frequency at the centre.  Returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as _np
+
+    from .directions import fourier_energy
+
+    d = _nad_rows(nads)
+    indices = [int(i) for i in indices]
+    if axes is None:
+        fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices), 3.4), squeeze=False)
+    else:
+        fig = axes[0][0].figure
+    for col, i in enumerate(indices):
+        img = d[i].sum(0)
+        m = _np.abs(img).max() or 1.0
+        axes[0][col].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
+        axes[0][col].set_title(f"NAD {i}", fontsize=9)
+        axes[1][col].imshow(fourier_energy(d[i]).numpy(), cmap="magma")
+        for r in (0, 1):
+            axes[r][col].set_xticks([])
+            axes[r][col].set_yticks([])
+    axes[0][0].set_ylabel("pixels", fontsize=9)
+    axes[1][0].set_ylabel("Fourier energy", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_eigenvalues(spectra: dict, ax=None, normalize: bool = True):
+    """Eigenvalue spectra (variances along the NADs, descending) of several estimates on a log scale.
+
+    ``spectra`` maps a label to a :class:`nadlib.NADs` or an array of eigenvalues; with ``normalize``
+    each spectrum is divided by its sum (fraction of the total gradient variance)."""
+    import matplotlib.pyplot as plt
+    import numpy as _np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, ev in spectra.items():
+        ev = getattr(ev, "eigenvalues", ev)
+        ev = _np.asarray(ev.detach().cpu() if hasattr(ev, "detach") else ev, dtype=float)
+        ev = _np.clip(ev, 1e-300, None)
+        ax.semilogy(ev / ev.sum() if normalize else ev, label=label)
+    ax.set_xlabel("NAD index i")
+    ax.set_ylabel("variance fraction" if normalize else "variance")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
+    """Test accuracy after training on D(u_i) vs NAD index i; ``curves`` maps a label to ``(indices, accs)``."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, (idx, acc) in curves.items():
+        ax.plot(list(idx), list(acc), "o-", label=label)
+    ax.axhline(chance, color="grey", ls=":", lw=1)
+    ax.set_xlabel("NAD index i")
+    ax.set_ylabel("test accuracy on D(u_i)")
+    ax.set_ylim(0.4, 1.02)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
