@@ -6,6 +6,7 @@ config).  Each config runs in its own subprocess so that its peak memory (ru_max
     python benchmarks/bench_nads.py            # LeNet + ResNet-18 on CPU (a few minutes on 2 cores)
     python benchmarks/bench_nads.py --quick    # fewer networks
 
+estimate_nads needs at least 2 networks, hence 2 for the ResNet-18 secant row.
 Columns: networks/s of the gradient phase (the part that scales with the number of networks), total
 wall time including the final PCA / eigendecomposition, and peak resident memory of the process.
 """
@@ -64,8 +65,8 @@ def main():
     args = ap.parse_args()
     q = args.quick
     configs = [("lenet", "plain", 8 if q else 24), ("lenet", "secant", 32 if q else 96),
-               ("lenet", "gradient", 128 if q else 512),
-               ("resnet18", "plain", 1), ("resnet18", "secant", 1), ("resnet18", "gradient", 8 if q else 24)]
+               ("lenet", "gradient", 512 if q else 2048),
+               ("resnet18", "plain", 1), ("resnet18", "secant", 2), ("resnet18", "gradient", 8 if q else 32)]
     import torch
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} threads, "
           f"load average before: {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}")

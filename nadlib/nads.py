@@ -501,10 +501,10 @@ def _grad_vmap(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 # main entry point
 
 
-def _default_batch(method: str, fast_lenet: bool, dim: int, device: torch.device) -> int:
+def _default_batch(method: str, fast_lenet: bool, n_params: int, device: torch.device) -> int:
     gpu = device.type == "cuda"
-    if method == "gradient":
-        return 256 if gpu else 32
+    if method == "gradient":  # stacked parameters of one batch: ~50M numbers on a CPU, ~1G on a GPU
+        return max(1, min(1024 if gpu else 128, int((1e9 if gpu else 5e7) // max(n_params, 1))))
     if fast_lenet:
         return 64 if gpu else 8
     return 4 if gpu else 1
@@ -601,7 +601,7 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
             except ValueError:
                 fast = None
         if batch_size is None:
-            batch_size = _default_batch(method, fast is not None, dim, device)
+            batch_size = _default_batch(method, fast is not None, sum(p.numel() for p in first.parameters()), device)
         settings["batch_size"] = int(batch_size)
         settings["path"] = "lenet-windowed" if fast is not None else ("vmap" if method == "gradient" else "batched")
         if checkpoint is not None:
@@ -646,6 +646,42 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
+class _NetworkMaker:
+    """Networks ``j`` seeded with ``network_seed(seed, j)``.  Building a module is slow in Python, so when
+    re-initialising a pool of modules in place (``reset_parameters()`` of every submodule, in registration
+    order, under the same seed) gives exactly the parameters and buffers of a freshly built network (checked
+    on network 0), the pool is reused; otherwise every network is built by ``factory``."""
+
+    def __init__(self, factory, seed, device, pool_size):
+        self.factory, self.seed, self.device = factory, seed, device
+        fresh = _build(factory, 0, seed)
+        pool0 = _build(factory, 0, seed + 1)
+        self._reinit(pool0, 0)
+        a, b = fresh.state_dict(), pool0.state_dict()
+        self.reuse = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        self.pool = [pool0.to(device)] + [factory().eval().to(device) for _ in range(pool_size - 1)] \
+            if self.reuse else []
+
+    def _reinit(self, net, j):
+        torch.manual_seed(network_seed(self.seed, j))
+        with torch.no_grad():
+            for m in net.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+
+    def __call__(self, indices) -> list[nn.Module]:
+        if not self.reuse:
+            return [_build(self.factory, j, self.seed).to(self.device) for j in indices]
+        nets = self.pool[:len(indices)]
+        for net, j in zip(nets, indices):
+            if self.device.type == "cpu":
+                self._reinit(net, j)
+            else:  # initialise on the CPU (same numbers on every device), then copy
+                cpu = _build(self.factory, j, self.seed)
+                net.load_state_dict(cpu.state_dict())
+        return nets
+
+
 def _run(factory, seed, device, x, method, step, fast, stats, start, n_networks, batch_size, progress, ckpt,
          checkpoint_every, stop_at, stability_k, check_every, use_vmap, arch_name):
     from tqdm.auto import tqdm
@@ -653,12 +689,13 @@ def _run(factory, seed, device, x, method, step, fast, stats, start, n_networks,
     bar = tqdm(total=n_networks, initial=start, disable=not progress, unit="net",
                desc=f"NADs {arch_name} ({method})")
     last_save, next_check, stopped = time.perf_counter(), start + check_every, False
+    maker = _NetworkMaker(factory, seed, device, batch_size)
     i = start
     try:
         with torch.inference_mode(method == "secant"):
             while i < n_networks:
                 b = min(batch_size, n_networks - i)
-                nets = [_build(factory, j, seed).to(device) for j in range(i, i + b)]
+                nets = maker(range(i, i + b))
                 if method == "secant":
                     if fast is not None:
                         g = fast(nets, x, step)
