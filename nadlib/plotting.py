@@ -16,13 +16,16 @@ def _to_rgb(img):
     return _np.clip(a.transpose(1, 2, 0), 0.0, 1.0)
 
 
-def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float = 10.0, class_names=None):
+def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float | None = None, class_names=None,
+                           labels=("clean", "poisoned")):
     """Clean images (top row), their poisoned versions (middle) and the change, amplified (bottom).
 
     Args:
         x, x_poisoned: images ``N x 3 x 32 x 32`` in [0, 1] (the first ``n`` are shown).
         y: labels (titles).
-        amplify: the bottom row shows ``0.5 + amplify * (x_poisoned - x)``.
+        amplify: the bottom row shows ``0.5 + amplify * (x_poisoned - x)``; ``None`` (default) rescales the
+            change of each image to fill the grey range (``0.5 + 0.5 * d / max|d|``), ``0`` hides the row.
+        labels: names of the first two rows (e.g. ``("original", "flipped")``).
     """
     import matplotlib.pyplot as plt
 
@@ -30,11 +33,14 @@ def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float = 10.0, 
 
     names = class_names or CIFAR10_CLASSES
     n = min(int(n), len(x))
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.2), squeeze=False)
+    rows = 2 if amplify == 0 else 3
+    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.75 * rows), squeeze=False)
     for j in range(n):
-        diff = 0.5 + amplify * (x_poisoned[j] - x[j])
-        for i, (img, label) in enumerate(((x[j], "clean"), (x_poisoned[j], "poisoned"),
-                                          (diff, f"change x{amplify:g}"))):
+        d = x_poisoned[j] - x[j]
+        scale = amplify if amplify is not None else 0.5 / max(float(abs(d).max()), 1e-12)
+        tag = f"change x{amplify:g}" if amplify is not None else "change (rescaled)"
+        panels = ((x[j], labels[0]), (x_poisoned[j], labels[1]), (0.5 + scale * d, tag))[:rows]
+        for i, (img, label) in enumerate(panels):
             ax = axes[i, j]
             ax.imshow(_to_rgb(img), interpolation="nearest")
             ax.set_xticks([])
@@ -65,6 +71,7 @@ def plot_poison_sweep(arrays: dict, meta: dict | None = None, ax=None, label: st
         ax.axhline(float(arrays["clean_test_acc"]), color="gray", ls=":", label="trained without poison")
     ax.axhline(0.1, color="k", lw=0.8, ls="-.", label="chance")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(-0.5, max(float(idx.max()) * 1.3, 20.0))
     ax.set_xlabel("NAD index of the carrier")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
