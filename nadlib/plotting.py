@@ -626,3 +626,440 @@ def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 1: Fourier directions, accuracy maps over the Fourier grid (DC at the centre), learning
+# curves, pooling and aliasing (matplotlib); the interactive accuracy map of the static HTML (Plotly)
+# --------------------------------------------------------------------------------------------------
+
+#: Colour range of accuracy maps: chance (0.5) to perfect (1.0).
+ACC_VMIN, ACC_VMAX = 0.5, 1.0
+#: Colour of frequencies that were not trained (NaN in a map).
+NOT_TRAINED_COLOR = "#c8c8c8"
+
+
+def signed_frequency(k: int, size: int = 32) -> int:
+    """The signed version of a DFT index ``k`` in ``0..size-1``: ``k`` or ``k - size``, in
+    ``[-size//2, size - size//2)`` (the position of ``k`` after ``fftshift``)."""
+    import operator
+
+    if isinstance(k, bool):
+        raise TypeError("frequency must be an int, got bool")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"frequency must be an int, got {type(k).__name__}") from None
+    if not 0 <= k < size:
+        raise ValueError(f"frequency {k} out of range [0, {size - 1}]")
+    return k - size if k >= size - size // 2 else k
+
+
+def _map_of(grid, size: int | None = None):
+    """``(map, size)`` for a :class:`~nadlib.training.GridResult`, a ``{(kx, ky): acc}`` dict or a
+    square array (rows ``ky``, columns ``kx``, unshifted)."""
+    import numpy as _np
+
+    from .directions import fill_symmetric
+
+    if hasattr(grid, "accuracy") and hasattr(grid, "size"):
+        return _np.asarray(grid.map, dtype=float), int(grid.size)
+    if isinstance(grid, dict):
+        n = int(size or 32)
+        return fill_symmetric(grid, n), n
+    arr = _np.asarray(grid, dtype=float)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"an accuracy map must be a square 2-D array (rows ky, columns kx), got shape {arr.shape}")
+    return arr, arr.shape[0]
+
+
+def shifted_accuracy_map(grid, size: int | None = None):
+    """The accuracy map with the zero frequency at the centre.
+
+    Returns ``(signed, shifted)``: ``signed`` are the signed frequencies along each axis
+    (``-size//2 .. size - size//2 - 1``) and ``shifted[i, j]`` is the accuracy at
+    ``(kx, ky) = (signed[j], signed[i])`` (NaN where not trained).
+    """
+    import numpy as _np
+
+    amap, n = _map_of(grid, size)
+    signed = _np.arange(n) - n // 2
+    return signed, _np.fft.fftshift(amap)
+
+
+def accuracy_lattice(grid, size: int | None = None):
+    """The trained frequencies of a (possibly coarse) map as a regular lattice, for display.
+
+    A grid trained with stride ``s`` (``fourier_grid(size, s)``) covers the frequencies that are
+    multiples of ``s``; drawn at full resolution it would be mostly empty.  Returns
+    ``(coords, values, step)``: the signed lattice coordinates (multiples of ``step`` in
+    ``[-size/2, size/2)``), the accuracy at ``(kx, ky) = (coords[j], coords[i])`` in ``values[i, j]``
+    (NaN where not trained) and ``step``, the largest divisor of ``size`` dividing every trained index.
+    """
+    import math
+
+    import numpy as _np
+
+    signed, shifted = shifted_accuracy_map(grid, size)
+    n = len(signed)
+    rows, cols = _np.nonzero(~_np.isnan(shifted))
+    step = n
+    for k in _np.concatenate([signed[rows], signed[cols]]):
+        step = math.gcd(step, int(abs(k)))
+    step = max(step, 1) if len(rows) else 1
+    keep = signed % step == 0
+    return signed[keep], shifted[_np.ix_(keep, keep)], step
+
+
+def _accuracy_cmap():
+    import matplotlib
+
+    return matplotlib.colormaps["viridis"].with_extremes(bad=NOT_TRAINED_COLOR)
+
+
+def _grid_caption(grid) -> str:
+    """Short provenance of a GridResult: profile, sizes, device and wall time (when known)."""
+    s = getattr(grid, "settings", None) or {}
+    if not s:
+        return ""
+    parts = []
+    if s.get("profile"):
+        parts.append(f"{s['profile']} profile")
+    if s.get("n_train"):
+        parts.append(f"{int(s['n_train']):,} train / {int(s.get('n_test', 0)):,} test, {s.get('epochs', '?')} ep.")
+    if s.get("device"):
+        parts.append(str(s.get("device_name") or s["device"]))
+    wall = s.get("wall_time", getattr(grid, "wall_time", 0.0))
+    if wall:
+        parts.append(f"{float(wall) / 60:.0f} min" if float(wall) >= 120 else f"{float(wall):.0f} s")
+    return ", ".join(parts)
+
+
+def plot_fourier_directions(freqs, size: int = 32, ncols: int | None = None, axes=None):
+    """Images of the Fourier directions ``freqs`` (a list of ``(kx, ky)``), titled with their frequency.
+
+    Colours: red positive, blue negative, white zero (shared symmetric scale).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as _np
+
+    from .directions import fourier_direction
+
+    freqs = [tuple(int(k) for k in f) for f in freqs]
+    if not freqs:
+        raise ValueError("freqs is empty: give at least one (kx, ky)")
+    images = [fourier_direction(kx, ky, size).numpy() for kx, ky in freqs]
+    lim = float(max(_np.abs(im).max() for im in images))
+    if axes is None:
+        ncols = int(ncols or min(len(freqs), 6))
+        nrows = -(-len(freqs) // ncols)
+        _, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.0 * nrows), squeeze=False)
+    flat = _np.ravel(axes)
+    if len(flat) < len(freqs):
+        raise ValueError(f"{len(freqs)} directions but only {len(flat)} axes")
+    for ax, (kx, ky), im in zip(flat, freqs, images):
+        ax.imshow(im, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(f"(kx, ky) = ({kx}, {ky})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in flat[len(freqs):]:
+        ax.axis("off")
+    flat[0].figure.tight_layout()
+    return flat[0].figure
+
+
+def plot_accuracy_map(grid, ax=None, title: str | None = None, colorbar: bool = True,
+                      mark=None, size: int | None = None):
+    """Test accuracy over the Fourier grid, zero frequency at the centre (``fftshift``).
+
+    Args:
+        grid: a :class:`~nadlib.training.GridResult`, a ``{(kx, ky): accuracy}`` dict, or an unshifted
+            ``size x size`` map (rows ``ky``, columns ``kx``); untrained frequencies (NaN) are grey.
+        mark: optional list of ``(kx, ky)`` (unsigned, as given to ``fourier_direction``) to circle.
+        title: default: the architecture name of a GridResult.
+
+    The axes are the signed frequencies; the colour scale runs from chance (0.5) to 1.  Returns ``ax``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    _, full = shifted_accuracy_map(grid, size)
+    n = full.shape[0]
+    coords, shifted, step = accuracy_lattice(grid, size)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.0))
+    lo, hi = coords[0] - step / 2, coords[-1] + step / 2  # a cell of side `step` around each frequency
+    image = ax.imshow(shifted, origin="lower", extent=(lo, hi, lo, hi), cmap=_accuracy_cmap(),
+                      vmin=ACC_VMIN, vmax=ACC_VMAX, interpolation="nearest")
+    ax.set_xlabel("kx (signed)")
+    ax.set_ylabel("ky (signed)")
+    ticks = [int(c) for c in coords if c % max(n // 4, step) == 0]
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    if title is None:
+        title = getattr(grid, "arch", None)
+    if title:
+        ax.set_title(title, fontsize=10)
+    for kx, ky in mark or ():
+        ax.plot(signed_frequency(kx, n), signed_frequency(ky, n), "o", mfc="none", mec="red", mew=1.5, ms=9)
+    if colorbar:
+        cb = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        cb.set_label("test accuracy")
+    if (shifted != shifted).any():  # NaN present
+        ax.legend(handles=[Patch(color=NOT_TRAINED_COLOR, label="not trained")], loc="upper right",
+                  fontsize=7, framealpha=0.8)
+    return ax
+
+
+def plot_accuracy_maps(grids: dict, ncols: int | None = None, missing_text: str = "no artifact",
+                       captions: bool = True):
+    """Accuracy maps of several architectures side by side with one colour bar.
+
+    ``grids`` maps a panel title (e.g. the architecture) to a GridResult / dict / map, or to ``None``
+    for an architecture without results (an empty panel says ``missing_text``).  With ``captions``
+    each panel states the profile, data size, device and wall time of its GridResult.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as _np
+
+    if not grids:
+        raise ValueError("grids is empty: give at least one {name: grid}")
+    ncols = int(ncols or len(grids))
+    nrows = -(-len(grids) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.7 * ncols + 0.8, 3.9 * nrows), squeeze=False)
+    flat = _np.ravel(axes)
+    for ax, (name, grid) in zip(flat, grids.items()):
+        if grid is None:
+            ax.text(0.5, 0.5, missing_text, ha="center", va="center", wrap=True, fontsize=9,
+                    transform=ax.transAxes)
+            ax.set_title(name, fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        plot_accuracy_map(grid, ax=ax, title=name, colorbar=False)
+        if captions and _grid_caption(grid):
+            ax.set_title(f"{name}\n{_grid_caption(grid)}", fontsize=8)
+    for ax in flat[len(grids):]:
+        ax.axis("off")
+    mappable = plt.cm.ScalarMappable(cmap=_accuracy_cmap(), norm=plt.Normalize(ACC_VMIN, ACC_VMAX))
+    fig.tight_layout()
+    cb = fig.colorbar(mappable, ax=list(flat), fraction=0.02, pad=0.02)
+    cb.set_label("test accuracy")
+    return fig
+
+
+def plot_learning_curves(histories: dict, ax=None, title: str | None = None):
+    """Train (dashed) and test (solid) accuracy per epoch of several runs.
+
+    ``histories``: ``{label: TrainResult}`` (e.g. from ``direction_accuracy(..., return_history=True)``).
+    """
+    import matplotlib.pyplot as plt
+
+    if not histories:
+        raise ValueError("histories is empty")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.6))
+    for i, (label, h) in enumerate(histories.items()):
+        color = f"C{i % 10}"
+        if not getattr(h, "epochs", None):
+            raise ValueError(f"run {label!r} has no recorded epochs")
+        if h.test_acc:
+            ax.plot(h.epochs, h.test_acc, "o-", color=color, ms=3, label=f"{label} (test)")
+        ax.plot(h.epochs, h.train_acc, "--", color=color, alpha=0.7, label=f"{label} (train)")
+    ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0.4, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=2 if len(histories) > 2 else 1)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def pooling_aliasing(freqs, size: int = 32) -> list[dict]:
+    """What a 2x2 pooling (stride 2) does to Fourier directions, one dict per ``(kx, ky)``.
+
+    Keys: ``freq``; ``folded``: the signed frequency the direction lands on after stride-2 subsampling
+    (``k mod size/2``: frequencies ``size/2`` apart become the same); ``avg_gain``: the fraction of
+    the direction's norm that survives a 2x2 average pool (a low-pass filter with gain
+    ``|cos(pi kx/size) cos(pi ky/size)|``, exact unless the direction folds onto a self-conjugate
+    frequency; 1 for a constant image); ``max_contrast``: how much of the
+    difference between the two classes ``+v`` and ``-v`` survives a 2x2 max pool,
+    ``||maxpool(v) - maxpool(-v)|| / ||v - (-v)||`` rescaled so that a constant image gives 1.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .directions import fourier_direction
+
+    rows = []
+    half = size // 2
+    for kx, ky in freqs:
+        v = fourier_direction(int(kx), int(ky), size, dtype=torch.float64)[None, None]
+        avg = F.avg_pool2d(v, 2)
+        diff = F.max_pool2d(v, 2) - F.max_pool2d(-v, 2)
+        # a pooled image has 4x fewer pixels: a factor 2 on norms makes a constant image keep 1
+        rows.append({
+            "freq": (int(kx), int(ky)),
+            "folded": (signed_frequency(int(kx) % half, half), signed_frequency(int(ky) % half, half)),
+            "avg_gain": float(2 * avg.norm() / v.norm()),
+            "max_contrast": float(2 * diff.norm() / (2 * v.norm())),
+        })
+    return rows
+
+
+def plot_pooling_aliasing(freqs, size: int = 32):
+    """Per direction (columns): the image ``v``, its 2x2 average pool, and ``maxpool(v) - maxpool(-v)``
+    (what is left of the class difference after a max pool); titles give the numbers of
+    :func:`pooling_aliasing`."""
+    import matplotlib.pyplot as plt
+    import torch
+    import torch.nn.functional as F
+
+    from .directions import fourier_direction
+
+    freqs = [tuple(int(k) for k in f) for f in freqs]
+    if not freqs:
+        raise ValueError("freqs is empty")
+    stats = pooling_aliasing(freqs, size)
+    fig, axes = plt.subplots(3, len(freqs), figsize=(2.0 * len(freqs), 6.3), squeeze=False)
+    for j, ((kx, ky), st) in enumerate(zip(freqs, stats)):
+        v = fourier_direction(kx, ky, size, dtype=torch.float64)[None, None]
+        panels = (v, F.avg_pool2d(v, 2), F.max_pool2d(v, 2) - F.max_pool2d(-v, 2))
+        lim = float(v.abs().max()) * 2
+        titles = (f"v: ({kx}, {ky})", f"avg-pool: gain {st['avg_gain']:.2f}\nfolds to {st['folded']}",
+                  f"max-pool(v) - max-pool(-v)\ncontrast {st['max_contrast']:.2f}")
+        for i, (img, t) in enumerate(zip(panels, titles)):
+            ax = axes[i, j]
+            ax.imshow(img[0, 0].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_title(t, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_pooling(grids: dict, ax=None):
+    """Test accuracy of each trained direction against its max-pool class contrast
+    (:func:`pooling_aliasing`), one colour per grid (``{name: GridResult}``; ``None`` skipped)."""
+    import matplotlib.pyplot as plt
+
+    grids = {k: g for k, g in grids.items() if g is not None}
+    if not grids:
+        raise ValueError("no grids to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.8))
+    for i, (name, g) in enumerate(grids.items()):
+        freqs = sorted(g.accuracy)
+        stats = pooling_aliasing(freqs, int(g.size))
+        ax.plot([st["max_contrast"] for st in stats], [g.accuracy[f] for f in freqs], "o", ms=4, alpha=0.75,
+                color=f"C{i % 10}", label=f"{name} ({len(freqs)} directions)")
+    ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
+    ax.set_xlabel("class contrast after one 2x2 max pool")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0.4, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+_HOVER_JS = """
+(function () {
+  var gd = document.getElementById('{plot_id}');
+  if (!gd || !gd.on) { return; }
+  var meta = gd.layout.meta || {};
+  var N = meta.size || 32, img = meta.image_trace;
+  gd.on('plotly_hover', function (ev) {
+    var p = ev.points && ev.points[0];
+    if (!p || p.curveNumber === img || !p.customdata) { return; }
+    var kx = p.customdata[0], ky = p.customdata[1];
+    var cos = ((2 * kx) % N === 0) && ((2 * ky) % N === 0);
+    var z = [], norm = 0, r, c;
+    for (r = 0; r < N; r++) {
+      var row = [];
+      for (c = 0; c < N; c++) {
+        var ph = 2 * Math.PI * (ky * r + kx * c) / N;
+        var w = cos ? Math.cos(ph) : Math.sin(ph);
+        row.push(w); norm += w * w;
+      }
+      z.push(row);
+    }
+    norm = Math.sqrt(norm);
+    for (r = 0; r < N; r++) { for (c = 0; c < N; c++) { z[r][c] /= norm; } }
+    var label = 'direction (kx, ky) = (' + kx + ', ' + ky + ')';
+    Plotly.restyle(gd, {z: [z]}, [img]);
+    Plotly.relayout(gd, {'xaxis2.title.text': label});
+  });
+})();
+"""
+
+
+def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1, 0)):
+    """Interactive accuracy maps for the static HTML (no kernel needed), one per architecture.
+
+    Left: the accuracy map of one architecture (DC at the centre, signed frequencies; a menu switches
+    architecture; hover shows accuracy, signed and unsigned ``(kx, ky)``).  Right: the image of the
+    hovered direction, recomputed in the browser from ``(kx, ky)`` by a small post-script stored in
+    ``layout.meta['nadbook_post_script']`` (run by the book's Sphinx extension; in Jupyter the image
+    stays at ``start``).  ``grids``: ``{name: GridResult or map}`` (``None`` entries are skipped).
+    Traces: one heatmap per architecture, then the direction image (last).
+    """
+    import numpy as _np
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from .directions import fourier_direction
+
+    grids = {k: g for k, g in grids.items() if g is not None}
+    if not grids:
+        raise ValueError("no grids to show: give at least one {name: GridResult}")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.14)
+    names = list(grids)
+    for i, name in enumerate(names):
+        if _map_of(grids[name], size)[1] != size:
+            raise ValueError(f"grid {name!r} is not {size}x{size}")
+        coords, shifted, _ = accuracy_lattice(grids[name], size)
+        kx_u, ky_u = _np.meshgrid(coords % size, coords % size)
+        fig.add_trace(go.Heatmap(
+            z=_np.where(_np.isnan(shifted), None, _np.round(shifted, 4)).tolist(), x=coords.tolist(),
+            y=coords.tolist(), customdata=_np.stack([kx_u, ky_u], axis=-1).tolist(), name=name,
+            visible=(i == 0), zmin=ACC_VMIN, zmax=ACC_VMAX,
+            colorscale="Viridis", hoverongaps=False, xgap=0.5, ygap=0.5,
+            colorbar=dict(title="test acc.", x=0.525, len=1.0),
+            hovertemplate=(f"<b>{name}</b><br>(kx, ky) = (%{{x}}, %{{y}}) "
+                           "= (%{customdata[0]}, %{customdata[1]}) mod " + str(size)
+                           + "<br>test accuracy %{z:.3f}<extra></extra>"),
+        ), row=1, col=1)
+    img = fourier_direction(*start, size=size).numpy()
+    lim = float(_np.sqrt(2) / size) * 1.05
+    fig.add_trace(go.Heatmap(z=img.tolist(), colorscale="RdBu", reversescale=True, zmin=-lim, zmax=lim,
+                             showscale=False, name="direction", hoverinfo="skip"), row=1, col=2)
+    image_trace = len(fig.data) - 1
+
+    def title(name):
+        caption = _grid_caption(grids[name])
+        return f"{name}: test accuracy on D(v)" + (f"<br><sup>{caption}</sup>" if caption else "")
+
+    buttons = [dict(label=name, method="update",
+                    args=[{"visible": [j == i for j in range(len(names))] + [True]}, {"title.text": title(name)}])
+               for i, name in enumerate(names)]
+    fig.update_layout(
+        title=dict(text=title(names[0]), x=0.01, y=0.98, yanchor="top", font=dict(size=14)),
+        updatemenus=[dict(buttons=buttons, direction="down", x=0.0, xanchor="left", y=1.03, yanchor="bottom",
+                          showactive=True, pad=dict(l=0, t=0, b=0, r=0))],
+        plot_bgcolor=NOT_TRAINED_COLOR, height=500, margin=dict(t=125, l=55, r=20, b=50),
+        meta={"nadbook_post_script": _HOVER_JS, "image_trace": image_trace, "size": size},
+        annotations=[dict(text="menu: architecture · grey: not trained · hover a cell to see its direction",
+                          showarrow=False, xref="paper", yref="paper", x=1.0, y=1.03, xanchor="right",
+                          yanchor="bottom", font=dict(size=11))],
+    )
+    fig.update_xaxes(title_text="kx (signed)", row=1, col=1)
+    fig.update_yaxes(title_text="ky (signed)", row=1, col=1)
+    fig.update_xaxes(title_text=f"direction (kx, ky) = {start}", showticklabels=False, constrain="domain",
+                     row=1, col=2)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x2", showticklabels=False, row=1, col=2)
+    return fig

@@ -129,6 +129,16 @@ def test_pooling_aliasing_numbers():
     assert len([ax for ax in fig.axes if ax.images]) == 6
 
 
+def test_accuracy_vs_pooling():
+    grid = _grid("lenet", 8, lambda kx, ky: 0.5 + 0.01 * kx)
+    ax = P.plot_accuracy_vs_pooling({"lenet": grid, "none": None})
+    (points, chance) = ax.lines
+    xs, ys = points.get_data()
+    freqs = sorted(grid.accuracy)
+    assert list(ys) == [grid.accuracy[f] for f in freqs]
+    assert list(xs) == [r["max_contrast"] for r in P.pooling_aliasing(freqs)]
+
+
 def _plotly_grids():
     return {"logreg": _grid("logreg", 4, lambda kx, ky: 1.0),
             "lenet": _grid("lenet", 8, lambda kx, ky: 0.5 + 0.4 * (kx + ky == 0)),
