@@ -61,18 +61,29 @@ def mirror(kx: int, ky: int, size: int = 32) -> tuple[int, int]:
     return (-kx) % size, (-ky) % size
 
 
-def fourier_grid(size: int = 32, stride: int = 1, half: bool = True) -> list[tuple[int, int]]:
+def signed_frequency(k: int, size: int = 32) -> int:
+    """The frequency ``k`` (``0 .. size-1``) as a signed integer in ``[-size/2, size/2)``."""
+    return k - size if k >= (size + 1) // 2 else k
+
+
+def fourier_grid(size: int = 32, stride: int = 1, half: bool = True, band: int | None = None) -> list[tuple[int, int]]:
     """Frequencies ``(kx, ky)`` on a regular grid with step ``stride``.
 
     With ``half=True`` only one member of each symmetric pair is kept (the first in row-major order),
-    which is all a direction experiment needs.
+    which is all a direction experiment needs.  With ``band=B`` only the low-frequency block whose
+    signed frequencies lie in ``[-B, B-1]`` is kept (``band=8`` gives the central 16 x 16 block that the
+    paper's Fourier maps show).
     """
     _check_size(size)
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise ValueError(f"stride must be a positive int, got {stride!r}")
+    if band is not None and (isinstance(band, bool) or not isinstance(band, int) or not 1 <= band <= size // 2):
+        raise ValueError(f"band must be an int in [1, {size // 2}], got {band!r}")
     freqs, seen = [], set()
     for ky in range(0, size, stride):
         for kx in range(0, size, stride):
+            if band is not None and not all(-band <= signed_frequency(k, size) < band for k in (kx, ky)):
+                continue
             if half and mirror(kx, ky, size) in seen:
                 continue
             seen.add((kx, ky))

@@ -329,15 +329,15 @@ def _stacked_accuracies(arch: str, freqs: Sequence[tuple[int, int]], size: int, 
 
 
 def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, size: int = 32,
-                  stride: int = 1, n_train: int = 10_000, n_test: int = 10_000, epochs: int = 20,
+                  stride: int = 1, band: int | None = None, n_train: int = 10_000, n_test: int = 10_000, epochs: int = 20,
                   seed: int = 0, device=None, workers: int | None = None, stack: int | None = None,
                   progress: bool = True, checkpoint=None, **recipe) -> GridResult:
     """Train ``arch`` on D(v) for many Fourier directions ``v`` and return the test-accuracy map.
 
     Args:
         arch: architecture name (see :data:`nadlib.ARCHITECTURES`).
-        freqs: frequencies ``(kx, ky)`` to train on; default: :func:`fourier_grid` with ``stride``
-            (one frequency per symmetric pair, since ``v`` and ``-v`` give the same task).
+        freqs: frequencies ``(kx, ky)`` to train on; default: :func:`fourier_grid` with ``stride`` and
+            ``band`` (one frequency per symmetric pair, since ``v`` and ``-v`` give the same task).
         n_train, n_test, epochs, seed: as in :func:`direction_accuracy` (every direction uses the same
             seed: same initial network and batch order, a common-random-numbers design that makes
             differences between directions stand out).
@@ -353,7 +353,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
     if not isinstance(arch, str):
         raise TypeError("accuracy_grid needs an architecture name (str)")
     get_model(arch)  # validates the name early, with the list of known names
-    freqs = list(fourier_grid(size, stride)) if freqs is None else [tuple(int(k) for k in f) for f in freqs]
+    freqs = list(fourier_grid(size, stride, band=band)) if freqs is None else [tuple(int(k) for k in f) for f in freqs]
     for kx, ky in freqs:
         fourier_direction(kx, ky, size)  # validates the range
     if not freqs:
@@ -435,15 +435,24 @@ def run_grid_cli(args) -> None:
     ckpt = out.with_name(out.stem + ".ckpt.npz")
     overrides = {k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test), ("epochs", args.epochs))
                  if v is not None}
-    result = profile_grid(args.arch, profile, stride=stride, seed=args.seed, device=args.device,
-                          workers=args.workers, checkpoint=ckpt, **overrides)
-    meta = provenance(device=get_device(args.device), profile=profile.name, stride=stride,
+    freqs = _parse_freqs(args.freqs) if args.freqs else None
+    result = profile_grid(args.arch, profile, freqs=freqs, stride=stride, band=args.band, seed=args.seed,
+                          device=args.device, workers=args.workers, checkpoint=ckpt, **overrides)
+    meta = provenance(device=get_device(args.device), profile=profile.name, stride=stride, band=args.band,
                       wall_time=result.wall_time, **result.settings)
     save_artifact(out, result.to_arrays(), meta)
     ckpt.unlink(missing_ok=True)
     acc = np.array(list(result.accuracy.values()))
     print(f"wrote {out}: {len(acc)} directions, accuracy min {acc.min():.3f} / median {np.median(acc):.3f} "
           f"/ max {acc.max():.3f}, {result.wall_time:.0f} s (this session)")
+
+
+def _parse_freqs(text: str) -> list[tuple[int, int]]:
+    """``"1,0;4,4"`` -> ``[(1, 0), (4, 4)]``."""
+    try:
+        return [tuple(int(k) for k in item.split(",")) for item in text.split(";") if item.strip()]
+    except ValueError:
+        raise ValueError(f"--freqs must look like 'kx,ky;kx,ky', got {text!r}") from None
 
 
 def register_cli(subparsers) -> None:
@@ -453,6 +462,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--arch", required=True, choices=ARCHITECTURES)
     p.add_argument("--profile", default=None, help="smoke | default | paper (default: $NADLIB_PROFILE or default)")
     p.add_argument("--stride", type=int, default=None, help="grid step (default: the profile's)")
+    p.add_argument("--band", type=int, default=None,
+                   help="only the low-frequency block with signed frequencies in [-B, B-1] (8: the paper's maps)")
+    p.add_argument("--freqs", default=None, help="explicit frequencies 'kx,ky;kx,ky;...' instead of a grid")
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--n-test", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)

@@ -76,3 +76,14 @@ def test_fill_symmetric():
     grid = nadlib.fill_symmetric({(3, 5): 0.7}, size=32)
     assert grid[5, 3] == 0.7 and grid[32 - 5, 32 - 3] == 0.7
     assert torch.isnan(torch.tensor(grid)).sum() == 32 * 32 - 2
+
+
+def test_band_keeps_the_central_block():
+    from nadlib.directions import signed_frequency
+
+    grid = fourier_grid(32, band=8, half=False)
+    assert len(grid) == 16 * 16
+    assert all(-8 <= signed_frequency(k) < 8 for f in grid for k in f)
+    assert len(fourier_grid(32, band=8)) < 16 * 16  # one per symmetric pair
+    with pytest.raises(ValueError, match="band"):
+        fourier_grid(32, band=17)
