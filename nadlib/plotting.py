@@ -192,8 +192,8 @@ def plot_eigenvalues(spectra: dict, ax=None, normalize: bool = True):
     for label, ev in spectra.items():
         ev = getattr(ev, "eigenvalues", ev)
         ev = _np.asarray(ev.detach().cpu() if hasattr(ev, "detach") else ev, dtype=float)
-        ev = _np.clip(ev, 1e-300, None)
-        ax.semilogy(ev / ev.sum() if normalize else ev, label=label)
+        ev = _np.where(ev > ev.max() * 1e-12, ev, _np.nan)  # a covariance of n < D networks has rank n - 1
+        ax.semilogy(ev / _np.nansum(ev) if normalize else ev, label=label)
     ax.set_xlabel("NAD index i")
     ax.set_ylabel("variance fraction" if normalize else "variance")
     ax.legend(fontsize=8)
@@ -210,7 +210,9 @@ def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
     for label, (idx, acc) in curves.items():
         ax.plot(list(idx), list(acc), "o-", label=label)
     ax.axhline(chance, color="grey", ls=":", lw=1)
-    ax.set_xlabel("NAD index i")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=-0.5)
+    ax.set_xlabel("NAD index i (linear below 10, logarithmic above)")
     ax.set_ylabel("test accuracy on D(u_i)")
     ax.set_ylim(0.4, 1.02)
     ax.legend(fontsize=8)
