@@ -222,6 +222,11 @@ class NADs:
         meta = dict(self.meta, n_networks=int(self.n_networks), method=self.method)
         return save_artifact(path, arrays, meta)
 
+    @classmethod
+    def load(cls, path) -> "NADs":
+        """Same as :func:`load_nads`."""
+        return load_nads(path)
+
     def __repr__(self) -> str:
         stab = ", ".join(f"top-{k}: {v:.3f}" for k, v in sorted(self.stability.items()))
         return (f"NADs(method={self.method!r}, n_networks={self.n_networks}, directions={tuple(self.directions.shape)}, "

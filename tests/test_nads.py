@@ -140,7 +140,7 @@ def test_generic_secant_path_and_three_channels():
 def test_save_load_roundtrip(tmp_path):
     res = nadlib.estimate_nads("logreg", 8, method="gradient", progress=False, k=20)
     path = res.save(tmp_path / "n.npz")
-    back = nadlib.load_nads(path)
+    back = nadlib.NADs.load(path)
     assert torch.equal(back.directions, res.directions) and torch.equal(back.eigenvalues, res.eigenvalues)
     assert back.method == "gradient" and back.n_networks == 8 and back.meta["arch"] == "logreg"
     assert back.stability == res.stability
