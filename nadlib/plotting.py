@@ -643,7 +643,10 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
         title=dict(text=title(names[0]), x=0.01, y=0.98, yanchor="top", font=dict(size=14)),
         updatemenus=[dict(buttons=buttons, direction="down", x=0.0, xanchor="left", y=1.03, yanchor="bottom",
                           showactive=True, pad=dict(l=0, t=0, b=0, r=0))],
-        plot_bgcolor=NOT_TRAINED_COLOR, height=500, margin=dict(t=125, l=55, r=20, b=50),
+        plot_bgcolor="white", height=500, margin=dict(t=125, l=55, r=20, b=50),
+        # grey behind the accuracy map only: untrained frequencies (gaps) show it
+        shapes=[dict(type="rect", xref="x domain", yref="y domain", x0=0, x1=1, y0=0, y1=1,
+                     fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below")],
         meta={"nadbook_post_script": _HOVER_JS, "image_trace": image_trace, "size": size},
         annotations=[dict(text="menu: architecture · grey: not trained · hover a cell to see its direction",
                           showarrow=False, xref="paper", yref="paper", x=1.0, y=1.03, xanchor="right",
@@ -652,6 +655,7 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
     fig.update_xaxes(title_text="kx (signed)", row=1, col=1)
     fig.update_yaxes(title_text="ky (signed)", row=1, col=1)
     fig.update_xaxes(title_text=f"direction (kx, ky) = {start}", showticklabels=False, constrain="domain",
-                     row=1, col=2)
-    fig.update_yaxes(autorange="reversed", scaleanchor="x2", showticklabels=False, row=1, col=2)
+                     showgrid=False, zeroline=False, row=1, col=2)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x2", showticklabels=False, showgrid=False,
+                     zeroline=False, row=1, col=2)
     return fig
