@@ -82,3 +82,27 @@ def paper_fourier_accuracy(arch: str, size: int = 32) -> dict[tuple[int, int], f
             key = min(key, mirror(*key, size), key=lambda k: (k[1], k[0]))  # one member per pair
             values.setdefault(key, []).append(table[row, col] / 100)
     return {k: float(np.mean(v)) for k, v in values.items()}
+
+
+def compare_with_paper(grid, arch: str | None = None) -> dict:
+    """Match a measured grid (a :class:`nadlib.GridResult`) with the published accuracies.
+
+    Returns a dict with ``freqs`` (the common frequencies, in the grid's keys), ``ours`` and ``paper``
+    (accuracies in [0, 1], arrays in the same order), and ``pearson`` (their correlation, NaN for fewer
+    than 3 directions).  ``arch`` defaults to the grid's architecture.
+    """
+    from .directions import mirror
+
+    arch = arch or grid.arch
+    published = paper_fourier_accuracy(arch, grid.size)
+    freqs, ours, paper = [], [], []
+    for f, acc in grid.accuracy.items():
+        match = published.get(f, published.get(mirror(*f, grid.size)))
+        if match is not None:
+            freqs.append(f)
+            ours.append(acc)
+            paper.append(match)
+    ours_a, paper_a = np.asarray(ours, dtype=float), np.asarray(paper, dtype=float)
+    ok = len(freqs) >= 3 and ours_a.std() > 0 and paper_a.std() > 0
+    pearson = float(np.corrcoef(ours_a, paper_a)[0, 1]) if ok else float("nan")
+    return {"freqs": freqs, "ours": ours_a, "paper": paper_a, "pearson": pearson}

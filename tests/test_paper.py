@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from nadlib.directions import fourier_grid, mirror
@@ -25,3 +26,17 @@ def test_published_lenet_values_and_pattern():
     assert all((a < 0.55) == (kx % 2 == 1 and ky % 2 == 1) for (kx, ky), a in resnet.items())
     with pytest.raises(ValueError, match="available"):
         paper_fourier_accuracy("vgg11")
+
+
+def test_compare_with_paper_matches_mirrors():
+    from nadlib import GridResult
+    from nadlib.paper import compare_with_paper
+
+    published = paper_fourier_accuracy("lenet")
+    grid = GridResult("lenet", {(1, 0): 0.8, (31, 0): 0.8, (0, 31): 0.81, (5, 5): 0.5, (20, 20): 0.5})
+    out = compare_with_paper(grid)
+    # (31, 0) is the mirror of (1, 0); (20, 20) (signed -12, -12) lies outside the published block
+    assert out["freqs"] == [(1, 0), (31, 0), (0, 31), (5, 5)]
+    assert out["paper"][1] == published[(1, 0)] and out["paper"][2] == published[(0, 1)]
+    assert -1 <= out["pearson"] <= 1
+    assert np.isnan(compare_with_paper(GridResult("lenet", {(1, 0): 0.8}))["pearson"])
