@@ -361,7 +361,7 @@ def plot_fourier_directions(freqs, size: int = 32, ncols: int | None = None, axe
 
 
 def plot_accuracy_map(grid, ax=None, title: str | None = None, colorbar: bool = True,
-                      mark=None, size: int | None = None):
+                      mark=None, size: int | None = None, zoom: int | None = None):
     """Test accuracy over the Fourier grid, zero frequency at the centre (``fftshift``).
 
     Args:
@@ -369,6 +369,7 @@ def plot_accuracy_map(grid, ax=None, title: str | None = None, colorbar: bool = 
             ``size x size`` map (rows ``ky``, columns ``kx``); untrained frequencies (NaN) are grey.
         mark: optional list of ``(kx, ky)`` (unsigned, as given to ``fourier_direction``) to circle.
         title: default: the architecture name of a GridResult.
+        zoom: show only ``|kx|, |ky| <= zoom`` (e.g. a grid of the low frequencies only).
 
     The axes are the signed frequencies; the colour scale runs from chance (0.5) to 1.  Returns ``ax``.
     """
@@ -390,6 +391,14 @@ def plot_accuracy_map(grid, ax=None, title: str | None = None, colorbar: bool = 
     ax.set_yticks(ticks)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    if zoom is not None:
+        if isinstance(zoom, bool) or not isinstance(zoom, int) or not 0 < zoom <= n // 2:
+            raise ValueError(f"zoom must be an int in [1, {n // 2}], got {zoom!r}")
+        ticks = list(range(-zoom, zoom + 1, max(1, zoom // 4)))
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        ax.set_xlim(-zoom - step / 2, zoom + step / 2)
+        ax.set_ylim(-zoom - step / 2, zoom + step / 2)
     if title is None:
         title = getattr(grid, "arch", None)
     if title:

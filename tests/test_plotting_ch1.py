@@ -78,6 +78,14 @@ def test_accuracy_map_axes_and_data():
     assert tuple(line.get_xydata()[0]) == (8.0, 0.0)
 
 
+def test_zoom_on_low_frequencies():
+    band = {(kx % 32, ky): 0.8 for kx in range(-2, 3) for ky in range(0, 3)}
+    ax = P.plot_accuracy_map(band, zoom=2)
+    assert ax.get_xlim() == (-2.5, 2.5) and ax.get_ylim() == (-2.5, 2.5)
+    with pytest.raises(ValueError):
+        P.plot_accuracy_map(band, zoom=0)
+
+
 def test_nan_is_grey_and_labelled():
     ax = P.plot_accuracy_map({(1, 0): 0.9})
     cmap = ax.images[0].get_cmap()
