@@ -62,8 +62,19 @@ def mirror(kx: int, ky: int, size: int = 32) -> tuple[int, int]:
 
 
 def signed_frequency(k: int, size: int = 32) -> int:
-    """The frequency ``k`` (``0 .. size-1``) as a signed integer in ``[-size/2, size/2)``."""
-    return k - size if k >= (size + 1) // 2 else k
+    """The signed version of a DFT index ``k`` in ``0..size-1``: ``k`` or ``k - size``, in
+    ``[-size//2, size - size//2)`` (the position of ``k`` after ``fftshift``)."""
+    import operator
+
+    if isinstance(k, bool):
+        raise TypeError("frequency must be an int, got bool")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"frequency must be an int, got {type(k).__name__}") from None
+    if not 0 <= k < size:
+        raise ValueError(f"frequency {k} out of range [0, {size - 1}]")
+    return k - size if k >= size - size // 2 else k
 
 
 def fourier_grid(size: int = 32, stride: int = 1, half: bool = True, band: int | None = None) -> list[tuple[int, int]]:

@@ -71,6 +71,7 @@ def plot_poison_sweep(arrays: dict, meta: dict | None = None, ax=None, label: st
         ax.axhline(float(arrays["clean_test_acc"]), color="gray", ls=":", label="trained without poison")
     ax.axhline(0.1, color="k", lw=0.8, ls="-.", label="chance")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=-0.5)
     ax.set_xlim(-0.5, max(float(idx.max()) * 1.3, 20.0))
     ax.set_xlabel("NAD index of the carrier")
     ax.set_ylabel("accuracy")
@@ -225,26 +226,14 @@ def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
 # curves, pooling and aliasing (matplotlib); the interactive accuracy map of the static HTML (Plotly)
 # --------------------------------------------------------------------------------------------------
 
+from .directions import signed_frequency  # noqa: E402  (re-exported: used by widgets)
+
 #: Colour range of accuracy maps: chance (0.5) to perfect (1.0).
 ACC_VMIN, ACC_VMAX = 0.5, 1.0
 #: Colour of frequencies that were not trained (NaN in a map).
 NOT_TRAINED_COLOR = "#c8c8c8"
 
 
-def signed_frequency(k: int, size: int = 32) -> int:
-    """The signed version of a DFT index ``k`` in ``0..size-1``: ``k`` or ``k - size``, in
-    ``[-size//2, size - size//2)`` (the position of ``k`` after ``fftshift``)."""
-    import operator
-
-    if isinstance(k, bool):
-        raise TypeError("frequency must be an int, got bool")
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise TypeError(f"frequency must be an int, got {type(k).__name__}") from None
-    if not 0 <= k < size:
-        raise ValueError(f"frequency {k} out of range [0, {size - 1}]")
-    return k - size if k >= size - size // 2 else k
 
 
 def _map_of(grid, size: int | None = None):
@@ -668,3 +657,22 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", showticklabels=False, showgrid=False,
                      zeroline=False, row=1, col=2)
     return fig
+
+
+def plot_paper_comparison(comparison: dict, ax=None, label: str = "LeNet"):
+    """Scatter of our accuracy vs the published one per Fourier direction (from
+    :func:`nadlib.paper.compare_with_paper`), with the diagonal and the correlation in the title."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.plot([0.45, 1.0], [0.45, 1.0], color="gray", lw=0.8, ls="--", label="equal")
+    ax.scatter(comparison["paper"], comparison["ours"], s=18, alpha=0.8, label=f"{label}, one direction each")
+    ax.set_xlim(0.45, 1.0)
+    ax.set_ylim(0.45, 1.0)
+    ax.set_xlabel("published test accuracy")
+    ax.set_ylabel("our test accuracy")
+    ax.set_title(f"{label}: {len(comparison['freqs'])} directions, Pearson r = {comparison['pearson']:.2f}",
+                 fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax

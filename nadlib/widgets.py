@@ -94,6 +94,81 @@ def flip_widget(results: dict):
 
 
 # --------------------------------------------------------------------------------------------------
+# Chapter 2: NAD explorer and live training on D(u_i)
+# --------------------------------------------------------------------------------------------------
+
+def nad_explorer(nads_by_arch: dict):
+    """Choose an architecture and scroll through its NADs: image, Fourier energy and eigenvalue.
+
+    ``nads_by_arch`` maps a label to a :class:`nadlib.NADs`."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .directions import fourier_energy
+
+    names = list(nads_by_arch)
+    arch = W.Dropdown(options=names, value=names[0], description="architecture")
+    index = W.IntSlider(value=0, min=0, max=len(nads_by_arch[names[0]]) - 1, description="NAD index",
+                        continuous_update=False)
+    out, info = W.Output(), W.HTML()
+
+    def redraw(*_):
+        nads = nads_by_arch[arch.value]
+        index.max = len(nads) - 1
+        u = nads.directions[index.value].double()
+        ev = nads.eigenvalues
+        info.value = (f"{arch.value}: NAD {index.value} of {len(ev)}, variance {float(ev[index.value]):.3g} "
+                      f"({float(ev[index.value] / ev.sum()):.2%} of the total); {nads.method} estimate from "
+                      f"{nads.n_networks} networks")
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(1, 2, figsize=(6, 3))
+            img = u.sum(0).numpy()
+            m = abs(img).max() or 1.0
+            ax[0].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
+            ax[0].set_title("pixels")
+            ax[1].imshow(fourier_energy(u).numpy(), cmap="magma")
+            ax[1].set_title("Fourier energy")
+            for a in ax:
+                a.axis("off")
+            plt.show(fig)
+
+    arch.observe(redraw, names="value")
+    index.observe(redraw, names="value")
+    redraw()
+    box = W.VBox([W.HBox([arch, index]), info, out])
+    display(box)
+    return box
+
+
+def nad_training_widget(nads, arch: str = "lenet", n_train: int = 1000, n_test: int = 1000, epochs: int = 2,
+                        seed: int = 0):
+    """Pick a NAD index ``i`` and train ``arch`` on D(u_i) live (:func:`nadlib.direction_accuracy`)."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    from .training import direction_accuracy
+
+    index = W.BoundedIntText(value=0, min=0, max=len(nads) - 1, description="NAD index")
+    button = W.Button(description=f"train {arch} ({epochs} epochs)")
+    info = W.HTML(f"{n_train} training and {n_test} test samples of D(u_i), seed {seed}")
+
+    def run(_):
+        button.disabled = True
+        i = int(index.value)
+        acc = direction_accuracy(arch, nads.directions[i], n_train=n_train, n_test=n_test, epochs=epochs,
+                                 seed=seed, device="cpu")
+        info.value += f"<br>NAD {i}: test accuracy <b>{acc:.3f}</b>"
+        button.disabled = False
+
+    button.on_click(run)
+    box = W.VBox([W.HBox([index, button]), info])
+    display(box)
+    return box
+
+
+# --------------------------------------------------------------------------------------------------
 # Chapter 1: clickable Fourier grid + "train now", and a precomputed-map switcher
 # --------------------------------------------------------------------------------------------------
 
@@ -310,79 +385,4 @@ def accuracy_map_switcher(grids: dict, display_widget: bool = True):
     box.choice, box.output = choice, output
     if display_widget:
         display(box)
-    return box
-
-
-# --------------------------------------------------------------------------------------------------
-# Chapter 2: NAD explorer and live training on D(u_i)
-# --------------------------------------------------------------------------------------------------
-
-def nad_explorer(nads_by_arch: dict):
-    """Choose an architecture and scroll through its NADs: image, Fourier energy and eigenvalue.
-
-    ``nads_by_arch`` maps a label to a :class:`nadlib.NADs`."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from .directions import fourier_energy
-
-    names = list(nads_by_arch)
-    arch = W.Dropdown(options=names, value=names[0], description="architecture")
-    index = W.IntSlider(value=0, min=0, max=len(nads_by_arch[names[0]]) - 1, description="NAD index",
-                        continuous_update=False)
-    out, info = W.Output(), W.HTML()
-
-    def redraw(*_):
-        nads = nads_by_arch[arch.value]
-        index.max = len(nads) - 1
-        u = nads.directions[index.value].double()
-        ev = nads.eigenvalues
-        info.value = (f"{arch.value}: NAD {index.value} of {len(ev)}, variance {float(ev[index.value]):.3g} "
-                      f"({float(ev[index.value] / ev.sum()):.2%} of the total); {nads.method} estimate from "
-                      f"{nads.n_networks} networks")
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(1, 2, figsize=(6, 3))
-            img = u.sum(0).numpy()
-            m = abs(img).max() or 1.0
-            ax[0].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
-            ax[0].set_title("pixels")
-            ax[1].imshow(fourier_energy(u).numpy(), cmap="magma")
-            ax[1].set_title("Fourier energy")
-            for a in ax:
-                a.axis("off")
-            plt.show(fig)
-
-    arch.observe(redraw, names="value")
-    index.observe(redraw, names="value")
-    redraw()
-    box = W.VBox([W.HBox([arch, index]), info, out])
-    display(box)
-    return box
-
-
-def nad_training_widget(nads, arch: str = "lenet", n_train: int = 1000, n_test: int = 1000, epochs: int = 2,
-                        seed: int = 0):
-    """Pick a NAD index ``i`` and train ``arch`` on D(u_i) live (:func:`nadlib.direction_accuracy`)."""
-    import ipywidgets as W
-    from IPython.display import display
-
-    from .training import direction_accuracy
-
-    index = W.BoundedIntText(value=0, min=0, max=len(nads) - 1, description="NAD index")
-    button = W.Button(description=f"train {arch} ({epochs} epochs)")
-    info = W.HTML(f"{n_train} training and {n_test} test samples of D(u_i), seed {seed}")
-
-    def run(_):
-        button.disabled = True
-        i = int(index.value)
-        acc = direction_accuracy(arch, nads.directions[i], n_train=n_train, n_test=n_test, epochs=epochs,
-                                 seed=seed, device="cpu")
-        info.value += f"<br>NAD {i}: test accuracy <b>{acc:.3f}</b>"
-        button.disabled = False
-
-    button.on_click(run)
-    box = W.VBox([W.HBox([index, button]), info])
-    display(box)
     return box
