@@ -883,14 +883,19 @@ def _ckpt_path(out) -> Path:
     return out.with_name(out.stem + ".ckpt.npz")
 
 
-def run_poison_cli(args) -> None:
-    """``python -m nadlib poison``: the NAD-poisoning sweep; resumable; writes an artifact."""
+def _cli_setup(args):
+    """What both CIFAR commands start with: profile, start time, NAD basis, data, checkpoint path."""
     profile = get_profile(args.profile)
     start = time.perf_counter()
     u = load_basis(args.nads)
     data = _cli_data(args, profile)
     print(f"data: {data['source']}, {data['n_train']} train / {data['n_test']} test images")
-    ckpt = _ckpt_path(args.out)
+    return profile, start, u, data, _ckpt_path(args.out)
+
+
+def run_poison_cli(args) -> None:
+    """``python -m nadlib poison``: the NAD-poisoning sweep; resumable; writes an artifact."""
+    profile, start, u, data, ckpt = _cli_setup(args)
     arrays, settings = run_poison_sweep(args.arch, u, data, indices=args.indices, epsilon=args.epsilon,
                                         epochs=args.epochs, seed=args.seed, device=args.device,
                                         checkpoint=ckpt, profile=profile)
@@ -909,12 +914,7 @@ def run_poison_cli(args) -> None:
 
 def run_flip_cli(args) -> None:
     """``python -m nadlib flip``: train on CIFAR-10 and on its NAD-flipped version; writes an artifact."""
-    profile = get_profile(args.profile)
-    start = time.perf_counter()
-    u = load_basis(args.nads)
-    data = _cli_data(args, profile)
-    print(f"data: {data['source']}, {data['n_train']} train / {data['n_test']} test images")
-    ckpt = _ckpt_path(args.out)
+    profile, start, u, data, ckpt = _cli_setup(args)
     arrays, settings = run_flip(args.arch, u, data, epochs=args.epochs, seed=args.seed, device=args.device,
                                 checkpoint=ckpt, profile=profile)
     wall = float(arrays["wall_time"].sum())
