@@ -35,29 +35,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
+
+from booktoc import toc_pages
 
 pytestmark = pytest.mark.book
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 1500  # smoke chapters take well under a minute each; this only guards a hang
-
-
-def _toc_pages() -> list[str]:
-    """Page paths (without suffix) listed in _toc.yml: the root and every chapter/section."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return pages
 
 
 def _jupyter_book() -> str:
@@ -86,7 +70,7 @@ def built_book(tmp_path_factory) -> Path:
 
 def test_book_builds_with_all_pages(built_book):
     assert (built_book / "index.html").is_file()
-    missing = [p for p in _toc_pages() if not (built_book / f"{p}.html").is_file()]
+    missing = [p for p in toc_pages() if not (built_book / f"{p}.html").is_file()]
     assert not missing, f"pages listed in _toc.yml but not built: {missing}"
 
 
@@ -126,7 +110,7 @@ def test_pages_load_without_javascript_errors(served_book, tmp_path_factory):
     shots = Path(os.environ.get("NADBOOK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     local_host = urlparse(served_book).netloc
-    pages = ["index"] + _toc_pages()
+    pages = ["index"] + toc_pages()
     problems: dict[str, list[str]] = {}
     blocked: set[str] = set()
 

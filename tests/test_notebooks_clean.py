@@ -14,27 +14,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 from IPython.core.inputtransformer2 import TransformerManager
+
+from booktoc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
-
-
-def _toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return files
 
 
 def _python(source: str) -> ast.Module:
@@ -43,13 +28,13 @@ def _python(source: str) -> ast.Module:
 
 
 def test_every_toc_entry_exists():
-    missing = [f for f in _toc_files()
+    missing = [f for f in toc_pages()
                if not any((ROOT / f"{f}{ext}").is_file() for ext in (".ipynb", ".md", ""))]
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
 
 
 def test_every_chapter_is_in_the_toc():
-    listed = set(_toc_files())
+    listed = set(toc_pages())
     orphans = [str(p.relative_to(ROOT)) for p in CHAPTERS
                if str(p.relative_to(ROOT).with_suffix("")) not in listed]
     assert not orphans, f"notebooks in book/ that _toc.yml does not list (they would not be built): {orphans}"
