@@ -659,12 +659,9 @@ def _normaliser(x: torch.Tensor):
 
 def _train_one(arch: str, x_tr, y_tr, x_te, y_te, *, epochs: int, seed: int, device, hp: CIFARHyperParams,
                progress: bool):
-    from .models import get_model
-    from .training import train
+    from .training import _seeded_model, train
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = get_model(arch, in_channels=3, num_classes=10)
+    model = _seeded_model(arch, seed, in_channels=3, num_classes=10)
     return train(model, x_tr, y_tr, x_te, y_te, epochs=epochs, seed=seed, device=device,
                  progress=progress, **hp.train_kwargs())
 

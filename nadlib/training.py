@@ -201,11 +201,14 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
     return result
 
 
-def _seeded_model(arch: str | Callable[[], nn.Module], seed: int, in_channels: int) -> nn.Module:
+def _seeded_model(arch: str | Callable[[], nn.Module], seed: int, in_channels: int,
+                  num_classes: int = 2) -> nn.Module:
     """A model initialised from ``seed`` without touching the caller's global RNG state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return get_model(arch, in_channels=in_channels, num_classes=2) if isinstance(arch, str) else arch()
+        if isinstance(arch, str):
+            return get_model(arch, in_channels=in_channels, num_classes=num_classes)
+        return arch()
 
 
 def direction_accuracy(arch: str, v, n_train: int = 10_000, n_test: int = 10_000, epochs: int = 20,
