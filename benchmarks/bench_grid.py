@@ -22,7 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import nadlib
-from nadlib.training import TEST_SEED_OFFSET, _seeded_model
+from nadlib.models import seeded_model
+from nadlib.training import TEST_SEED_OFFSET
 
 
 def plain_loop_accuracy(arch, v, n_train, n_test, epochs, seed=0, lr=0.5, clip=0.5, batch_size=128, workers=2):
@@ -33,7 +34,7 @@ def plain_loop_accuracy(arch, v, n_train, n_test, epochs, seed=0, lr=0.5, clip=0
     train_loader = DataLoader(TensorDataset(x_tr, (y_tr > 0).long()), batch_size=batch_size, shuffle=True,
                               num_workers=workers, generator=torch.Generator().manual_seed(seed))
     test_loader = DataLoader(TensorDataset(x_te, (y_te > 0).long()), batch_size=batch_size, num_workers=workers)
-    model = _seeded_model(arch, seed, 1)
+    model = seeded_model(arch, seed, 1)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     total = epochs * len(train_loader)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total)

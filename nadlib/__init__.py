@@ -1,25 +1,40 @@
 """nadlib: Neural Anisotropy Directions (Ortiz-Jimenez et al., NeurIPS 2020) in a compact library.
 
-Data flows one way: directions -> data -> models/training -> results -> plotting/widgets -> chapters.
+Modules, from the ground up (each imports only from the rows above it):
+
+1. ``config`` (profiles, device), ``_checks`` (argument validators)
+2. ``directions`` (Fourier basis), ``models`` (the networks)
+3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``results`` (artifacts)
+4. ``training`` (one SGD recipe)
+5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path)
+6. ``experiments`` (trainability, poisoning, flip)
+7. ``paper`` (published numbers), ``plotting``, ``widgets``, ``tables``
+8. ``cli`` (``python -m nadlib``)
 """
 
 from ._version import __version__
-from .cifar import (CIFAR10_CLASSES, CIFAR10NotFoundError, balanced_subset, change_basis, load_cifar10,
+from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_radius, nad_coefficients, nad_energy,
                     poison_assignment, poison_with_nads)
-from .config import PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
+from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
+from .config import CIFAR10_CLASSES, PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
-from .models import ARCHITECTURES, get_model
+from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
+from .grid import GridResult, accuracy_grid, profile_grid
+from .models import ARCHITECTURES, get_model, seeded_model
 from .nads import NADs, estimate_nads, load_nads, split_half_stability, subspace_overlap
-from .results import load_artifact, provenance, save_artifact
-from .training import GridResult, TrainResult, accuracy_grid, direction_accuracy, evaluate, profile_grid, train
+from .results import load_artifact, provenance, results_dir, save_artifact
+from .tables import markdown_table
+from .training import TrainResult, direction_accuracy, evaluate, train
 
 __all__ = [
     "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
-    "fourier_grid", "ARCHITECTURES", "get_model", "load_artifact", "provenance", "save_artifact",
-    "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy", "evaluate", "profile_grid", "train",
-    "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset", "change_basis", "load_cifar10",
-    "poison_assignment", "poison_with_nads",
+    "fourier_grid", "ARCHITECTURES", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
+    "save_artifact", "markdown_table", "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy",
+    "evaluate", "profile_grid", "train", "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset",
+    "cifar_data", "load_cifar10", "synthetic_cifar10", "as_nad_basis", "change_basis", "flip_basis",
+    "fourier_energy_by_radius", "nad_coefficients", "nad_energy", "poison_assignment", "poison_with_nads",
+    "CIFARHyperParams", "load_basis", "nad_trainability", "run_flip", "run_poison_sweep",
     "NADs", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
 ]

@@ -1,33 +1,332 @@
-"""Command line: ``python -m nadlib <command> ...`` for long, resumable runs that write ``results/``.
+"""Command line: ``python -m nadlib <command> ...`` (or ``nadlib <command>``) for long, resumable runs
+that write artifacts with provenance to ``results/``.
 
-Each experiment module contributes one sub-command through a ``register_cli(subparsers)`` function
-that adds its parser and sets ``func`` (called with the parsed arguments).
+Every command shows a progress bar, checkpoints beside its output (``<out>.ckpt.npz``), stops cleanly on
+Ctrl-C or SIGTERM (exit code 130) and resumes when the same command is run again.  A bad argument is
+reported in one line (``nadlib grid: error: ...``, exit code 2) before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+import time
+from pathlib import Path
 
-# Modules that contribute sub-commands, in the order of ``--help``.
-_COMMAND_MODULES = ("nadlib.training", "nadlib.cifar", "nadlib.nads")
+import numpy as np
+import torch
 
+from ._checks import positive_float, unit_interval
+from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
+from .config import PROFILE_NAMES, get_device, get_profile
+from .experiments import load_basis, nad_trainability, run_flip, run_poison_sweep
+from .grid import profile_grid
+from .models import ARCHITECTURES
+from .nads import METHODS, estimate_nads, load_nads
+from .results import CHECKPOINT_EVERY_S, checkpoint_path, provenance, save_artifact
+
+#: Errors that are the user's to fix: reported in one line with exit code 2.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CIFAR10NotFoundError)
+
+
+# --------------------------------------------------------------------------------------------------
+# argument types: each refuses a bad value with a message argparse prints as `error: argument ...`
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"a seed is in [0, 2**63 - 1], got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return positive_float(float(text), "value")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}") from err
+
+
+def _fraction(text: str) -> float:
+    try:
+        return unit_interval(float(text), "value")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from err
+
+
+def _npz_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix != ".npz":
+        raise argparse.ArgumentTypeError(f"the output must be a .npz file, got {text!r}")
+    return path
+
+
+def _int_list(text: str) -> list[int]:
+    """``"0,10,100"`` -> ``[0, 10, 100]``."""
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like '0,10,100', got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _freqs(text: str) -> list[tuple[int, int]]:
+    """``"1,0;4,4"`` -> ``[(1, 0), (4, 4)]``."""
+    try:
+        freqs = [tuple(int(k) for k in item.split(",")) for item in text.split(";") if item.strip()]
+    except ValueError:
+        freqs = []
+    if not freqs or any(len(f) != 2 for f in freqs):
+        raise argparse.ArgumentTypeError(f"expected frequencies like 'kx,ky;kx,ky', got {text!r}")
+    return freqs
+
+
+def _common(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    if profile:
+        p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+                       help="run profile (default: $NADLIB_PROFILE, else default)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA if available)")
+    p.add_argument("--out", required=True, type=_npz_path,
+                   help="output artifact (.npz); a .ckpt.npz beside it allows resuming")
+
+
+def _finish(out: Path, arrays: dict, meta: dict) -> None:
+    save_artifact(out, arrays, meta)
+    checkpoint_path(out).unlink(missing_ok=True)
+
+
+def _file_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# grid
+
+def _add_grid(sub) -> None:
+    p = sub.add_parser("grid", help="test accuracy of one architecture over a Fourier grid of D(v)")
+    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--stride", type=_positive_int, default=None, help="grid step (default: the profile's)")
+    p.add_argument("--band", type=_positive_int, default=None,
+                   help="only the low-frequency block with signed frequencies in [-B, B-1] (8: the paper's maps)")
+    p.add_argument("--freqs", type=_freqs, default=None,
+                   help="explicit frequencies 'kx,ky;kx,ky;...' instead of a grid")
+    p.add_argument("--n-train", type=_positive_int, default=None)
+    p.add_argument("--n-test", type=_positive_int, default=None)
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--epsilon", type=_positive_float, default=None, help="margin of D(v) (default: the profile's)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="CPU worker processes (default: one per core)")
+    _common(p)
+    p.set_defaults(func=_run_grid)
+
+
+def _run_grid(args) -> None:
+    profile = get_profile(args.profile)
+    device = get_device(args.device)
+    stride = profile.separability.grid_stride if args.stride is None else args.stride
+    overrides = {k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test), ("epochs", args.epochs),
+                                    ("epsilon", args.epsilon)) if v is not None}
+    ckpt = checkpoint_path(args.out)
+    resumed = ckpt.exists()
+    result = profile_grid(args.arch, profile, freqs=args.freqs, stride=stride, band=args.band, seed=args.seed,
+                          device=device, workers=args.workers, checkpoint=ckpt, **overrides)
+    meta = provenance(device=device, profile=profile.name, stride=stride, band=args.band, resumed=resumed,
+                      wall_time=result.wall_time, **result.settings)
+    _finish(args.out, result.to_arrays(), meta)
+    acc = np.array(list(result.accuracy.values()))
+    print(f"wrote {args.out}: {len(acc)} directions, accuracy min {acc.min():.3f} / median "
+          f"{np.median(acc):.3f} / max {acc.max():.3f}, {result.wall_time:.0f} s (this session)")
+
+
+# --------------------------------------------------------------------------------------------------
+# nads, trainability
+
+def _add_nads(sub) -> None:
+    p = sub.add_parser("nads", help="estimate the NADs of an architecture (resumable)",
+                       description="Estimate NADs; interrupt with Ctrl-C and rerun the same command to resume.")
+    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--method", choices=METHODS, default="secant")
+    p.add_argument("--networks", type=_positive_int, default=10_000, help="number of random networks")
+    p.add_argument("--keep", type=_positive_int, default=None, help="directions to store (default: all)")
+    p.add_argument("--step", type=_positive_float, default=100.0, help="secant step h")
+    p.add_argument("--channels", type=_positive_int, default=1)
+    p.add_argument("--size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="networks per step")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: <out>.ckpt.npz)")
+    p.add_argument("--checkpoint-every", type=_positive_float, default=CHECKPOINT_EVERY_S,
+                   help="seconds between checkpoints")
+    p.add_argument("--stop-at-stability", type=_fraction, default=None,
+                   help="stop when the split-half top-10 overlap reaches this value")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common(p, profile=False)
+    p.set_defaults(func=_run_nads)
+
+
+def _run_nads(args) -> None:
+    dim = args.channels * args.size * args.size
+    if args.keep is not None and args.keep > dim:
+        raise ValueError(f"--keep {args.keep} exceeds the input dimension {dim}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ckpt = Path(args.checkpoint) if args.checkpoint else checkpoint_path(args.out)
+    res = estimate_nads(args.arch, args.networks, method=args.method,
+                        input_shape=(args.channels, args.size, args.size), seed=args.seed, device=args.device,
+                        step=args.step, batch_size=args.batch_size, progress=not args.quiet, checkpoint=ckpt,
+                        checkpoint_every=args.checkpoint_every, stop_at_stability=args.stop_at_stability)
+    res.save(args.out, k=args.keep)
+    ckpt.unlink(missing_ok=True)
+    print(f"wrote {args.out}: {res!r}, wall time {res.meta['wall_time_s']:.1f} s")
+
+
+def _add_trainability(sub) -> None:
+    p = sub.add_parser("trainability", help="train on D(u_i) for several NAD indices i (resumable)")
+    p.add_argument("--nads", required=True, help="NAD artifact (.npz) written by `nads`")
+    p.add_argument("--arch", default="lenet", choices=ARCHITECTURES)
+    p.add_argument("--indices", type=_int_list, default=None,
+                   help="comma-separated NAD indices (default: the profile's)")
+    p.add_argument("--n-train", type=_positive_int, default=None, help="default: the profile's")
+    p.add_argument("--n-test", type=_positive_int, default=None, help="default: the profile's")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="default: the profile's")
+    _common(p)
+    p.set_defaults(func=_run_trainability)
+
+
+def _run_trainability(args) -> None:
+    t0 = time.perf_counter()
+    cfg = get_profile(args.profile).nads
+    nads = load_nads(args.nads)
+    indices = args.indices if args.indices is not None else list(cfg.trainability_indices)
+    sizes = {"n_train": args.n_train or cfg.n_train, "n_test": args.n_test or cfg.n_test,
+             "epochs": args.epochs or cfg.epochs}
+    ckpt = checkpoint_path(args.out)
+    resumed = ckpt.exists()
+    arrays = nad_trainability(nads, indices, arch=args.arch, seed=args.seed, device=args.device, checkpoint=ckpt,
+                              **sizes)
+    meta = provenance(device=get_device(args.device), arch=args.arch, nads=str(args.nads),
+                      nads_file_sha256=_file_sha256(args.nads), nads_method=nads.method,
+                      nads_networks=nads.n_networks, seed=args.seed, resumed=resumed,
+                      wall_time_s=round(time.perf_counter() - t0, 1), **sizes)
+    _finish(args.out, arrays, meta)
+    print(f"wrote {args.out}: " + ", ".join(f"{i}: {a:.3f}" for i, a in zip(arrays["indices"], arrays["test_acc"])))
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR-10: poison, flip
+
+def _add_cifar(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--nads", required=True, help="NAD file (.npz) of this architecture, or 'fourier'")
+    p.add_argument("--npz", default=None, help=f"local CIFAR-10 .npz (default: ${NPZ_ENV}, else torchvision)")
+    p.add_argument("--root", default=None, help="torchvision cache folder (default: $NADLIB_DATA/cifar10 "
+                                                "or ~/.cache/nadlib/cifar10)")
+    p.add_argument("--no-download", action="store_true", help="never download CIFAR-10")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic stand-in images (tests only)")
+    p.add_argument("--n-train", type=_positive_int, default=None, help="training images (default: the profile's)")
+    p.add_argument("--n-test", type=_positive_int, default=None, help="test images (default: the profile's)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="default: the profile's")
+    _common(p)
+
+
+def _add_poison_flip(sub) -> None:
+    p = sub.add_parser("poison", help="CIFAR-10 poisoned on a NAD carrier: accuracy vs NAD index")
+    _add_cifar(p)
+    p.add_argument("--indices", type=int, nargs="+", default=None, help="NAD indices (default: the profile's)")
+    p.add_argument("--epsilon", type=_positive_float, default=None,
+                   help="carrier size (pixel units, images in [0, 1]; default: the profile's)")
+    p.set_defaults(func=_run_poison)
+    p = sub.add_parser("flip", help="train on CIFAR-10 and on its NAD-flipped version")
+    _add_cifar(p)
+    p.set_defaults(func=_run_flip)
+
+
+def _cifar_setup(args):
+    """What both CIFAR commands start with: profile, start time, NAD basis, data."""
+    profile = get_profile(args.profile)
+    start = time.perf_counter()
+    u = load_basis(args.nads)
+    data = cifar_data(profile, n_train=args.n_train, n_test=args.n_test, npz=args.npz, root=args.root,
+                      download=not args.no_download, synthetic=args.synthetic or None, seed=args.seed,
+                      device=args.device)
+    print(f"data: {data['source']}, {data['n_train']} train / {data['n_test']} test images")
+    return profile, start, u, data
+
+
+def _cifar_meta(args, profile, settings, data, wall, start, resumed) -> dict:
+    return provenance(device=get_device(args.device), profile=profile.name, wall_time=wall, settings=settings,
+                      nads_file=str(args.nads), data_source=data["source"], resumed=resumed,
+                      nads_file_sha256=None if args.nads == "fourier" else _file_sha256(args.nads),
+                      elapsed_this_session=time.perf_counter() - start)
+
+
+def _run_poison(args) -> None:
+    profile, start, u, data = _cifar_setup(args)
+    ckpt = checkpoint_path(args.out)
+    resumed = ckpt.exists()
+    arrays, settings = run_poison_sweep(args.arch, u, data, indices=args.indices, epsilon=args.epsilon,
+                                        epochs=args.epochs, seed=args.seed, device=args.device,
+                                        checkpoint=ckpt, profile=profile)
+    wall = float(arrays["wall_time"].sum() + arrays.get("clean_wall_time", 0.0))
+    _finish(args.out, arrays, _cifar_meta(args, profile, settings, data, wall, start, resumed))
+    print(f"wrote {args.out} ({wall:.0f} s of training)")
+    print(" index | train acc (poisoned) | clean test acc | carrier-following")
+    if "clean_test_acc" in arrays:
+        print(f" clean | {float(arrays['clean_train_acc']):20.3f} | {float(arrays['clean_test_acc']):14.3f} |")
+    for i, a, b, c in zip(arrays["indices"], arrays["train_acc"], arrays["test_acc"], arrays["carrier_acc"]):
+        print(f" {i:5d} | {a:20.3f} | {b:14.3f} | {c:.3f}")
+
+
+def _run_flip(args) -> None:
+    profile, start, u, data = _cifar_setup(args)
+    ckpt = checkpoint_path(args.out)
+    resumed = ckpt.exists()
+    arrays, settings = run_flip(args.arch, u, data, epochs=args.epochs, seed=args.seed, device=args.device,
+                                checkpoint=ckpt, profile=profile)
+    wall = float(arrays["wall_time"].sum())
+    _finish(args.out, arrays, _cifar_meta(args, profile, settings, data, wall, start, resumed))
+    print(f"wrote {args.out} ({wall:.0f} s of training)")
+    for v, a, b in zip(arrays["variants"], arrays["train_acc"], arrays["test_acc"]):
+        print(f" {v:9s} train {a:.3f}  test {b:.3f}")
+
+
+# --------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
-    parser = argparse.ArgumentParser(prog="python -m nadlib", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register_cli(sub)
+    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip):
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except KeyboardInterrupt:
         print("\ninterrupted: progress so far is saved; run the same command again to resume", file=sys.stderr)
         return 130
+    except USER_ERRORS as err:
+        message = str(err).strip().splitlines()
+        print(f"{parser.prog} {args.command}: error: {message[0] if message else type(err).__name__}",
+              file=sys.stderr)
+        for line in message[1:]:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     return 0

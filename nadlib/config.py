@@ -17,8 +17,13 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ._version import __version__
+
 PROFILE_ENV = "NADLIB_PROFILE"
 PROFILE_NAMES = ("smoke", "default", "paper")
+
+#: The CIFAR-10 class names, in the order of the labels 0..9.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,6 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 def describe_environment(profile: Profile | None = None, device: str | torch.device | None = None) -> str:
     """One line for the first cell of each chapter: library version, profile and device."""
-    from ._version import __version__
-
     profile = profile or get_profile()
     dev = get_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

@@ -9,11 +9,13 @@ classifier ``sign(v^T x)`` is perfect.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ._checks import positive_float, positive_int, seed as _check_seed
 from .config import get_device
+
+#: Largest data set :func:`linear_separable` draws at once, in numbers (8 GiB of float32).
+MAX_ELEMENTS = 2 ** 31
 
 
 def as_direction(v, name: str = "v") -> torch.Tensor:
@@ -35,19 +37,6 @@ def as_direction(v, name: str = "v") -> torch.Tensor:
     return (v / norm).to(torch.float32)
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_positive_float(value, name: str) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
-
-
 def balanced_signs(n: int, generator: torch.Generator, device) -> torch.Tensor:
     """``n`` labels in ``{-1, +1}``, as balanced as ``n`` allows (counts differ by at most one), shuffled."""
     y = torch.ones(n, device=device)
@@ -67,12 +56,17 @@ def linear_separable(v, n: int, sigma: float = 3.0, epsilon: float = 1.0, seed: 
         seed: seed of the generator; the same seed gives the same data on the same device.
         device: where the data is generated (default: CUDA if available, else CPU).
     """
-    n = _check_positive_int(n, "n")
-    sigma = _check_positive_float(sigma, "sigma")
-    epsilon = _check_positive_float(epsilon, "epsilon")
+    n = positive_int(n, "n")
+    sigma = positive_float(sigma, "sigma", maximum=1e6)
+    epsilon = positive_float(epsilon, "epsilon", maximum=1e6)
+    seed = _check_seed(seed)
+    v = as_direction(v)
+    if n * v.numel() > MAX_ELEMENTS:
+        raise ValueError(f"n={n:,} samples of {v.numel():,} numbers each exceed {MAX_ELEMENTS:,} numbers "
+                         "(8 GiB); draw the data in smaller parts")
     device = get_device(device)
-    v = as_direction(v).to(device)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    v = v.to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     y = balanced_signs(n, gen, device)
     w = torch.randn((n, *v.shape), generator=gen, device=device) * sigma
     flat_v = v.flatten()

@@ -25,14 +25,15 @@ import math
 import numpy as np
 import torch
 
+from ._checks import index as _check_index, integer, is_int, positive_int
+
 
 def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
+    positive_int(size, "size", maximum=4096)
 
 
 def _check_frequency(k, size: int, name: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+    if not is_int(k):
         raise TypeError(f"{name} must be an int, got {type(k).__name__}")
     if not 0 <= k < size:
         raise ValueError(f"{name}={k} out of range: frequencies are integers in [0, {size - 1}] for size={size}")
@@ -64,16 +65,7 @@ def mirror(kx: int, ky: int, size: int = 32) -> tuple[int, int]:
 def signed_frequency(k: int, size: int = 32) -> int:
     """The signed version of a DFT index ``k`` in ``0..size-1``: ``k`` or ``k - size``, in
     ``[-size//2, size - size//2)`` (the position of ``k`` after ``fftshift``)."""
-    import operator
-
-    if isinstance(k, bool):
-        raise TypeError("frequency must be an int, got bool")
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise TypeError(f"frequency must be an int, got {type(k).__name__}") from None
-    if not 0 <= k < size:
-        raise ValueError(f"frequency {k} out of range [0, {size - 1}]")
+    k = _check_index(k, "frequency", size)
     return k - size if k >= size - size // 2 else k
 
 
@@ -86,10 +78,9 @@ def fourier_grid(size: int = 32, stride: int = 1, half: bool = True, band: int |
     paper's Fourier maps show).
     """
     _check_size(size)
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be a positive int, got {stride!r}")
-    if band is not None and (isinstance(band, bool) or not isinstance(band, int) or not 1 <= band <= size // 2):
-        raise ValueError(f"band must be an int in [1, {size // 2}], got {band!r}")
+    positive_int(stride, "stride", maximum=size)
+    if band is not None:
+        integer(band, "band", minimum=1, maximum=size // 2)
     freqs, seen = [], set()
     for ky in range(0, size, stride):
         for kx in range(0, size, stride):
@@ -151,3 +142,18 @@ def fill_symmetric(values: dict, size: int = 32, fill=np.nan) -> np.ndarray:
         mx, my = mirror(kx, ky, size)
         grid[my, mx] = value
     return grid
+
+
+def frequency_radius(size: int = 32) -> torch.Tensor:
+    """``sqrt(kx^2 + ky^2)`` of every row of :func:`fourier_basis` (row ``ky * size + kx``), with each index
+    folded to its distance from 0 (``min(k, size - k)``), float64."""
+    _check_size(size)
+    k = torch.arange(size, dtype=torch.float64)
+    k = torch.minimum(k, size - k)
+    return (k[:, None] ** 2 + k[None, :] ** 2).sqrt().flatten()
+
+
+def low_to_high_order(size: int = 32) -> torch.Tensor:
+    """The permutation of the rows of :func:`fourier_basis` from low to high :func:`frequency_radius`
+    (stable: ties keep the basis order)."""
+    return torch.argsort(frequency_radius(size), stable=True)

@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ._checks import positive_int, seed as _check_seed
+
 INPUT_SIZE = 32
 
 
@@ -194,6 +196,16 @@ _MODELS = _registry()
 ARCHITECTURES: tuple[str, ...] = tuple(_MODELS)
 
 
+def _model_key(name) -> str:
+    """The registry key of an architecture name (case-insensitive); a clear error for unknown names."""
+    if not isinstance(name, str):
+        raise TypeError(f"architecture name must be a str, got {type(name).__name__}")
+    key = name.lower()
+    if key not in _MODELS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
+    return key
+
+
 def get_model(name: str, in_channels: int = 1, num_classes: int = 2) -> nn.Module:
     """Build a freshly (randomly) initialised network for 32x32 inputs.
 
@@ -205,12 +217,25 @@ def get_model(name: str, in_channels: int = 1, num_classes: int = 2) -> nn.Modul
 
     The initialisation follows the global torch RNG: call ``torch.manual_seed`` first for a fixed network.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"architecture name must be a str, got {type(name).__name__}")
-    key = name.lower()
-    if key not in _MODELS:
-        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
-    for arg, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+    key = _model_key(name)
+    positive_int(in_channels, "in_channels", maximum=4096)
+    positive_int(num_classes, "num_classes", maximum=1_000_000)
     return _MODELS[key](in_channels=in_channels, num_classes=num_classes)
+
+
+def seeded_model(arch: str | Callable[[], nn.Module], seed: int, in_channels: int = 1,
+                 num_classes: int = 2) -> nn.Module:
+    """A network initialised from ``seed``, leaving the caller's global torch RNG as it was.
+
+    ``arch`` is a name of :data:`ARCHITECTURES` (built by :func:`get_model` with ``in_channels`` and
+    ``num_classes``) or a zero-argument callable returning a fresh ``nn.Module``.  The same seed gives
+    the same parameters on every call.
+    """
+    seed = _check_seed(seed)
+    if not isinstance(arch, str) and not callable(arch):
+        raise TypeError(f"arch must be an architecture name or a callable, got {type(arch).__name__}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if isinstance(arch, str):
+            return get_model(arch, in_channels=in_channels, num_classes=num_classes)
+        return arch()

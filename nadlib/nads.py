@@ -39,7 +39,7 @@ project was developed on CPUs only).
 from __future__ import annotations
 
 import copy
-import math
+import hashlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,14 +49,22 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, grad, stack_module_state, vmap
+from tqdm.auto import tqdm
 
+from ._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
 from .config import get_device
-from .results import Checkpoint, load_artifact, provenance, save_artifact
+from .lenet_secant import LeNetSecant, lenet_layers
+from .models import get_model
+from .results import CHECKPOINT_EVERY_S, Checkpoint, interruptible, load_artifact, provenance, save_artifact
 
 METHODS = ("secant", "gradient")
 
+#: Most networks one estimate may ask for.
+MAX_NETWORKS = 10_000_000
+
 __all__ = ["NADs", "estimate_nads", "load_nads", "subspace_overlap", "split_half_stability",
-           "network_seed", "nad_trainability", "METHODS"]
+           "network_seed", "METHODS"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -75,6 +83,8 @@ def _as_rows(a, k: int | None, name: str) -> torch.Tensor:
     if a.dim() < 2:
         raise ValueError(f"{name} must hold one direction per row (2-D or more), got shape {tuple(a.shape)}")
     a = a.reshape(a.shape[0], -1)
+    if not torch.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
@@ -96,6 +106,11 @@ def subspace_overlap(A, B, k: int | None = None) -> float:
         raise ValueError(f"A and B live in different dimensions ({a.shape[1]} vs {b.shape[1]})")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"A and B have different numbers of rows ({a.shape[0]} vs {b.shape[0]}); pass k")
+    for m, name in ((a, "A"), (b, "B")):
+        err = (m @ m.T - torch.eye(m.shape[0], dtype=m.dtype)).abs().max().item()
+        if err > 1e-3:
+            raise ValueError(f"the rows of {name} must be orthonormal (max |{name} {name}^T - I| = {err:.2g}); "
+                             "orthonormalise them first, e.g. with torch.linalg.qr")
     s = torch.linalg.svdvals(a @ b.T)
     return float((s ** 2).mean())
 
@@ -239,6 +254,9 @@ def load_nads(path) -> NADs:
     for key in ("directions", "eigenvalues"):
         if key not in arrays:
             raise ValueError(f"{str(path)!r} is not a NAD artifact (missing {key!r})")
+    if arrays["directions"].ndim != 4 or arrays["eigenvalues"].ndim != 1:
+        raise ValueError(f"{str(path)!r} is not a NAD artifact: directions must be k x C x H x W and eigenvalues "
+                         f"1-D, got shapes {arrays['directions'].shape} and {arrays['eigenvalues'].shape}")
     stab = {int(k): float(v) for k, v in zip(arrays.get("stability_k", []), arrays.get("stability", []))}
     ep = arrays.get("eval_point")
     return NADs(directions=torch.from_numpy(arrays["directions"]).to(torch.float32),
@@ -253,7 +271,6 @@ def load_nads(path) -> NADs:
 
 def _model_factory(model, input_shape) -> tuple[Callable[[], nn.Module], str]:
     if isinstance(model, str):
-        from .models import get_model
         get_model(model, in_channels=input_shape[0], num_classes=1)  # validates the name early
         return (lambda: get_model(model, in_channels=input_shape[0], num_classes=1)), model.lower()
     if isinstance(model, nn.Module):
@@ -321,163 +338,6 @@ def _secant_plain(net: nn.Module, x: torch.Tensor, step: float, chunk: int) -> t
 # secant: fast exact path for nadlib LeNets (conv-relu-pool, conv-relu-pool, 3 linear layers)
 
 
-def _lenet_layers(net: nn.Module):
-    """The layers of a pooling nadlib LeNet, or None when ``net`` does not have exactly that structure."""
-    from .models import LeNet
-    if type(net) is not LeNet:
-        return None
-    f, c = list(net.features), list(net.classifier)
-    kinds = [type(m) for m in f]
-    if kinds != [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d]:
-        return None
-    for conv in (f[0], f[3]):
-        if conv.stride != (1, 1) or conv.padding != (0, 0) or conv.dilation != (1, 1) or conv.groups != 1 \
-                or conv.bias is None:
-            return None
-    for pool in (f[2], f[5]):
-        if pool.kernel_size not in (2, (2, 2)) or pool.stride not in (2, (2, 2)) or pool.padding not in (0, (0, 0)):
-            return None
-    lin = [m for m in c if isinstance(m, nn.Linear)]
-    if [type(m) for m in c] != [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]:
-        return None
-    return f[0], f[3], lin
-
-
-def _pool2(t: torch.Tensor) -> torch.Tensor:
-    """2x2 max-pool with stride 2 over the last two dims (even sizes), any leading dims."""
-    return torch.maximum(torch.maximum(t[..., 0::2, 0::2], t[..., 0::2, 1::2]),
-                         torch.maximum(t[..., 1::2, 0::2], t[..., 1::2, 1::2]))
-
-
-def _max4(t: torch.Tensor, dim: int = -3) -> torch.Tensor:
-    """Max over ``dim`` of size 4 (the 2x2 pooling candidates in a pool-major layout)."""
-    return torch.maximum(torch.maximum(t.select(dim, 0), t.select(dim, 1)),
-                         torch.maximum(t.select(dim, 2), t.select(dim, 3)))
-
-
-class _LeNetSecant:
-    """Exact central differences for a batch of LeNets, exploiting that pixel ``j`` only reaches a
-    window of the first feature maps.
-
-    For pixel ``j`` the first pre-activation is ``conv1(x) ± h·K_j`` (the kernel placed at ``j``);
-    ReLU and the 2×2 max-pool change only a 3×3 window of the pooled map, whose change ``δ`` (54
-    numbers) maps linearly to a 7×7 window of the second convolution (a precomputed 54×784 matrix
-    per network).  Only the dense tail (ReLU, pool, 3 linear layers) runs on every perturbed input.
-    """
-
-    def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, input_shape, device):
-        C, H, W = input_shape
-        k1, k2 = conv1.kernel_size[0], conv2.kernel_size[0]
-        self.k1, self.k2, self.c1, self.c2 = k1, k2, conv1.out_channels, conv2.out_channels
-        self.H1, self.W1 = H - k1 + 1, W - k1 + 1           # conv1 output
-        if self.H1 % 2 or self.W1 % 2:
-            raise ValueError("odd conv1 output")
-        self.P1h, self.P1w = self.H1 // 2, self.W1 // 2      # pool1 output
-        self.wp = (k1 + 1) // 2 + 1                          # pooled window (3 for k1=5)
-        self.H2, self.W2 = self.P1h - k2 + 1, self.P1w - k2 + 1  # conv2 output
-        if self.wp > min(self.P1h, self.P1w) or self.H2 < 1 or self.W2 < 1 or self.H2 % 2 or self.W2 % 2:
-            raise ValueError("input too small for the windowed path")
-        self.wo = self.wp + k2 - 1                           # conv2 output window (7)
-        self.device = device
-        self.shape = (C, H, W)
-        dev = device
-        ch, r, s = torch.meshgrid(torch.arange(C), torch.arange(H), torch.arange(W), indexing="ij")
-        ch, r, s = ch.reshape(-1), r.reshape(-1), s.reshape(-1)
-
-        def start(pos, lim):  # first pooled row/col of the window reached by input row/col `pos`
-            return ((pos - (k1 - 1)).clamp_min(0) // 2).clamp_max(lim - self.wp)
-        # pixels are processed sorted by window position (memory locality); gradients are unsorted at the end
-        order = torch.argsort(start(r, self.P1h) * (self.P1w + 1) + start(s, self.P1w), stable=True)
-        ch, r, s = ch[order], r[order], s[order]
-        self.order = order.to(device)
-        self.pr0, self.pc0 = start(r, self.P1h), start(s, self.P1w)
-        # flat[(sign, pixel, c, y, x)] = where conv2 output (y, x) of that perturbed input reads its change
-        # in the flattened (sign, pixel, c, 7*7 + zero slot) window tensor
-        wo, n2 = self.wp + k2 - 1, (self.P1h - k2 + 1) * (self.P1w - k2 + 1)
-        # conv2 outputs are laid out pool-major: (dy, dx, qy, qx) with y = 2 qy + dy, x = 2 qx + dx, so that
-        # the 2x2 max-pool is a max over 4 contiguous blocks
-        qy = torch.arange((self.P1h - k2 + 1) // 2)
-        qx = torch.arange((self.P1w - k2 + 1) // 2)
-        Y = (2 * qy[None, None, :, None] + torch.arange(2)[:, None, None, None]).expand(2, 2, len(qy), len(qx))
-        X = (2 * qx[None, None, None, :] + torch.arange(2)[None, :, None, None]).expand(2, 2, len(qy), len(qx))
-        yy = Y.reshape(1, -1) - (self.pr0[:, None] - (k2 - 1))
-        xx = X.reshape(1, -1) - (self.pc0[:, None] - (k2 - 1))
-        inside = (yy >= 0) & (yy < wo) & (xx >= 0) & (xx < wo)
-        local = torch.where(inside, yy.clamp(0, wo - 1) * wo + xx.clamp(0, wo - 1), torch.full_like(yy, wo * wo))
-        local = local.reshape(-1, 1, n2)                                     # (D, 1, n2)
-        n_img = 2 * local.shape[0]
-        base_off = (torch.arange(n_img)[:, None, None] * self.c2 + torch.arange(self.c2)[None, :, None]) * (wo * wo + 1)
-        self.flat = (base_off + local.repeat(2, 1, 1)).reshape(-1).to(device)
-        # the 6x6 conv1 window is gathered pool-major: (dy, dx, py, px), row 2 pr0 + 2 py + dy
-        ar = torch.arange(self.wp)
-        rows = (2 * self.pr0[:, None, None, None, None] + 2 * ar[None, None, None, :, None]
-                + torch.arange(2)[None, :, None, None, None])                  # (D, 2, 1, 3, 1)
-        cols = (2 * self.pc0[:, None, None, None, None] + 2 * ar[None, None, None, None, :]
-                + torch.arange(2)[None, None, :, None, None])                  # (D, 1, 2, 1, 3)
-        ky = r[:, None, None, None, None] - rows
-        kx = s[:, None, None, None, None] - cols
-        valid = (ky >= 0) & (ky < k1) & (kx >= 0) & (kx < k1)
-        kidx = ch[:, None, None, None, None] * k1 * k1 + ky.clamp(0, k1 - 1) * k1 + kx.clamp(0, k1 - 1)
-        self.kidx = torch.where(valid, kidx, torch.full_like(kidx, C * k1 * k1)).to(dev)  # (D, 2, 2, 3, 3)
-        self.rows, self.cols = rows.to(dev), cols.to(dev)
-        prow = self.pr0[:, None] + torch.arange(self.wp)
-        pcol = self.pc0[:, None] + torch.arange(self.wp)
-        self.prow, self.pcol = prow.to(dev), pcol.to(dev)
-        # ridx[(ci, py, px), co-independent, (oy, ox)]: flat index into conv2's kernel (ci, ky, kx) of the
-        # weight linking pooled-window entry (ci, py, px) to conv2-window output (oy, ox); sentinel -> 0
-        ci, py, px = torch.meshgrid(torch.arange(self.c1), torch.arange(self.wp), torch.arange(self.wp), indexing="ij")
-        oy, ox = torch.meshgrid(torch.arange(self.wo), torch.arange(self.wo), indexing="ij")
-        ky = py.reshape(-1, 1) + (k2 - 1) - oy.reshape(1, -1)
-        kx = px.reshape(-1, 1) + (k2 - 1) - ox.reshape(1, -1)
-        okk = (ky >= 0) & (ky < k2) & (kx >= 0) & (kx < k2)
-        ridx = ci.reshape(-1, 1) * k2 * k2 + ky.clamp(0, k2 - 1) * k2 + kx.clamp(0, k2 - 1)
-        ridx = torch.where(okk, ridx, torch.full_like(ridx, self.c1 * k2 * k2))
-        sentinel = torch.full((ridx.shape[0], 1), self.c1 * k2 * k2)
-        self.ridx = torch.cat([ridx, sentinel], dim=1).to(dev)             # (54, 50): 49 + a zero slot
-        self.D = C * H * W
-
-    def __call__(self, nets: list[nn.Module], x: torch.Tensor, step: float) -> torch.Tensor:
-        B, D, dev = len(nets), self.D, self.device
-        layers = [_lenet_layers(n) for n in nets]
-        w1 = torch.stack([l[0].weight for l in layers])      # (B, c1, C, k, k)
-        b1 = torch.stack([l[0].bias for l in layers])
-        w2 = torch.stack([l[1].weight for l in layers])      # (B, c2, c1, k, k)
-        b2 = torch.stack([l[1].bias for l in layers])
-        c1, c2, wp, wo, k2 = self.c1, self.c2, self.wp, self.wo, self.k2
-        # base pass, all networks at once (grouped by stacking output channels)
-        base1 = torch.nn.functional.conv2d(x[None], w1.reshape(B * c1, *w1.shape[2:]), b1.reshape(-1))
-        base1 = base1.view(B, c1, self.H1, self.W1)
-        pool1 = torch.relu_(_pool2(base1))                                      # (B, c1, P, P)
-        base2 = torch.nn.functional.conv2d(pool1.reshape(1, B * c1, self.P1h, self.P1w),
-                                           w2.reshape(B * c2, c1, k2, k2), b2.reshape(-1), groups=B)
-        base2 = base2.view(B, c2, self.H2 // 2, 2, self.W2 // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(B, 1, 1, c2, 4, -1)
-        # windows of the first stage, both signs (max-pool and ReLU commute: pool first)
-        bw = base1[:, :, self.rows, self.cols]                                  # (B, c1, D, 2, 2, 3, 3)
-        kpad = torch.cat([w1.reshape(B, c1, -1), w1.new_zeros(B, c1, 1)], dim=2)
-        kw = kpad[:, :, self.kidx].mul_(step)                                   # (B, c1, D, 2, 2, 3, 3)
-        pre = torch.stack([bw + kw, bw.sub_(kw)], dim=2).view(B, c1, 2, D, 4, wp, wp)
-        pw = torch.relu_(_max4(pre))                                            # (B, c1, 2, D, 3, 3)
-        pbase = pool1[:, :, self.prow[:, :, None], self.pcol[:, None, :]]       # (B, c1, D, 3, 3)
-        delta = pw.sub_(pbase[:, :, None]).permute(0, 2, 3, 1, 4, 5).reshape(B, 2 * D, c1 * wp * wp)
-        # response of the 7x7 conv2 window to a unit change of each of the 54 pooled-window entries,
-        # read straight from the kernel: (B, 54, c2 * 49)
-        w2pad = torch.cat([w2.reshape(B, c2, -1), w2.new_zeros(B, c2, 1)], dim=2)
-        resp = w2pad[:, :, self.ridx].permute(0, 2, 1, 3).reshape(B, c1 * wp * wp, c2 * (wo * wo + 1))
-        d2 = torch.bmm(delta, resp).view(B, -1)   # zero slot per (image, channel) comes from the sentinel
-        out2 = torch.index_select(d2, 1, self.flat).view(B, 2, D, c2, 4, -1).add_(base2)
-        h = torch.relu_(_max4(out2, -2)).reshape(B, 2 * D, -1)
-        for j, lin in enumerate(zip(*[l[2] for l in layers])):
-            w = torch.stack([m.weight for m in lin])
-            b = torch.stack([m.bias for m in lin])
-            h = torch.baddbmm(b[:, None, :], h, w.transpose(1, 2))
-            if j < 2:
-                h = torch.relu_(h)
-        out = h.view(B, 2, D)
-        g = torch.empty(B, D, device=out.device, dtype=out.dtype)
-        g[:, self.order] = (out[:, 0] - out[:, 1]) / (2 * step)
-        return g
-
-
 # ----------------------------------------------------------------------------------------------
 # gradient method
 
@@ -492,7 +352,6 @@ def _grad_loop(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 def _grad_vmap(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    from torch.func import functional_call, grad, stack_module_state, vmap
     params, buffers = stack_module_state(nets)
     base = copy.deepcopy(nets[0]).to("meta")
 
@@ -515,9 +374,74 @@ def _default_batch(method: str, fast_lenet: bool, n_params: int, device: torch.d
     return 4 if gpu else 1
 
 
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The validated arguments of one :func:`estimate_nads` call."""
+
+    n_networks: int
+    method: str
+    input_shape: tuple[int, int, int]
+    k: int | None
+    seed: int
+    step: float
+    batch_size: int | None
+    stop_at_stability: float | None
+    stability_k: int
+    check_every: int | None
+    stability_ks: tuple[int, ...]
+    checkpoint_every: float
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.input_shape))
+
+
+def _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_at_stability, stability_k,
+              check_every, stability_ks, checkpoint_every) -> _Request:
+    choice(method, "method", METHODS)
+    if not is_int(n_networks) or n_networks < 2:
+        raise ValueError(f"n_networks must be an int >= 2 (a covariance needs two samples), got {n_networks!r}")
+    if n_networks > MAX_NETWORKS:
+        raise ValueError(f"n_networks must be at most {MAX_NETWORKS:,}, got {n_networks:,}")
+    input_shape = _check_input_shape(input_shape)
+    dim = int(np.prod(input_shape))
+    if k is not None and (not is_int(k) or not 1 <= k <= dim):
+        raise ValueError(f"k must be an int in [1, {dim}] (the input dimension) or None, got {k!r}")
+    if batch_size is not None:
+        positive_int(batch_size, "batch_size", maximum=1_000_000)
+    if stop_at_stability is not None:
+        stop_at_stability = unit_interval(stop_at_stability, "stop_at_stability")
+    stability_k = positive_int(stability_k, "stability_k")
+    if stop_at_stability is not None and stability_k > dim:
+        raise ValueError(f"stability_k={stability_k} exceeds the input dimension {dim}: early stopping could "
+                         "never trigger")
+    if check_every is not None:
+        positive_int(check_every, "check_every")
+    ks = tuple(positive_int(k_, "stability_ks entry") for k_ in stability_ks)
+    return _Request(int(n_networks), method, input_shape, None if k is None else int(k), _check_seed(seed),
+                    positive_float(step, "step", maximum=1e12), batch_size, stop_at_stability, stability_k,
+                    check_every, ks, positive_float(checkpoint_every, "checkpoint_every"))
+
+
+def _eval_point(eval_point, input_shape, seed) -> torch.Tensor:
+    """The input at which gradients are taken (CPU float32): ``randn(input_shape)`` seeded by ``seed``."""
+    if eval_point is None:
+        return torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
+    x = torch.as_tensor(eval_point, dtype=torch.float32).detach().cpu()
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if tuple(x.shape) != input_shape:
+        raise ValueError(f"eval_point must have shape {input_shape} (input_shape), got {tuple(x.shape)}")
+    return finite(x, "eval_point")
+
+
 def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1, 32, 32), k: int | None = None,
                   seed: int = 0, device=None, eval_point=None, step: float = 100.0, batch_size: int | None = None,
-                  progress: bool = True, *, checkpoint=None, checkpoint_every: float = 60.0,
+                  progress: bool = True, *, checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY_S,
                   stop_at_stability: float | None = None, stability_k: int = 10, check_every: int | None = None,
                   stability_ks=(1, 5, 10, 50), tf32: bool = False) -> NADs:
     """Estimate the NADs of an architecture from ``n_networks`` random initialisations.
@@ -540,12 +464,15 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
             the result is deterministic for fixed ``(seed, batch_size)``; other batch sizes agree to float
             rounding.
         progress: show a ``tqdm`` progress bar.
-        checkpoint: optional ``.npz`` path: statistics are saved there every ``checkpoint_every`` seconds and
-            at the end, and an existing checkpoint with the same settings is resumed (identical result).
+        checkpoint: optional ``.npz`` path: statistics are saved there every ``checkpoint_every`` seconds, on
+            an interruption and at the end, and an existing checkpoint with the same settings is resumed
+            (identical result).
         stop_at_stability: stop early once the split-half overlap of the top-``stability_k`` NADs reaches
             this value (checked every ``check_every`` networks, default ``max(64, n_networks // 20)``).
         stability_ks: the ``k`` values reported in ``.stability``.
         tf32: allow TF32 matmuls/convolutions on CUDA (faster, ~1e-3 relative error); off by default.
+
+    The global torch RNG is left as it was.
 
     Returns:
         :class:`NADs`.
@@ -557,98 +484,62 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
         RuntimeError: CUDA requested but not available.
     """
     t0 = time.perf_counter()
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(n_networks, bool) or not isinstance(n_networks, (int, np.integer)) or n_networks < 2:
-        raise ValueError(f"n_networks must be an int >= 2 (a covariance needs two samples), got {n_networks!r}")
-    n_networks = int(n_networks)
-    input_shape = _check_input_shape(input_shape)
-    dim = int(np.prod(input_shape))
-    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= dim):
-        raise ValueError(f"k must be an int in [1, {dim}] (the input dimension) or None, got {k!r}")
-    step = float(step)
-    if not math.isfinite(step) or step <= 0:
-        raise ValueError(f"step must be a positive finite number, got {step!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-    if stop_at_stability is not None and not 0 < float(stop_at_stability) <= 1:
-        raise ValueError(f"stop_at_stability must be in (0, 1], got {stop_at_stability!r}")
+    req = _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_at_stability, stability_k,
+                    check_every, stability_ks, checkpoint_every)
     device = get_device(device)
-    factory, arch_name = _model_factory(model, input_shape)
-
-    if eval_point is None:
-        gen = torch.Generator().manual_seed(int(seed))
-        x_cpu = torch.randn(input_shape, generator=gen)
-    else:
-        x_cpu = torch.as_tensor(eval_point, dtype=torch.float32).detach().cpu()
-        if x_cpu.dim() == 4 and x_cpu.shape[0] == 1:
-            x_cpu = x_cpu[0]
-        if tuple(x_cpu.shape) != input_shape:
-            raise ValueError(f"eval_point must have shape {input_shape} (input_shape), got {tuple(x_cpu.shape)}")
-        if not torch.isfinite(x_cpu).all():
-            raise ValueError("eval_point contains NaN or infinite values")
+    factory, arch_name = _model_factory(model, req.input_shape)
+    x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
     x = x_cpu.to(device)
-
-    settings = {"arch": arch_name, "method": method, "input_shape": list(input_shape), "seed": int(seed),
-                "step": step if method == "secant" else None, "eval_point_sha": _digest(x_cpu),
-                "device_type": device.type, "batch_size": batch_size}
-    stats, start = _Stats(dim), 0
-    ckpt = None
-    with torch.random.fork_rng(devices=[]):
-        first = _build(factory, 0, seed).to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        first = _build(factory, 0, req.seed).to(device)
         _check_model(first, x)
-        lenet = _lenet_layers(first) if method == "secant" else None
-        fast = None
-        if lenet is not None:
-            try:
-                fast = _LeNetSecant(lenet[0], lenet[1], input_shape, device)
-            except ValueError:
-                fast = None
-        if batch_size is None:
-            batch_size = _default_batch(method, fast is not None, sum(p.numel() for p in first.parameters()), device)
-        settings["batch_size"] = int(batch_size)
-        settings["path"] = "lenet-windowed" if fast is not None else ("vmap" if method == "gradient" else "batched")
-        if checkpoint is not None:
-            ckpt = Checkpoint(checkpoint, settings)
-            if ckpt.resumed:
-                stats = _Stats.from_arrays(ckpt.arrays)
-                start = int(ckpt.arrays["next_index"])
+        fast = _fast_lenet(first, req) if req.method == "secant" else None
+        n_params = sum(p.numel() for p in first.parameters())
+        batch = req.batch_size or _default_batch(req.method, fast is not None, n_params, device)
+        path = "lenet-windowed" if fast is not None else ("vmap" if req.method == "gradient" else "batched")
+        settings = {"arch": arch_name, "method": req.method, "input_shape": list(req.input_shape),
+                    "seed": req.seed, "step": req.step if req.method == "secant" else None,
+                    "eval_point_sha": _digest(x_cpu), "device_type": device.type, "batch_size": int(batch),
+                    "path": path}
+        run = _Run(factory, req, device, x, fast, batch, arch_name)
+        ckpt = Checkpoint(checkpoint, settings) if checkpoint is not None else None
+        if ckpt is not None and ckpt.resumed:
+            run.resume(ckpt.arrays)
+        start = run.next_index
         prev = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
-        if check_every is None:
-            check_every = max(64, n_networks // 20)
-        use_vmap = [True]
         t_grad = time.perf_counter()
         try:
-            stats, n_done, stopped = _run(factory, seed, device, x, method, step, fast, stats, start, n_networks,
-                                          int(batch_size), progress, ckpt, checkpoint_every, stop_at_stability,
-                                          stability_k, check_every, use_vmap, arch_name)
+            run.execute(ckpt, progress)
         finally:
             if device.type == "cuda":
                 torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
-    t_grad = time.perf_counter() - t_grad
-    vals, vecs = _eig_desc(stats.covariance())
-    keep = dim if k is None else int(k)
-    stability = split_half_stability(stats, stability_ks)
-    meta = provenance(device=device, arch=arch_name, method=method, seed=int(seed), input_shape=list(input_shape),
-                      step=settings["step"], batch_size=int(batch_size), path=settings["path"],
+        t_grad = time.perf_counter() - t_grad
+    vals, vecs = _eig_desc(run.stats.covariance())
+    keep = req.dim if req.k is None else req.k
+    meta = provenance(device=device, arch=arch_name, method=req.method, seed=req.seed,
+                      input_shape=list(req.input_shape), step=settings["step"], batch_size=int(batch), path=path,
                       eval_point="randn(input_shape) from torch.Generator().manual_seed(seed)"
-                      if eval_point is None else "given", stopped_early=bool(stopped),
-                      requested_networks=n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
-                      gradient_time_s=round(t_grad, 3),
-                      resumed_from=start, bn_mode="eval")
+                      if eval_point is None else "given", stopped_early=run.stopped,
+                      requested_networks=req.n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
+                      gradient_time_s=round(t_grad, 3), resumed=start > 0, resumed_from=start, bn_mode="eval")
     if ckpt is not None:
-        ckpt.save(**stats.arrays(), next_index=np.array(n_done))
-    return NADs(directions=vecs[:keep].to(torch.float32).reshape(keep, *input_shape),
-                eigenvalues=vals, n_networks=n_done, method=method, stability=stability, meta=meta,
-                eval_point=x_cpu)
+        run.save(ckpt)
+    return NADs(directions=vecs[:keep].to(torch.float32).reshape(keep, *req.input_shape),
+                eigenvalues=vals, n_networks=run.next_index, method=req.method,
+                stability=split_half_stability(run.stats, req.stability_ks), meta=meta, eval_point=x_cpu)
 
 
-def _digest(t: torch.Tensor) -> str:
-    import hashlib
-    return hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()[:16]
+def _fast_lenet(net: nn.Module, req: _Request) -> LeNetSecant | None:
+    """The windowed LeNet secant path when ``net`` is a pooling nadlib LeNet it can handle, else None."""
+    layers = lenet_layers(net)
+    if layers is None:
+        return None
+    try:
+        return LeNetSecant(layers[0], layers[1], req.input_shape, next(net.parameters()).device)
+    except ValueError:
+        return None
 
 
 class _NetworkMaker:
@@ -687,169 +578,88 @@ class _NetworkMaker:
         return nets
 
 
-def _run(factory, seed, device, x, method, step, fast, stats, start, n_networks, batch_size, progress, ckpt,
-         checkpoint_every, stop_at, stability_k, check_every, use_vmap, arch_name):
-    from tqdm.auto import tqdm
-    chunk = 2048 if device.type == "cuda" else 256
-    bar = tqdm(total=n_networks, initial=start, disable=not progress, unit="net",
-               desc=f"NADs {arch_name} ({method})")
-    last_save, next_check, stopped = time.perf_counter(), start + check_every, False
-    maker = _NetworkMaker(factory, seed, device, batch_size)
-    i = start
-    try:
-        with torch.inference_mode(method == "secant"):
-            while i < n_networks:
-                b = min(batch_size, n_networks - i)
-                nets = maker(range(i, i + b))
-                if method == "secant":
-                    if fast is not None:
-                        g = fast(nets, x, step)
-                    else:
-                        g = torch.stack([_secant_plain(n, x, step, chunk) for n in nets])
-                else:
-                    for n in nets:
-                        n.requires_grad_(False)
-                    g = None
-                    if use_vmap[0]:
-                        try:
-                            g = _grad_vmap(nets, x)
-                        except Exception as err:  # some custom modules do not vmap: fall back, once
-                            warnings.warn(f"vmap over networks failed ({type(err).__name__}: {err}); "
-                                          "using a loop over networks", RuntimeWarning)
-                            use_vmap[0] = False
-                    if g is None:
-                        g = _grad_loop(nets, x)
-                g = g.reshape(b, -1)
-                bad = ~torch.isfinite(g).all(dim=1)
-                if bad.any():
-                    j = i + int(bad.nonzero()[0])
-                    raise ValueError(f"non-finite input gradient for network {j} (initialised with "
-                                     f"torch.manual_seed({network_seed(seed, j)}), i.e. network_seed({seed}, {j}))")
-                stats.add(g, i)
-                i += b
-                bar.update(b)
-                now = time.perf_counter()
-                if ckpt is not None and now - last_save >= checkpoint_every:
-                    ckpt.save(**stats.arrays(), next_index=np.array(i))
-                    last_save = now
-                if stop_at is not None and i >= next_check and i < n_networks:
-                    next_check = i + check_every
-                    stab = split_half_stability(stats, (stability_k,)).get(stability_k, 0.0)
-                    bar.set_postfix(stability=f"{stab:.3f}")
-                    if stab >= stop_at:
-                        stopped = True
-                        break
-    except KeyboardInterrupt:
-        if ckpt is not None:
-            ckpt.save(**stats.arrays(), next_index=np.array(i))
-        raise
-    finally:
-        bar.close()
-    return stats, i, stopped
+class _Run:
+    """The loop over networks of one estimate: gradients of batches of networks into streaming statistics,
+    with checkpoints, early stopping on split-half stability, and a clean stop on an interruption."""
 
+    def __init__(self, factory, req: _Request, device, x, fast, batch_size: int, arch_name: str):
+        self.req, self.device, self.x, self.fast, self.batch_size = req, device, x, fast, batch_size
+        self.arch_name = arch_name
+        self.stats = _Stats(req.dim)
+        self.next_index = 0
+        self.stopped = False
+        self.use_vmap = True
+        self.chunk = 2048 if device.type == "cuda" else 256
+        self.maker = _NetworkMaker(factory, req.seed, device, batch_size)
 
-# ----------------------------------------------------------------------------------------------
-# trainability: train on D(u_i) for several NAD indices i
+    def resume(self, arrays: dict) -> None:
+        n = int(arrays["next_index"])
+        if n > self.req.n_networks:
+            raise ValueError(f"the checkpoint already holds {n:,} networks but n_networks={self.req.n_networks:,}; "
+                             f"ask for at least {n:,} or delete the checkpoint")
+        self.stats = _Stats.from_arrays(arrays)
+        if int(self.stats.count.sum()) != n:
+            raise ValueError(f"the checkpoint is inconsistent: it claims {n:,} networks but its statistics hold "
+                             f"{int(self.stats.count.sum()):,}; delete it and start again")
+        self.next_index = n
 
+    def save(self, ckpt: Checkpoint) -> None:
+        ckpt.save(**self.stats.arrays(), next_index=np.array(self.next_index))
 
-def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 2000, n_test: int = 2000,
-                     epochs: int = 5, seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None) -> dict:
-    """Test accuracy of ``arch`` trained on D(u_i) (:func:`nadlib.direction_accuracy`) for each NAD index.
+    def gradients(self, nets: list[nn.Module]) -> torch.Tensor:
+        """Input gradients (secant or autograd) of a batch of networks, one row each."""
+        if self.req.method == "secant":
+            if self.fast is not None:
+                return self.fast(nets, self.x, self.req.step)
+            return torch.stack([_secant_plain(n, self.x, self.req.step, self.chunk) for n in nets])
+        for n in nets:
+            n.requires_grad_(False)
+        if self.use_vmap:
+            try:
+                return _grad_vmap(nets, self.x)
+            except Exception as err:  # some custom modules do not vmap: fall back, once
+                warnings.warn(f"vmap over networks failed ({type(err).__name__}: {err}); "
+                              "using a loop over networks", RuntimeWarning)
+                self.use_vmap = False
+        return _grad_loop(nets, self.x)
 
-    Returns ``{"indices": int array, "test_acc": float array}``; with ``checkpoint`` (an ``.npz`` path)
-    finished indices are stored and skipped when the same call is repeated.
-    """
-    from tqdm.auto import tqdm
+    def _add(self, g: torch.Tensor, i: int) -> None:
+        g = g.reshape(len(g), -1)
+        bad = ~torch.isfinite(g).all(dim=1)
+        if bad.any():
+            j = i + int(bad.nonzero()[0])
+            raise ValueError(f"non-finite input gradient for network {j} (initialised with "
+                             f"torch.manual_seed({network_seed(self.req.seed, j)}), i.e. "
+                             f"network_seed({self.req.seed}, {j}))")
+        self.stats.add(g, i)
 
-    from .training import direction_accuracy
-
-    d = getattr(nads, "directions", nads)
-    indices = [int(i) for i in indices]
-    if not indices or min(indices) < 0 or max(indices) >= len(d):
-        raise ValueError(f"indices must be in [0, {len(d) - 1}], got {indices}")
-    settings = {"arch": arch, "indices": indices, "n_train": n_train, "n_test": n_test, "epochs": epochs,
-                "seed": seed, "nads_sha": _digest(torch.as_tensor(d[max(indices)]).float())}
-    ck = Checkpoint(checkpoint, settings) if checkpoint is not None else None
-    accs = list(ck.arrays.get("test_acc", [])) if ck is not None else []
-    for i in tqdm(indices[len(accs):], disable=not progress, desc=f"train {arch} on D(u_i)"):
-        accs.append(direction_accuracy(arch, torch.as_tensor(d[i]), n_train=n_train, n_test=n_test,
-                                       epochs=epochs, seed=seed, device=device))
-        if ck is not None:
-            ck.save(test_acc=np.array(accs))
-    return {"indices": np.array(indices), "test_acc": np.array(accs, dtype=float)}
-
-
-def run_trainability_cli(args) -> None:
-    t0 = time.perf_counter()
-    nads = load_nads(args.nads)
-    if args.indices:
-        indices = [int(i) for i in args.indices.split(",")]
-    else:
-        from .config import get_profile
-        indices = list(get_profile(args.profile).nads.trainability_indices)
-    out = Path(args.out)
-    ck = out.with_name(out.stem + ".ckpt.npz")
-    arrays = nad_trainability(nads, indices, arch=args.arch, n_train=args.n_train, n_test=args.n_test,
-                              epochs=args.epochs, seed=args.seed, device=args.device, checkpoint=ck)
-    meta = provenance(device=get_device(args.device), arch=args.arch, nads=str(args.nads),
-                      nads_method=nads.method, nads_networks=nads.n_networks, n_train=args.n_train,
-                      n_test=args.n_test, epochs=args.epochs, seed=args.seed,
-                      wall_time_s=round(time.perf_counter() - t0, 1))
-    save_artifact(out, arrays, meta)
-    ck.unlink(missing_ok=True)
-    print(f"wrote {out}: " + ", ".join(f"{i}: {a:.3f}" for i, a in zip(arrays["indices"], arrays["test_acc"])))
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def run_cli(args) -> None:
-    out = Path(args.out)
-    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.stem + ".ckpt.npz")
-    torch.set_num_threads(args.threads) if args.threads else None
-    res = estimate_nads(args.arch, args.networks, method=args.method,
-                        input_shape=(args.channels, args.size, args.size), seed=args.seed, device=args.device,
-                        step=args.step, batch_size=args.batch_size, progress=not args.quiet, checkpoint=ckpt,
-                        checkpoint_every=args.checkpoint_every, stop_at_stability=args.stop_at_stability)
-    res.save(out, k=args.keep)
-    ckpt.unlink(missing_ok=True)
-    print(f"wrote {out}: {res!r}, wall time {res.meta['wall_time_s']:.1f} s")
-
-
-def register_cli(subparsers) -> None:
-    """Add ``python -m nadlib nads``."""
-    p = subparsers.add_parser("nads", help="estimate the NADs of an architecture (resumable)",
-                              description="Estimate NADs; interrupt with Ctrl-C and rerun the same command to resume.")
-    p.add_argument("--arch", required=True, help="architecture name (see nadlib.ARCHITECTURES)")
-    p.add_argument("--method", choices=METHODS, default="secant")
-    p.add_argument("--networks", type=int, default=10_000, help="number of random networks")
-    p.add_argument("--out", required=True, help="output artifact (.npz)")
-    p.add_argument("--keep", type=int, default=None, help="directions to store (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--step", type=float, default=100.0, help="secant step h")
-    p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="networks per step")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: <out>.ckpt.npz)")
-    p.add_argument("--checkpoint-every", type=float, default=30.0, help="seconds between checkpoints")
-    p.add_argument("--stop-at-stability", type=float, default=None,
-                   help="stop when the split-half top-10 overlap reaches this value")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_cli)
-
-    t = subparsers.add_parser("trainability", help="train on D(u_i) for several NAD indices i (resumable)")
-    t.add_argument("--nads", required=True, help="NAD artifact (.npz) written by `nads`")
-    t.add_argument("--arch", default="lenet")
-    t.add_argument("--indices", default=None, help="comma-separated NAD indices (default: the profile's)")
-    t.add_argument("--profile", default=None, help="profile whose trainability indices are used")
-    t.add_argument("--n-train", type=int, default=10_000)
-    t.add_argument("--n-test", type=int, default=10_000)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default=None)
-    t.add_argument("--out", required=True)
-    t.set_defaults(func=run_trainability_cli)
+    def execute(self, ckpt: Checkpoint | None, progress: bool) -> None:
+        req = self.req
+        check_every = req.check_every or max(64, req.n_networks // 20)
+        last_save, next_check = time.perf_counter(), self.next_index + check_every
+        bar = tqdm(total=req.n_networks, initial=self.next_index, disable=not progress, unit="net",
+                   desc=f"NADs {self.arch_name} ({req.method})")
+        try:
+            with torch.inference_mode(req.method == "secant"), interruptible():
+                while self.next_index < req.n_networks:
+                    i = self.next_index
+                    b = min(self.batch_size, req.n_networks - i)
+                    self._add(self.gradients(self.maker(range(i, i + b))), i)
+                    self.next_index = i + b
+                    bar.update(b)
+                    if ckpt is not None and time.perf_counter() - last_save >= req.checkpoint_every:
+                        self.save(ckpt)
+                        last_save = time.perf_counter()
+                    if req.stop_at_stability is not None and next_check <= self.next_index < req.n_networks:
+                        next_check = self.next_index + check_every
+                        stab = split_half_stability(self.stats, (req.stability_k,)).get(req.stability_k, 0.0)
+                        bar.set_postfix(stability=f"{stab:.3f}")
+                        if stab >= req.stop_at_stability:
+                            self.stopped = True
+                            break
+        except KeyboardInterrupt:
+            if ckpt is not None:
+                self.save(ckpt)
+            raise
+        finally:
+            bar.close()

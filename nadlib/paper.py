@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .directions import mirror
+
 # rows: ky = -8 .. 7; columns: kx = 8, 7, ..., 0
 _LENET = (
     (50.3, 50.7, 50.8, 49.8, 51.0, 50.6, 50.2, 50.8, 51.1),
@@ -73,8 +75,6 @@ def paper_fourier_accuracy(arch: str, size: int = 32) -> dict[tuple[int, int], f
         table = np.asarray(_TABLES[arch])
     else:
         raise ValueError(f"no published Fourier accuracies for {arch!r}; available: logreg, {', '.join(_TABLES)}")
-    from .directions import mirror
-
     values: dict[tuple[int, int], list[float]] = {}
     for row in range(16):
         for col in range(9):
@@ -91,8 +91,6 @@ def compare_with_paper(grid, arch: str | None = None) -> dict:
     (accuracies in [0, 1], arrays in the same order), and ``pearson`` (their correlation, NaN for fewer
     than 3 directions).  ``arch`` defaults to the grid's architecture.
     """
-    from .directions import mirror
-
     arch = arch or grid.arch
     published = paper_fourier_accuracy(arch, grid.size)
     freqs, ours, paper = [], [], []

@@ -1,232 +1,31 @@
-"""Figures used by the chapters (matplotlib); each function returns its figure or axes."""
+"""Figures used by the chapters, in book order; each function returns its figure or axes.
+
+Chapter 1: Fourier directions, accuracy maps over the Fourier grid (DC at the centre), learning curves,
+pooling and aliasing (matplotlib), the interactive accuracy map of the static HTML (Plotly).
+Chapter 2: NAD images and their Fourier energy, eigenvalue spectra, trainability against NAD index.
+Chapter 3: poisoned images, accuracy against the poisoned NAD index, energy along NADs vs Fourier, flip table.
+"""
 
 from __future__ import annotations
 
+import math
 
-# --------------------------------------------------------------------------------------------------
-# Chapter 3: CIFAR-10 (poisoned images, accuracy vs NAD index, energy along NADs vs Fourier, flip table)
-# --------------------------------------------------------------------------------------------------
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.patches import Patch
 
-def _to_rgb(img):
-    """``3 x H x W`` tensor/array in about [0, 1] -> ``H x W x 3`` numpy array clipped to [0, 1]."""
-    import numpy as _np
-    import torch as _torch
-
-    a = img.detach().cpu().numpy() if isinstance(img, _torch.Tensor) else _np.asarray(img)
-    return _np.clip(a.transpose(1, 2, 0), 0.0, 1.0)
-
-
-def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float | None = None, class_names=None,
-                           labels=("clean", "poisoned")):
-    """Clean images (top row), their poisoned versions (middle) and the change, amplified (bottom).
-
-    Args:
-        x, x_poisoned: images ``N x 3 x 32 x 32`` in [0, 1] (the first ``n`` are shown).
-        y: labels (titles).
-        amplify: the bottom row shows ``0.5 + amplify * (x_poisoned - x)``; ``None`` (default) rescales the
-            change of each image to fill the grey range (``0.5 + 0.5 * d / max|d|``), ``0`` hides the row.
-        labels: names of the first two rows (e.g. ``("original", "flipped")``).
-    """
-    import matplotlib.pyplot as plt
-
-    from .cifar import CIFAR10_CLASSES
-
-    names = class_names or CIFAR10_CLASSES
-    n = min(int(n), len(x))
-    rows = 2 if amplify == 0 else 3
-    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.75 * rows), squeeze=False)
-    for j in range(n):
-        d = x_poisoned[j] - x[j]
-        scale = amplify if amplify is not None else 0.5 / max(float(abs(d).max()), 1e-12)
-        tag = f"change x{amplify:g}" if amplify is not None else "change (rescaled)"
-        panels = ((x[j], labels[0]), (x_poisoned[j], labels[1]), (0.5 + scale * d, tag))[:rows]
-        for i, (img, label) in enumerate(panels):
-            ax = axes[i, j]
-            ax.imshow(_to_rgb(img), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(label)
-        axes[0, j].set_title(names[int(y[j])], fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_poison_sweep(arrays: dict, meta: dict | None = None, ax=None, label: str | None = None):
-    """Clean-test accuracy (and poisoned-train accuracy) vs the NAD index of the carrier.
-
-    ``arrays``/``meta`` as written by ``python -m nadlib poison`` (:func:`nadlib.load_artifact`).  The
-    unpoisoned run and chance level are drawn as horizontal lines.
-    """
-    import matplotlib.pyplot as plt
-    import numpy as _np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.8))
-    idx = _np.asarray(arrays["indices"])
-    name = label or (meta or {}).get("settings", {}).get("arch", "")
-    ax.plot(idx, arrays["test_acc"], "o-", label=f"{name} clean test accuracy".strip())
-    ax.plot(idx, arrays["train_acc"], "s--", alpha=0.7, label=f"{name} train accuracy (poisoned)".strip())
-    if "clean_test_acc" in arrays:
-        ax.axhline(float(arrays["clean_test_acc"]), color="gray", ls=":", label="trained without poison")
-    ax.axhline(0.1, color="k", lw=0.8, ls="-.", label="chance")
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlim(left=-0.5)
-    ax.set_xlim(-0.5, max(float(idx.max()) * 1.3, 20.0))
-    ax.set_xlabel("NAD index of the carrier")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
-    return ax
-
-
-def plot_energy_nads_vs_fourier(nad_energy, fourier_energy, label: str = "NADs", axes=None):
-    """Energy of images along basis directions: per direction (log scale) and cumulative.
-
-    ``nad_energy``: from :func:`nadlib.cifar.nad_energy` (NAD order); ``fourier_energy``: from
-    :func:`nadlib.cifar.fourier_energy_by_radius` (low to high frequency).  Both normalised to sum 1.
-    """
-    import matplotlib.pyplot as plt
-    import numpy as _np
-
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    e_nad, e_f = _np.asarray(nad_energy, dtype=float), _np.asarray(fourier_energy, dtype=float)
-    k = _np.arange(len(e_nad))
-    axes[0].semilogy(k, e_nad, lw=0.8, label=f"along {label} (index order)")
-    axes[0].semilogy(_np.arange(len(e_f)), e_f, lw=0.8, alpha=0.8, label="along Fourier (low to high frequency)")
-    axes[0].set_xlabel("direction index")
-    axes[0].set_ylabel("fraction of energy")
-    axes[1].plot(k + 1, _np.cumsum(e_nad), label=label)
-    axes[1].plot(_np.arange(1, len(e_f) + 1), _np.cumsum(e_f), label="Fourier")
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("number of directions (first k)")
-    axes[1].set_ylabel("cumulative fraction of energy")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return axes
-
-
-def flip_table(results: dict) -> str:
-    """A Markdown table of flip experiments: ``{arch: (arrays, meta)}`` -> train/test accuracy of both
-    variants, with the data size, profile, device and wall time of each run (``None`` entries are
-    reported as not measured)."""
-    lines = ["| architecture | data | train acc. original | train acc. flipped | test acc. original "
-             "| test acc. flipped | profile, size, device, time |",
-             "|---|---|---|---|---|---|---|"]
-    for arch, item in results.items():
-        if item is None:
-            lines.append(f"| {arch} | – | not yet measured | | | | |")
-            continue
-        arrays, meta = item
-        s = meta.get("settings", {})
-        tr, te = arrays["train_acc"], arrays["test_acc"]
-        where = (f"{meta.get('profile', '?')}, {s.get('n_train', '?')}/{s.get('n_test', '?')} images, "
-                 f"{s.get('epochs', '?')} epochs, {meta.get('device', '?')}, {float(meta.get('wall_time', 0)):.0f} s")
-        lines.append(f"| {arch} | {meta.get('data_source', s.get('source', '?'))} | {tr[0]:.3f} | {tr[1]:.3f} "
-                     f"| {te[0]:.3f} | {te[1]:.3f} | {where} |")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------------
-# Chapter 2: NADs (images + Fourier energy, eigenvalue spectra, trainability vs NAD index)
-# --------------------------------------------------------------------------------------------------
-
-def _nad_rows(nads):
-    """NAD rows as a float64 numpy array ``k x C x H x W`` from a :class:`nadlib.NADs` or an array."""
-    import numpy as _np
-    import torch as _torch
-
-    d = getattr(nads, "directions", nads)
-    d = d.detach().cpu().numpy() if isinstance(d, _torch.Tensor) else _np.asarray(d)
-    if d.ndim == 2:  # k x (H*W): assume square single-channel images
-        side = int(round(d.shape[1] ** 0.5))
-        d = d.reshape(d.shape[0], 1, side, side)
-    elif d.ndim == 3:
-        d = d[:, None]
-    return d.astype(_np.float64)
-
-
-def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, axes=None):
-    """Top row: NADs ``u_i`` in pixel space (diverging colours, channels summed); bottom row: their Fourier
-    energy ``|DFT(u_i)|²`` with the zero frequency at the centre.  Returns the figure."""
-    import matplotlib.pyplot as plt
-    import numpy as _np
-
-    from .directions import fourier_energy
-
-    d = _nad_rows(nads)
-    indices = [int(i) for i in indices]
-    if axes is None:
-        fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices), 3.4), squeeze=False)
-    else:
-        fig = axes[0][0].figure
-    for col, i in enumerate(indices):
-        img = d[i].sum(0)
-        m = _np.abs(img).max() or 1.0
-        axes[0][col].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
-        axes[0][col].set_title(f"NAD {i}", fontsize=9)
-        axes[1][col].imshow(fourier_energy(d[i]).numpy(), cmap="magma")
-        for r in (0, 1):
-            axes[r][col].set_xticks([])
-            axes[r][col].set_yticks([])
-    axes[0][0].set_ylabel("pixels", fontsize=9)
-    axes[1][0].set_ylabel("Fourier energy", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def plot_eigenvalues(spectra: dict, ax=None, normalize: bool = True):
-    """Eigenvalue spectra (variances along the NADs, descending) of several estimates on a log scale.
-
-    ``spectra`` maps a label to a :class:`nadlib.NADs` or an array of eigenvalues; with ``normalize``
-    each spectrum is divided by its sum (fraction of the total gradient variance)."""
-    import matplotlib.pyplot as plt
-    import numpy as _np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.5))
-    for label, ev in spectra.items():
-        ev = getattr(ev, "eigenvalues", ev)
-        ev = _np.asarray(ev.detach().cpu() if hasattr(ev, "detach") else ev, dtype=float)
-        ev = _np.where(ev > ev.max() * 1e-12, ev, _np.nan)  # a covariance of n < D networks has rank n - 1
-        ax.semilogy(ev / _np.nansum(ev) if normalize else ev, label=label)
-    ax.set_xlabel("NAD index i")
-    ax.set_ylabel("variance fraction" if normalize else "variance")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return ax
-
-
-def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
-    """Test accuracy after training on D(u_i) vs NAD index i; ``curves`` maps a label to ``(indices, accs)``."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.5))
-    for label, (idx, acc) in curves.items():
-        ax.plot(list(idx), list(acc), "o-", label=label)
-    ax.axhline(chance, color="grey", ls=":", lw=1)
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlim(left=-0.5)
-    ax.set_xlabel("NAD index i (linear below 10, logarithmic above)")
-    ax.set_ylabel("test accuracy on D(u_i)")
-    ax.set_ylim(0.4, 1.02)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return ax
-
+from .config import CIFAR10_CLASSES
+from .directions import fill_symmetric, fourier_direction, fourier_energy, signed_frequency
+from .tables import MarkdownTable, markdown_table
 
 # --------------------------------------------------------------------------------------------------
 # Chapter 1: Fourier directions, accuracy maps over the Fourier grid (DC at the centre), learning
 # curves, pooling and aliasing (matplotlib); the interactive accuracy map of the static HTML (Plotly)
 # --------------------------------------------------------------------------------------------------
 
-from .directions import signed_frequency  # noqa: E402  (re-exported: used by widgets)
 
 #: Colour range of accuracy maps: chance (0.5) to perfect (1.0).
 ACC_VMIN, ACC_VMAX = 0.5, 1.0
@@ -239,16 +38,14 @@ NOT_TRAINED_COLOR = "#c8c8c8"
 def _map_of(grid, size: int | None = None):
     """``(map, size)`` for a :class:`~nadlib.training.GridResult`, a ``{(kx, ky): acc}`` dict or a
     square array (rows ``ky``, columns ``kx``, unshifted)."""
-    import numpy as _np
 
-    from .directions import fill_symmetric
 
     if hasattr(grid, "accuracy") and hasattr(grid, "size"):
-        return _np.asarray(grid.map, dtype=float), int(grid.size)
+        return np.asarray(grid.map, dtype=float), int(grid.size)
     if isinstance(grid, dict):
         n = int(size or 32)
         return fill_symmetric(grid, n), n
-    arr = _np.asarray(grid, dtype=float)
+    arr = np.asarray(grid, dtype=float)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"an accuracy map must be a square 2-D array (rows ky, columns kx), got shape {arr.shape}")
     return arr, arr.shape[0]
@@ -261,11 +58,10 @@ def shifted_accuracy_map(grid, size: int | None = None):
     (``-size//2 .. size - size//2 - 1``) and ``shifted[i, j]`` is the accuracy at
     ``(kx, ky) = (signed[j], signed[i])`` (NaN where not trained).
     """
-    import numpy as _np
 
     amap, n = _map_of(grid, size)
-    signed = _np.arange(n) - n // 2
-    return signed, _np.fft.fftshift(amap)
+    signed = np.arange(n) - n // 2
+    return signed, np.fft.fftshift(amap)
 
 
 def accuracy_lattice(grid, size: int | None = None):
@@ -277,28 +73,25 @@ def accuracy_lattice(grid, size: int | None = None):
     ``[-size/2, size/2)``), the accuracy at ``(kx, ky) = (coords[j], coords[i])`` in ``values[i, j]``
     (NaN where not trained) and ``step``, the largest divisor of ``size`` dividing every trained index.
     """
-    import math
 
-    import numpy as _np
 
     signed, shifted = shifted_accuracy_map(grid, size)
     n = len(signed)
-    rows, cols = _np.nonzero(~_np.isnan(shifted))
+    rows, cols = np.nonzero(~np.isnan(shifted))
     step = n
-    for k in _np.concatenate([signed[rows], signed[cols]]):
+    for k in np.concatenate([signed[rows], signed[cols]]):
         step = math.gcd(step, int(abs(k)))
     step = max(step, 1) if len(rows) else 1
     keep = signed % step == 0
-    return signed[keep], shifted[_np.ix_(keep, keep)], step
+    return signed[keep], shifted[np.ix_(keep, keep)], step
 
 
 def _accuracy_cmap():
-    import matplotlib
 
     return matplotlib.colormaps["viridis"].with_extremes(bad=NOT_TRAINED_COLOR)
 
 
-def _grid_caption(grid) -> str:
+def grid_caption(grid) -> str:
     """Short provenance of a GridResult: profile, sizes, device and wall time (when known)."""
     s = getattr(grid, "settings", None) or {}
     if not s:
@@ -321,21 +114,18 @@ def plot_fourier_directions(freqs, size: int = 32, ncols: int | None = None, axe
 
     Colours: red positive, blue negative, white zero (shared symmetric scale).
     """
-    import matplotlib.pyplot as plt
-    import numpy as _np
 
-    from .directions import fourier_direction
 
     freqs = [tuple(int(k) for k in f) for f in freqs]
     if not freqs:
         raise ValueError("freqs is empty: give at least one (kx, ky)")
     images = [fourier_direction(kx, ky, size).numpy() for kx, ky in freqs]
-    lim = float(max(_np.abs(im).max() for im in images))
+    lim = float(max(np.abs(im).max() for im in images))
     if axes is None:
         ncols = int(ncols or min(len(freqs), 6))
         nrows = -(-len(freqs) // ncols)
         _, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.0 * nrows), squeeze=False)
-    flat = _np.ravel(axes)
+    flat = np.ravel(axes)
     if len(flat) < len(freqs):
         raise ValueError(f"{len(freqs)} directions but only {len(flat)} axes")
     for ax, (kx, ky), im in zip(flat, freqs, images):
@@ -362,8 +152,6 @@ def plot_accuracy_map(grid, ax=None, title: str | None = None, colorbar: bool = 
 
     The axes are the signed frequencies; the colour scale runs from chance (0.5) to 1.  Returns ``ax``.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     _, full = shifted_accuracy_map(grid, size)
     n = full.shape[0]
@@ -411,15 +199,13 @@ def plot_accuracy_maps(grids: dict, ncols: int | None = None, missing_text: str 
     for an architecture without results (an empty panel says ``missing_text``).  With ``captions``
     each panel states the profile, data size, device and wall time of its GridResult.
     """
-    import matplotlib.pyplot as plt
-    import numpy as _np
 
     if not grids:
         raise ValueError("grids is empty: give at least one {name: grid}")
     ncols = int(ncols or len(grids))
     nrows = -(-len(grids) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.7 * ncols + 0.8, 3.9 * nrows), squeeze=False)
-    flat = _np.ravel(axes)
+    flat = np.ravel(axes)
     for ax, (name, grid) in zip(flat, grids.items()):
         if grid is None:
             ax.text(0.5, 0.5, missing_text, ha="center", va="center", wrap=True, fontsize=9,
@@ -429,8 +215,8 @@ def plot_accuracy_maps(grids: dict, ncols: int | None = None, missing_text: str 
             ax.set_yticks([])
             continue
         plot_accuracy_map(grid, ax=ax, title=name, colorbar=False)
-        if captions and _grid_caption(grid):
-            ax.set_title(f"{name}\n{_grid_caption(grid)}", fontsize=8)
+        if captions and grid_caption(grid):
+            ax.set_title(f"{name}\n{grid_caption(grid)}", fontsize=8)
     for ax in flat[len(grids):]:
         ax.axis("off")
     mappable = plt.cm.ScalarMappable(cmap=_accuracy_cmap(), norm=plt.Normalize(ACC_VMIN, ACC_VMAX))
@@ -445,7 +231,6 @@ def plot_learning_curves(histories: dict, ax=None, title: str | None = None):
 
     ``histories``: ``{label: TrainResult}`` (e.g. from ``direction_accuracy(..., return_history=True)``).
     """
-    import matplotlib.pyplot as plt
 
     if not histories:
         raise ValueError("histories is empty")
@@ -481,10 +266,7 @@ def pooling_aliasing(freqs, size: int = 32) -> list[dict]:
     difference between the two classes ``+v`` and ``-v`` survives a 2x2 max pool,
     ``||maxpool(v) - maxpool(-v)|| / ||v - (-v)||`` rescaled so that a constant image gives 1.
     """
-    import torch
-    import torch.nn.functional as F
 
-    from .directions import fourier_direction
 
     rows = []
     half = size // 2
@@ -506,11 +288,7 @@ def plot_pooling_aliasing(freqs, size: int = 32):
     """Per direction (columns): the image ``v``, its 2x2 average pool, and ``maxpool(v) - maxpool(-v)``
     (what is left of the class difference after a max pool); titles give the numbers of
     :func:`pooling_aliasing`."""
-    import matplotlib.pyplot as plt
-    import torch
-    import torch.nn.functional as F
 
-    from .directions import fourier_direction
 
     freqs = [tuple(int(k) for k in f) for f in freqs]
     if not freqs:
@@ -536,7 +314,6 @@ def plot_pooling_aliasing(freqs, size: int = 32):
 def plot_accuracy_vs_pooling(grids: dict, ax=None):
     """Test accuracy of each trained direction against its max-pool class contrast
     (:func:`pooling_aliasing`), one colour per grid (``{name: GridResult}``; ``None`` skipped)."""
-    import matplotlib.pyplot as plt
 
     grids = {k: g for k, g in grids.items() if g is not None}
     if not grids:
@@ -598,11 +375,9 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
     stays at ``start``).  ``grids``: ``{name: GridResult or map}`` (``None`` entries are skipped).
     Traces: one heatmap per architecture, then the direction image (last).
     """
-    import numpy as _np
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from .directions import fourier_direction
 
     grids = {k: g for k, g in grids.items() if g is not None}
     if not grids:
@@ -613,10 +388,10 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
         if _map_of(grids[name], size)[1] != size:
             raise ValueError(f"grid {name!r} is not {size}x{size}")
         coords, shifted, _ = accuracy_lattice(grids[name], size)
-        kx_u, ky_u = _np.meshgrid(coords % size, coords % size)
+        kx_u, ky_u = np.meshgrid(coords % size, coords % size)
         fig.add_trace(go.Heatmap(
-            z=_np.where(_np.isnan(shifted), None, _np.round(shifted, 4)).tolist(), x=coords.tolist(),
-            y=coords.tolist(), customdata=_np.stack([kx_u, ky_u], axis=-1).tolist(), name=name,
+            z=np.where(np.isnan(shifted), None, np.round(shifted, 4)).tolist(), x=coords.tolist(),
+            y=coords.tolist(), customdata=np.stack([kx_u, ky_u], axis=-1).tolist(), name=name,
             visible=(i == 0), zmin=ACC_VMIN, zmax=ACC_VMAX,
             colorscale="Viridis", hoverongaps=False, xgap=0.5, ygap=0.5,
             colorbar=dict(title="test acc.", x=0.525, len=1.0),
@@ -625,13 +400,13 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
                            + "<br>test accuracy %{z:.3f}<extra></extra>"),
         ), row=1, col=1)
     img = fourier_direction(*start, size=size).numpy()
-    lim = float(_np.sqrt(2) / size) * 1.05
+    lim = float(np.sqrt(2) / size) * 1.05
     fig.add_trace(go.Heatmap(z=img.tolist(), colorscale="RdBu", reversescale=True, zmin=-lim, zmax=lim,
                              showscale=False, name="direction", hoverinfo="skip"), row=1, col=2)
     image_trace = len(fig.data) - 1
 
     def title(name):
-        caption = _grid_caption(grids[name])
+        caption = grid_caption(grids[name])
         return f"{name}: test accuracy on D(v)" + (f"<br><sup>{caption}</sup>" if caption else "")
 
     buttons = [dict(label=name, method="update",
@@ -659,10 +434,216 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
     return fig
 
 
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 2: NADs (images + Fourier energy, eigenvalue spectra, trainability vs NAD index)
+# --------------------------------------------------------------------------------------------------
+
+def _nad_rows(nads):
+    """NAD rows as a float64 numpy array ``k x C x H x W`` from a :class:`nadlib.NADs` or an array."""
+
+    d = getattr(nads, "directions", nads)
+    d = d.detach().cpu().numpy() if isinstance(d, torch.Tensor) else np.asarray(d)
+    if d.ndim == 2:  # k x (H*W): assume square single-channel images
+        side = int(round(d.shape[1] ** 0.5))
+        d = d.reshape(d.shape[0], 1, side, side)
+    elif d.ndim == 3:
+        d = d[:, None]
+    return d.astype(np.float64)
+
+
+def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, axes=None):
+    """Top row: NADs ``u_i`` in pixel space (diverging colours, channels summed); bottom row: their Fourier
+    energy ``|DFT(u_i)|²`` with the zero frequency at the centre.  Returns the figure."""
+
+
+    d = _nad_rows(nads)
+    indices = [int(i) for i in indices]
+    if axes is None:
+        fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices), 3.4), squeeze=False)
+    else:
+        fig = axes[0][0].figure
+    for col, i in enumerate(indices):
+        img = d[i].sum(0)
+        m = np.abs(img).max() or 1.0
+        axes[0][col].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
+        axes[0][col].set_title(f"NAD {i}", fontsize=9)
+        axes[1][col].imshow(fourier_energy(d[i]).numpy(), cmap="magma")
+        for r in (0, 1):
+            axes[r][col].set_xticks([])
+            axes[r][col].set_yticks([])
+    axes[0][0].set_ylabel("pixels", fontsize=9)
+    axes[1][0].set_ylabel("Fourier energy", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_eigenvalues(spectra: dict, ax=None, normalize: bool = True):
+    """Eigenvalue spectra (variances along the NADs, descending) of several estimates on a log scale.
+
+    ``spectra`` maps a label to a :class:`nadlib.NADs` or an array of eigenvalues; with ``normalize``
+    each spectrum is divided by its sum (fraction of the total gradient variance)."""
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, ev in spectra.items():
+        ev = getattr(ev, "eigenvalues", ev)
+        ev = np.asarray(ev.detach().cpu() if hasattr(ev, "detach") else ev, dtype=float)
+        ev = np.where(ev > ev.max() * 1e-12, ev, np.nan)  # a covariance of n < D networks has rank n - 1
+        ax.semilogy(ev / np.nansum(ev) if normalize else ev, label=label)
+    ax.set_xlabel("NAD index i")
+    ax.set_ylabel("variance fraction" if normalize else "variance")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
+    """Test accuracy after training on D(u_i) vs NAD index i; ``curves`` maps a label to ``(indices, accs)``."""
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, (idx, acc) in curves.items():
+        ax.plot(list(idx), list(acc), "o-", label=label)
+    ax.axhline(chance, color="grey", ls=":", lw=1)
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=-0.5)
+    ax.set_xlabel("NAD index i (linear below 10, logarithmic above)")
+    ax.set_ylabel("test accuracy on D(u_i)")
+    ax.set_ylim(0.4, 1.02)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 3: CIFAR-10 (poisoned images, accuracy vs NAD index, energy along NADs vs Fourier, flip table)
+# --------------------------------------------------------------------------------------------------
+
+def _to_rgb(img):
+    """``3 x H x W`` tensor/array in about [0, 1] -> ``H x W x 3`` numpy array clipped to [0, 1]."""
+
+    a = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    return np.clip(a.transpose(1, 2, 0), 0.0, 1.0)
+
+
+def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float | None = None, class_names=None,
+                           labels=("clean", "poisoned")):
+    """Clean images (top row), their poisoned versions (middle) and the change, amplified (bottom).
+
+    Args:
+        x, x_poisoned: images ``N x 3 x 32 x 32`` in [0, 1] (the first ``n`` are shown).
+        y: labels (titles).
+        amplify: the bottom row shows ``0.5 + amplify * (x_poisoned - x)``; ``None`` (default) rescales the
+            change of each image to fill the grey range (``0.5 + 0.5 * d / max|d|``), ``0`` hides the row.
+        labels: names of the first two rows (e.g. ``("original", "flipped")``).
+    """
+
+
+    names = class_names or CIFAR10_CLASSES
+    n = min(int(n), len(x))
+    rows = 2 if amplify == 0 else 3
+    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.75 * rows), squeeze=False)
+    for j in range(n):
+        d = x_poisoned[j] - x[j]
+        scale = amplify if amplify is not None else 0.5 / max(float(abs(d).max()), 1e-12)
+        tag = f"change x{amplify:g}" if amplify is not None else "change (rescaled)"
+        panels = ((x[j], labels[0]), (x_poisoned[j], labels[1]), (0.5 + scale * d, tag))[:rows]
+        for i, (img, label) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(_to_rgb(img), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(label)
+        axes[0, j].set_title(names[int(y[j])], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_poison_sweep(arrays: dict, meta: dict | None = None, ax=None, label: str | None = None):
+    """Clean-test accuracy (and poisoned-train accuracy) vs the NAD index of the carrier.
+
+    ``arrays``/``meta`` as written by ``python -m nadlib poison`` (:func:`nadlib.load_artifact`).  The
+    unpoisoned run and chance level are drawn as horizontal lines.
+    """
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    idx = np.asarray(arrays["indices"])
+    name = label or (meta or {}).get("settings", {}).get("arch", "")
+    ax.plot(idx, arrays["test_acc"], "o-", label=f"{name} clean test accuracy".strip())
+    ax.plot(idx, arrays["train_acc"], "s--", alpha=0.7, label=f"{name} train accuracy (poisoned)".strip())
+    if "clean_test_acc" in arrays:
+        ax.axhline(float(arrays["clean_test_acc"]), color="gray", ls=":", label="trained without poison")
+    ax.axhline(0.1, color="k", lw=0.8, ls="-.", label="chance")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=-0.5)
+    ax.set_xlim(-0.5, max(float(idx.max()) * 1.3, 20.0))
+    ax.set_xlabel("NAD index of the carrier")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_energy_nads_vs_fourier(nad_energy, fourier_energy, label: str = "NADs", axes=None):
+    """Energy of images along basis directions: per direction (log scale) and cumulative.
+
+    ``nad_energy``: from :func:`nadlib.nad_energy` (NAD order); ``fourier_energy``: from
+    :func:`nadlib.fourier_energy_by_radius` (low to high frequency).  Both normalised to sum 1.
+    """
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    e_nad, e_f = np.asarray(nad_energy, dtype=float), np.asarray(fourier_energy, dtype=float)
+    k = np.arange(len(e_nad))
+    axes[0].semilogy(k, e_nad, lw=0.8, label=f"along {label} (index order)")
+    axes[0].semilogy(np.arange(len(e_f)), e_f, lw=0.8, alpha=0.8, label="along Fourier (low to high frequency)")
+    axes[0].set_xlabel("direction index")
+    axes[0].set_ylabel("fraction of energy")
+    axes[1].plot(k + 1, np.cumsum(e_nad), label=label)
+    axes[1].plot(np.arange(1, len(e_f) + 1), np.cumsum(e_f), label="Fourier")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("number of directions (first k)")
+    axes[1].set_ylabel("cumulative fraction of energy")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return axes
+
+
+def flip_table(results: dict) -> MarkdownTable:
+    """A Markdown table of flip experiments: ``{arch: (arrays, meta)}`` -> train/test accuracy of both
+    variants, with the data size, profile, device and wall time of each run (``None`` entries are
+    reported as not measured)."""
+    rows = []
+    for arch, item in results.items():
+        if item is None:
+            rows.append([arch, "–", "not yet measured", None, None, None, None])
+            continue
+        arrays, meta = item
+        s = meta.get("settings", {})
+        tr, te = arrays["train_acc"], arrays["test_acc"]
+        where = (f"{meta.get('profile', '?')}, {s.get('n_train', '?')}/{s.get('n_test', '?')} images, "
+                 f"{s.get('epochs', '?')} epochs, {meta.get('device', '?')}, {float(meta.get('wall_time', 0)):.0f} s")
+        rows.append([arch, meta.get("data_source", s.get("source", "?")), float(tr[0]), float(tr[1]),
+                     float(te[0]), float(te[1]), where])
+    return markdown_table(["architecture", "data", "train acc. original", "train acc. flipped",
+                           "test acc. original", "test acc. flipped", "profile, size, device, time"], rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 1: comparison with the published map
+# --------------------------------------------------------------------------------------------------
+
 def plot_paper_comparison(comparison: dict, ax=None, label: str = "LeNet"):
     """Scatter of our accuracy vs the published one per Fourier direction (from
     :func:`nadlib.paper.compare_with_paper`), with the diagonal and the correlation in the title."""
-    import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -676,3 +657,4 @@ def plot_paper_comparison(comparison: dict, ax=None, label: str = "LeNet"):
                  fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     return ax
+

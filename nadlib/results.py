@@ -8,10 +8,17 @@ was produced (command, seed, device, versions, date, wall time).  Everything is 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
+import threading
+import zipfile
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +27,40 @@ import torch
 from ._version import __version__
 
 _META_KEY = "__meta__"
+#: Seconds between two checkpoints of a long run (also saved on an interruption and at the end).
+CHECKPOINT_EVERY_S = 30.0
+
+#: Environment variable naming the folder of precomputed results (default: the repository's ``results/``).
+RESULTS_ENV = "NADLIB_RESULTS"
+
+
+def results_dir() -> Path:
+    """The folder of precomputed artifacts that the chapters read.
+
+    ``$NADLIB_RESULTS`` when set; else the ``results/`` folder of the repository this package lives in;
+    else the first ``results/`` found in the current folder or one of its parents.
+
+    Raises:
+        FileNotFoundError: when none exists (the message says how to point at one).
+    """
+    env = os.environ.get(RESULTS_ENV, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"${RESULTS_ENV}={env!r} is not a folder")
+        return path
+    here = Path.cwd().resolve()
+    for candidate in (Path(__file__).resolve().parents[1], here, *here.parents):
+        if (candidate / "results").is_dir():
+            return candidate / "results"
+    raise FileNotFoundError(f"no results/ folder next to nadlib or above {str(here)!r}; "
+                            f"set ${RESULTS_ENV} to the folder of precomputed artifacts")
+
+
+def checkpoint_path(out: str | os.PathLike) -> Path:
+    """The checkpoint that belongs to an output artifact: ``<dir>/<stem>.ckpt.npz`` beside ``out``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".ckpt.npz")
 
 
 def provenance(**extra) -> dict:
@@ -44,6 +85,30 @@ def provenance(**extra) -> dict:
     return meta
 
 
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the repository this package lives in (``+dirty`` when it has changes), or None."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def array_sha256(a: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (what an artifact's checksums cover)."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _atomic_savez(path: Path, arrays: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -52,28 +117,92 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
+def _as_array(name: str, value) -> np.ndarray:
+    a = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    if a.dtype.hasobject:
+        raise TypeError(f"array {name!r} has dtype object (ragged lists, None or mixed types?); artifacts "
+                        "hold numeric or string arrays only, which load without pickle")
+    return a
+
+
 def save_artifact(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
-    """Write ``arrays`` (name -> array-like) and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically."""
+    """Write ``arrays`` (name -> array-like) and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically.
+
+    ``meta`` gains ``sha256``: the checksum of every array (:func:`array_sha256`), which
+    :func:`load_artifact` checks, and ``git_commit`` when run inside the repository.
+    """
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"artifact path must end in .npz, got {str(path)!r}")
     if _META_KEY in arrays:
         raise ValueError(f"array name {_META_KEY!r} is reserved")
-    out = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in arrays.items()}
+    out = {k: _as_array(k, v) for k, v in arrays.items()}
+    meta = dict(meta, sha256={k: array_sha256(a) for k, a in out.items()})
+    meta.setdefault("git_commit", git_commit())
     out[_META_KEY] = np.array(json.dumps(meta, default=str))
     _atomic_savez(path, out)
     return path
 
 
+def _corrupt(path: Path, what: str) -> ValueError:
+    return ValueError(f"{str(path)!r} is damaged or was edited ({what}); delete it and run the command "
+                      "that wrote it again")
+
+
 def load_artifact(path: str | os.PathLike) -> tuple[dict, dict]:
-    """Read an artifact written by :func:`save_artifact`; returns ``(arrays, meta)``."""
+    """Read an artifact written by :func:`save_artifact`; returns ``(arrays, meta)``.
+
+    The arrays are checked against the checksums stored with them (artifacts written before checksums
+    existed have none and load unchecked).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a readable ``.npz``, its metadata is not valid JSON, or an array
+            does not match its checksum (truncated, bit-flipped or edited files).
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"no artifact at {str(path)!r}")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files if k != _META_KEY}
-        meta = json.loads(str(data[_META_KEY])) if _META_KEY in data.files else {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files if k != _META_KEY}
+            raw = str(data[_META_KEY]) if _META_KEY in data.files else None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise _corrupt(path, f"not a readable .npz: {type(err).__name__}: {err}") from None
+    meta = {}
+    if raw is not None:
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise _corrupt(path, f"its {_META_KEY} is not valid JSON: {err}") from None
+        if not isinstance(meta, dict):
+            raise _corrupt(path, f"its {_META_KEY} is not a JSON object")
+    sums = meta.get("sha256")
+    if sums is not None:
+        if not isinstance(sums, dict) or set(sums) != set(arrays):
+            raise _corrupt(path, "its arrays are not the ones it was written with")
+        bad = [k for k, a in arrays.items() if array_sha256(a) != sums[k]]
+        if bad:
+            raise _corrupt(path, f"checksum mismatch in {', '.join(bad)}")
     return arrays, meta
+
+
+@contextmanager
+def interruptible():
+    """Inside this block SIGTERM (a cluster pre-empting a job) raises ``KeyboardInterrupt`` as Ctrl-C does,
+    so long runs checkpoint and stop the same way.  Outside the main thread it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Checkpoint:

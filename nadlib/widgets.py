@@ -1,14 +1,331 @@
-"""ipywidgets UIs used by the chapters; each function displays its widget and returns it."""
+"""ipywidgets UIs of the chapters, one small class each (every class *is* its ``VBox``).
+
+Each ``*_widget`` function builds one, displays it and returns it; building trains nothing.  Callbacks
+show figures as PNG images (``Output.append_display_data``), so they work with or without a kernel
+front-end, and the widgets expose their parts (buttons, outputs, results) for scripting and tests.
+"""
 
 from __future__ import annotations
+
+import io
+import math
+import time
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+try:
+    import ipywidgets as W
+    from IPython.display import Image, Markdown, display
+except ImportError as err:  # pragma: no cover - installed with the book's requirements
+    raise ImportError("nadlib.widgets needs ipywidgets and IPython: pip install 'nadlib[book]'") from err
+
+from .bases import as_nad_basis, poison_with_nads
+from .config import get_device, get_profile
+from .directions import fourier_direction, fourier_energy, signed_frequency
+from .experiments import run_poison_sweep
+from .models import ARCHITECTURES
+from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, flip_table, grid_caption, plot_accuracy_map,
+                       plot_fourier_directions, plot_learning_curves, plot_poisoned_examples)
+from .training import direction_accuracy
+
+#: Architectures offered by the Chapter 1 "train now" widget (others can be passed explicitly).
+CH1_TRAIN_ARCHS = ("logreg", "lenet", "lenet_nopool", "resnet18")
+
+
+def accuracy_color(value: float | None, vmin: float = ACC_VMIN, vmax: float = ACC_VMAX) -> str:
+    """Colour of an accuracy on the maps' colour scale (viridis, chance to 1); grey for NaN/None."""
+    if value is None or not math.isfinite(value):
+        return NOT_TRAINED_COLOR
+    t = min(max((value - vmin) / (vmax - vmin), 0.0), 1.0)
+    return matplotlib.colors.to_hex(matplotlib.colormaps["viridis"](t))
+
+
+def figure_png(fig) -> Image:
+    """An ``IPython.display.Image`` of a matplotlib figure, which is then closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def _show(output: W.Output, item) -> None:
+    """Replace what ``output`` shows by ``item`` (an Image, Markdown, ...)."""
+    output.outputs = ()
+    output.append_display_data(item)
+
+
+def _shown(widget, display_widget: bool):
+    if display_widget:
+        display(widget)
+    return widget
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 1: clickable Fourier grid + "train now", and a precomputed-map switcher
+# --------------------------------------------------------------------------------------------------
+
+class FourierGrid(W.GridBox):
+    """Buttons for the half-plane ``ky >= 0`` of signed frequencies with step ``stride``.
+
+    ``.buttons`` maps unsigned ``(kx, ky)`` to its button; ``on_select(freq)`` is called on a click.
+    """
+
+    def __init__(self, size: int, stride: int, on_select):
+        half = size // 2
+        kxs = list(range(-half, half, stride))
+        kys = list(range(half, -1, -stride))  # top row: ky = size/2, bottom row: ky = 0
+        self.size = size
+        self.buttons: dict = {}
+        cells = [W.Label("ky \\ kx", layout=W.Layout(width="52px"))]
+        cells += [W.Label(str(k), layout=W.Layout(width="30px")) for k in kxs]
+        for ky in kys:
+            cells.append(W.Label(str(ky), layout=W.Layout(width="52px")))
+            for kx in kxs:
+                button = W.Button(description="", layout=W.Layout(width="30px", height="24px", padding="0px"))
+                button.freq = (kx % size, ky % size)
+                button.on_click(lambda b: on_select(b.freq))
+                self.buttons[button.freq] = button
+                cells.append(button)
+        super().__init__(cells, layout=W.Layout(grid_template_columns=f"52px repeat({len(kxs)}, 30px)",
+                                                grid_gap="2px"))
+
+    def paint(self, accuracy_of, selected) -> None:
+        """Colour every button by ``accuracy_of(freq)``; mark the selected one."""
+        for key, b in self.buttons.items():
+            acc = accuracy_of(key)
+            b.style.button_color = accuracy_color(acc)
+            signed = (signed_frequency(key[0], self.size), signed_frequency(key[1], self.size))
+            b.tooltip = f"(kx, ky) = {signed} = {key} mod {self.size}: " + (
+                f"precomputed test accuracy {acc:.3f}" if acc == acc else "not precomputed")
+            b.icon = "check" if key == selected else ""
+
+
+class FourierTrainWidget(W.VBox):
+    """Pick a Fourier coefficient on a clickable grid and an architecture; "train now" on D(v).
+
+    Each square is coloured by the precomputed test accuracy of the chosen architecture in ``grids``
+    (``{arch: GridResult}``, grey when not trained).  Clicking selects the frequency and shows its
+    direction image; "train now" trains the architecture on D(v) with the profile's sizes and shows the
+    learning curve and the final test accuracy.  Parts: ``.arch`` (Dropdown), ``.buttons``,
+    ``.train_button``, ``.status`` (HTML), ``.output`` (Output), ``.selected`` (a one-item list holding
+    the selected ``(kx, ky)``), ``.results`` (``(arch, (kx, ky), TrainResult)`` of the runs so far).
+    """
+
+    def __init__(self, grids: dict | None = None, profile=None, *, archs=None, stride: int | None = None,
+                 n_train: int | None = None, n_test: int | None = None, epochs: int | None = None,
+                 seed: int = 0, device=None, size: int = 32):
+        profile = profile or get_profile()
+        cfg = profile.separability
+        self.grids = {k: g for k, g in (grids or {}).items() if g is not None}
+        self.profile_name = profile.name
+        stride = int(stride or cfg.widget_stride)
+        if stride < 1 or size % stride:
+            raise ValueError(f"stride must be a positive divisor of size={size}, got {stride}")
+        self.sizes = {"n_train": int(n_train or cfg.n_train), "n_test": int(n_test or cfg.n_test),
+                      "epochs": int(epochs or cfg.epochs)}
+        archs = list(archs) if archs is not None else list(dict.fromkeys([*CH1_TRAIN_ARCHS[:3], *self.grids]))
+        unknown = [a for a in archs if a not in ARCHITECTURES]
+        if not archs or unknown:
+            raise ValueError(f"unknown architecture(s) {unknown}; known: {', '.join(ARCHITECTURES)}")
+        self.seed, self.size, self.device = seed, size, get_device(device)
+        self.arch = W.Dropdown(options=archs, value=archs[0], description="architecture")
+        self.train_button = W.Button(description="train now", button_style="primary", icon="play")
+        self.status, self.output = W.HTML(), W.Output()
+        self.image = W.Output(layout=W.Layout(width="190px"))
+        self.selected = [(1 % size, 0)]
+        self.results: list = []
+        self.grid = FourierGrid(size, stride, self.select)
+        self.buttons = self.grid.buttons
+        self.arch.observe(lambda _: self.repaint(), names="value")
+        self.train_button.on_click(lambda _: self.train_now())
+        legend = W.HTML("colour: precomputed test accuracy of the chosen architecture (purple 0.5 = chance, "
+                        "yellow 1.0; grey: not precomputed); click a square to pick its frequency")
+        super().__init__([W.HBox([self.arch, self.train_button]), legend, W.HBox([self.grid, self.image]),
+                          self.status, self.output])
+        self.select(self.selected[0])
+
+    def accuracy_of(self, freq) -> float:
+        grid = self.grids.get(self.arch.value)
+        return float("nan") if grid is None else float(grid.map[freq[1], freq[0]])
+
+    def repaint(self) -> None:
+        self.grid.paint(self.accuracy_of, self.selected[0])
+        self.describe()
+
+    def describe(self) -> None:
+        kx, ky = self.selected[0]
+        name = self.arch.value
+        acc = self.accuracy_of(self.selected[0])
+        if acc == acc:
+            s = self.grids[name].settings
+            pre = (f"precomputed test accuracy of <b>{name}</b>: <b>{acc:.3f}</b> ({s.get('profile', '?')} "
+                   f"profile, {s.get('n_train', '?')} train samples, {s.get('epochs', '?')} epochs, "
+                   f"{s.get('device', '?')})")
+        else:
+            pre = f"no precomputed accuracy of <b>{name}</b> for this frequency"
+        n = self.sizes
+        self.status.value = (f"selected (kx, ky) = ({kx}, {ky}); {pre}.<br>train now: {name} on D(v), "
+                             f"{n['n_train']:,} train / {n['n_test']:,} test samples, {n['epochs']} "
+                             f"epochs ({self.profile_name} profile, {self.device})")
+
+    def select(self, freq) -> None:
+        self.selected[0] = freq
+        _, ax = plt.subplots(figsize=(2.0, 2.1))
+        _show(self.image, figure_png(plot_fourier_directions([freq], size=self.size, axes=ax)))
+        self.repaint()
+
+    def train_now(self) -> None:
+        freq, name = self.selected[0], self.arch.value
+        self.train_button.disabled = True
+        self.status.value += "<br><i>training...</i>"
+        try:
+            start = time.perf_counter()
+            hist = direction_accuracy(name, fourier_direction(*freq, size=self.size), seed=self.seed,
+                                      device=self.device, return_history=True, **self.sizes)
+            elapsed = time.perf_counter() - start
+        except Exception as err:  # shown in the widget instead of lost in a callback
+            self.status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
+            raise
+        finally:
+            self.train_button.disabled = False
+        self.results.append((name, freq, hist))
+        self.describe()
+        self.status.value += (f"<br>live run: <b>{name}</b> on (kx, ky) = {freq}: final test accuracy "
+                              f"<b>{hist.final_test_acc:.3f}</b> (train {hist.final_train_acc:.3f}), "
+                              f"{elapsed:.1f} s on {self.device}")
+        fig, ax = plt.subplots(figsize=(6.0, 3.3))
+        plot_learning_curves({f"{name} {freq}": hist}, ax=ax,
+                             title=f"{name} on D(v), (kx, ky) = {freq}: {self.sizes['n_train']:,} samples")
+        _show(self.output, figure_png(fig))
+
+
+def fourier_train_widget(grids: dict | None = None, profile=None, *, display_widget: bool = True,
+                         **kwargs) -> FourierTrainWidget:
+    """Build (and display) a :class:`FourierTrainWidget`."""
+    return _shown(FourierTrainWidget(grids, profile, **kwargs), display_widget)
+
+
+class MapSwitcher(W.VBox):
+    """A dropdown that switches the displayed precomputed accuracy map by architecture.
+
+    ``grids``: ``{name: GridResult}`` (``None`` entries are listed as missing); ``.choice``, ``.output``.
+    """
+
+    def __init__(self, grids: dict):
+        if not grids:
+            raise ValueError("grids is empty: give at least one {name: GridResult}")
+        self.grids = grids
+        self.choice = W.Dropdown(options=list(grids), description="architecture")
+        self.output = W.Output()
+        self.choice.observe(lambda _: self.show(), names="value")
+        super().__init__([self.choice, self.output])
+        self.show()
+
+    def show(self) -> None:
+        name = self.choice.value
+        grid = self.grids[name]
+        if grid is None:
+            _show(self.output, Markdown(f"No precomputed map for **{name}** in `results/`."))
+            return
+        fig, ax = plt.subplots(figsize=(5.0, 4.2))
+        plot_accuracy_map(grid, ax=ax, title=f"{name}\n{grid_caption(grid)}")
+        _show(self.output, figure_png(fig))
+
+
+def accuracy_map_switcher(grids: dict, display_widget: bool = True) -> MapSwitcher:
+    """Build (and display) a :class:`MapSwitcher`."""
+    return _shown(MapSwitcher(grids), display_widget)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 2: NAD explorer and live training on D(u_i)
+# --------------------------------------------------------------------------------------------------
+
+class NADExplorer(W.VBox):
+    """Choose an architecture and scroll through its NADs: image, Fourier energy and eigenvalue.
+
+    ``nads_by_arch`` maps a label to a :class:`nadlib.NADs`.
+    """
+
+    def __init__(self, nads_by_arch: dict):
+        if not nads_by_arch:
+            raise ValueError("nads_by_arch is empty")
+        self.nads_by_arch = nads_by_arch
+        names = list(nads_by_arch)
+        self.arch = W.Dropdown(options=names, value=names[0], description="architecture")
+        self.index = W.IntSlider(value=0, min=0, max=len(nads_by_arch[names[0]]) - 1, description="NAD index",
+                                 continuous_update=False)
+        self.output, self.info = W.Output(), W.HTML()
+        self.arch.observe(lambda _: self.redraw(), names="value")
+        self.index.observe(lambda _: self.redraw(), names="value")
+        super().__init__([W.HBox([self.arch, self.index]), self.info, self.output])
+        self.redraw()
+
+    def redraw(self) -> None:
+        nads = self.nads_by_arch[self.arch.value]
+        self.index.max = len(nads) - 1
+        i = self.index.value
+        u = nads.directions[i].double()
+        ev = nads.eigenvalues
+        self.info.value = (f"{self.arch.value}: NAD {i} of {len(ev)}, variance {float(ev[i]):.3g} "
+                           f"({float(ev[i] / ev.sum()):.2%} of the total); {nads.method} estimate from "
+                           f"{nads.n_networks} networks")
+        fig, ax = plt.subplots(1, 2, figsize=(6, 3))
+        img = u.sum(0).numpy()
+        m = abs(img).max() or 1.0
+        ax[0].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
+        ax[0].set_title("pixels")
+        ax[1].imshow(fourier_energy(u).numpy(), cmap="magma")
+        ax[1].set_title("Fourier energy")
+        for a in ax:
+            a.axis("off")
+        _show(self.output, figure_png(fig))
+
+
+def nad_explorer(nads_by_arch: dict, display_widget: bool = True) -> NADExplorer:
+    """Build (and display) a :class:`NADExplorer`."""
+    return _shown(NADExplorer(nads_by_arch), display_widget)
+
+
+class NADTrainingWidget(W.VBox):
+    """Pick a NAD index ``i`` and train ``arch`` on D(u_i) live (:func:`nadlib.direction_accuracy`)."""
+
+    def __init__(self, nads, arch: str = "lenet", n_train: int = 1000, n_test: int = 1000, epochs: int = 2,
+                 seed: int = 0, device="cpu"):
+        self.nads, self.arch, self.seed, self.device = nads, arch, seed, device
+        self.sizes = {"n_train": n_train, "n_test": n_test, "epochs": epochs}
+        self.index = W.BoundedIntText(value=0, min=0, max=len(nads) - 1, description="NAD index")
+        self.button = W.Button(description=f"train {arch} ({epochs} epochs)")
+        self.info = W.HTML(f"{n_train} training and {n_test} test samples of D(u_i), seed {seed}")
+        self.results: list[tuple[int, float]] = []
+        self.button.on_click(lambda _: self.run())
+        super().__init__([W.HBox([self.index, self.button]), self.info])
+
+    def run(self) -> float:
+        self.button.disabled = True
+        try:
+            i = int(self.index.value)
+            acc = direction_accuracy(self.arch, self.nads.directions[i], seed=self.seed, device=self.device,
+                                     **self.sizes)
+        finally:
+            self.button.disabled = False
+        self.results.append((i, acc))
+        self.info.value += f"<br>NAD {i}: test accuracy <b>{acc:.3f}</b>"
+        return acc
+
+
+def nad_training_widget(nads, arch: str = "lenet", display_widget: bool = True, **kwargs) -> NADTrainingWidget:
+    """Build (and display) a :class:`NADTrainingWidget`."""
+    return _shown(NADTrainingWidget(nads, arch, **kwargs), display_widget)
 
 
 # --------------------------------------------------------------------------------------------------
 # Chapter 3: poisoning explorer and flip table
 # --------------------------------------------------------------------------------------------------
 
-def poisoning_widget(x, y, nads, sweep=None, n_show: int = 6, live_data=None, live_epochs: int = 3,
-                     max_index: int | None = None):
+class PoisoningWidget(W.VBox):
     """Choose a NAD index and a carrier size: see poisoned samples and the clean-test accuracy.
 
     Args:
@@ -16,373 +333,77 @@ def poisoning_widget(x, y, nads, sweep=None, n_show: int = 6, live_data=None, li
         nads: the NAD basis (rows).
         sweep: optional ``(arrays, meta)`` of ``python -m nadlib poison``: the precomputed clean-test
             accuracy at the nearest swept index is shown (valid for the sweep's epsilon only).
-        live_data: optional dict from :func:`nadlib.cifar.cifar_data` (a small subset): enables a button that
+        live_data: optional dict from :func:`nadlib.cifar_data` (a small subset): enables a button that
             trains a LeNet for ``live_epochs`` epochs on it, poisoned with the chosen settings (seconds).
     """
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    import numpy as _np
-    from IPython.display import display
 
-    from .cifar import as_nad_basis, poison_with_nads, run_poison_sweep
-    from .plotting import plot_poisoned_examples
+    def __init__(self, x, y, nads, sweep=None, n_show: int = 6, live_data=None, live_epochs: int = 3,
+                 max_index: int | None = None):
+        self.x, self.y, self.u = x[:n_show], y[:n_show], as_nad_basis(nads)
+        self.sweep, self.live_data, self.live_epochs = sweep, live_data, live_epochs
+        top = (len(self.u) - 1) if max_index is None else int(max_index)
+        self.index = W.IntSlider(value=0, min=0, max=top, description="NAD index", continuous_update=False)
+        eps = float(sweep[1]["settings"]["epsilon"]) if sweep else 1.0
+        self.epsilon = W.FloatLogSlider(value=eps, base=10, min=-1, max=1, step=0.05, description="epsilon",
+                                        continuous_update=False)
+        self.output, self.info = W.Output(), W.HTML()
+        self.button = W.Button(description=f"live run ({live_epochs} epochs)", disabled=live_data is None)
+        self.index.observe(lambda _: self.redraw(), names="value")
+        self.epsilon.observe(lambda _: self.redraw(), names="value")
+        self.button.on_click(lambda _: self.live())
+        super().__init__([W.HBox([self.index, self.epsilon, self.button]), self.info, self.output])
+        self.redraw()
 
-    u = as_nad_basis(nads)
-    top = (len(u) - 1) if max_index is None else int(max_index)
-    index = W.IntSlider(value=0, min=0, max=top, description="NAD index", continuous_update=False)
-    eps_default = float(sweep[1]["settings"]["epsilon"]) if sweep else 1.0
-    eps = W.FloatLogSlider(value=eps_default, base=10, min=-1, max=1, step=0.05, description="epsilon",
-                           continuous_update=False)
-    out, info = W.Output(), W.HTML()
-    button = W.Button(description=f"live run ({live_epochs} epochs)", disabled=live_data is None)
-
-    def redraw(*_):
-        xp, _ = poison_with_nads(x[:n_show], y[:n_show], u, index.value, eps.value)
-        with out:
-            out.clear_output(wait=True)
-            fig = plot_poisoned_examples(x[:n_show], xp, y[:n_show])
-            plt.show(fig)
-        text = f"carrier: NAD {index.value}, epsilon {eps.value:.2f}"
-        if sweep is not None:
-            arrays, meta = sweep
-            idx = _np.asarray(arrays["indices"])
-            j = int(_np.argmin(_np.abs(idx - index.value)))
+    def redraw(self) -> None:
+        xp, _ = poison_with_nads(self.x, self.y, self.u, self.index.value, self.epsilon.value)
+        _show(self.output, figure_png(plot_poisoned_examples(self.x, xp, self.y)))
+        text = f"carrier: NAD {self.index.value}, epsilon {self.epsilon.value:.2f}"
+        if self.sweep is not None:
+            arrays, meta = self.sweep
+            idx = np.asarray(arrays["indices"])
+            j = int(np.argmin(np.abs(idx - self.index.value)))
             s = meta.get("settings", {})
             text += (f"<br>precomputed ({meta.get('profile')} profile, {s.get('n_train')} train images, "
                      f"epsilon {s.get('epsilon')}): nearest swept index {idx[j]} &rarr; clean test accuracy "
                      f"<b>{arrays['test_acc'][j]:.3f}</b> (train {arrays['train_acc'][j]:.3f})")
-        info.value = text
+        self.info.value = text
 
-    def live(_):
-        button.disabled = True
-        info.value += "<br>training..."
-        arrays, _ = run_poison_sweep("lenet", u, live_data, indices=[index.value], epsilon=eps.value,
-                                     epochs=live_epochs, baseline=False, progress=False)
-        info.value += (f"<br>live run ({live_data['n_train']} train images, {live_epochs} epochs): clean test "
-                       f"accuracy <b>{arrays['test_acc'][0]:.3f}</b>, train {arrays['train_acc'][0]:.3f}")
-        button.disabled = False
-
-    index.observe(redraw, names="value")
-    eps.observe(redraw, names="value")
-    button.on_click(live)
-    redraw()
-    box = W.VBox([W.HBox([index, eps, button]), info, out])
-    display(box)
-    return box
-
-
-def flip_widget(results: dict):
-    """Choose an architecture and see its flip table row (``results``: ``{arch: (arrays, meta) or None}``)."""
-    import ipywidgets as W
-    from IPython.display import Markdown, display
-
-    from .plotting import flip_table
-
-    choice = W.Dropdown(options=list(results), description="architecture")
-    out = W.Output()
-
-    def show(*_):
-        with out:
-            out.clear_output(wait=True)
-            display(Markdown(flip_table({choice.value: results[choice.value]})))
-
-    choice.observe(show, names="value")
-    show()
-    box = W.VBox([choice, out])
-    display(box)
-    return box
-
-
-# --------------------------------------------------------------------------------------------------
-# Chapter 2: NAD explorer and live training on D(u_i)
-# --------------------------------------------------------------------------------------------------
-
-def nad_explorer(nads_by_arch: dict):
-    """Choose an architecture and scroll through its NADs: image, Fourier energy and eigenvalue.
-
-    ``nads_by_arch`` maps a label to a :class:`nadlib.NADs`."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from .directions import fourier_energy
-
-    names = list(nads_by_arch)
-    arch = W.Dropdown(options=names, value=names[0], description="architecture")
-    index = W.IntSlider(value=0, min=0, max=len(nads_by_arch[names[0]]) - 1, description="NAD index",
-                        continuous_update=False)
-    out, info = W.Output(), W.HTML()
-
-    def redraw(*_):
-        nads = nads_by_arch[arch.value]
-        index.max = len(nads) - 1
-        u = nads.directions[index.value].double()
-        ev = nads.eigenvalues
-        info.value = (f"{arch.value}: NAD {index.value} of {len(ev)}, variance {float(ev[index.value]):.3g} "
-                      f"({float(ev[index.value] / ev.sum()):.2%} of the total); {nads.method} estimate from "
-                      f"{nads.n_networks} networks")
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(1, 2, figsize=(6, 3))
-            img = u.sum(0).numpy()
-            m = abs(img).max() or 1.0
-            ax[0].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
-            ax[0].set_title("pixels")
-            ax[1].imshow(fourier_energy(u).numpy(), cmap="magma")
-            ax[1].set_title("Fourier energy")
-            for a in ax:
-                a.axis("off")
-            plt.show(fig)
-
-    arch.observe(redraw, names="value")
-    index.observe(redraw, names="value")
-    redraw()
-    box = W.VBox([W.HBox([arch, index]), info, out])
-    display(box)
-    return box
-
-
-def nad_training_widget(nads, arch: str = "lenet", n_train: int = 1000, n_test: int = 1000, epochs: int = 2,
-                        seed: int = 0):
-    """Pick a NAD index ``i`` and train ``arch`` on D(u_i) live (:func:`nadlib.direction_accuracy`)."""
-    import ipywidgets as W
-    from IPython.display import display
-
-    from .training import direction_accuracy
-
-    index = W.BoundedIntText(value=0, min=0, max=len(nads) - 1, description="NAD index")
-    button = W.Button(description=f"train {arch} ({epochs} epochs)")
-    info = W.HTML(f"{n_train} training and {n_test} test samples of D(u_i), seed {seed}")
-
-    def run(_):
-        button.disabled = True
-        i = int(index.value)
-        acc = direction_accuracy(arch, nads.directions[i], n_train=n_train, n_test=n_test, epochs=epochs,
-                                 seed=seed, device="cpu")
-        info.value += f"<br>NAD {i}: test accuracy <b>{acc:.3f}</b>"
-        button.disabled = False
-
-    button.on_click(run)
-    box = W.VBox([W.HBox([index, button]), info])
-    display(box)
-    return box
-
-
-# --------------------------------------------------------------------------------------------------
-# Chapter 1: clickable Fourier grid + "train now", and a precomputed-map switcher
-# --------------------------------------------------------------------------------------------------
-
-#: Architectures offered by the Chapter 1 "train now" widget (others can be passed explicitly).
-CH1_TRAIN_ARCHS = ("logreg", "lenet", "lenet_nopool", "resnet18")
-
-
-def _hex_color(value: float, vmin: float = 0.5, vmax: float = 1.0) -> str:
-    """Colour of an accuracy on the maps' colour scale (viridis, chance to 1); grey for NaN."""
-    import math
-
-    import matplotlib
-
-    from .plotting import NOT_TRAINED_COLOR
-
-    if value is None or not math.isfinite(value):
-        return NOT_TRAINED_COLOR
-    t = min(max((value - vmin) / (vmax - vmin), 0.0), 1.0)
-    return matplotlib.colors.to_hex(matplotlib.colormaps["viridis"](t))
-
-
-def _figure_png(fig) -> "object":
-    """An ``IPython.display.Image`` of a matplotlib figure (which is then closed), so that widget
-    callbacks can show figures through ``Output.append_display_data`` with or without a kernel."""
-    import io
-
-    import matplotlib.pyplot as plt
-    from IPython.display import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return Image(data=buf.getvalue(), format="png")
-
-
-def fourier_train_widget(grids: dict | None = None, profile=None, *, archs=None, stride: int | None = None,
-                         n_train: int | None = None, n_test: int | None = None, epochs: int | None = None,
-                         seed: int = 0, device=None, size: int = 32, display_widget: bool = True):
-    """Pick a Fourier coefficient on a clickable grid and an architecture; "train now" on D(v).
-
-    The grid shows the half-plane ``ky >= 0`` of signed frequencies with step ``stride`` (default: the
-    profile's ``separability.widget_stride``); each button is coloured by the precomputed test
-    accuracy of the chosen architecture in ``grids`` (``{arch: GridResult}``, grey when not
-    trained).  Clicking selects the frequency and shows its direction image; "train now" trains the
-    architecture on D(v) with the profile's sizes (``n_train``, ``n_test``, ``epochs`` override them)
-    and shows the learning curve and the final test accuracy.  Building the widget trains nothing.
-
-    Returns the ``VBox``; for scripting and tests it carries ``.arch`` (Dropdown), ``.buttons``
-    (``{(kx, ky): Button}`` with unsigned frequencies), ``.train_button``, ``.status`` (HTML),
-    ``.output`` (Output), ``.selected`` (a one-item list holding the selected ``(kx, ky)``) and
-    ``.results`` (list of ``(arch, (kx, ky), TrainResult)`` of the runs so far).
-    """
-    import time
-
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from .config import get_device, get_profile
-    from .directions import fourier_direction
-    from .models import ARCHITECTURES
-    from .plotting import plot_fourier_directions, plot_learning_curves, signed_frequency
-    from .training import direction_accuracy
-
-    grids = {k: g for k, g in (grids or {}).items() if g is not None}
-    cfg = (profile or get_profile()).separability
-    prof_name = (profile or get_profile()).name
-    stride = int(stride or cfg.widget_stride)
-    if size % stride or stride < 1:
-        raise ValueError(f"stride must be a positive divisor of size={size}, got {stride}")
-    sizes = {"n_train": int(n_train or cfg.n_train), "n_test": int(n_test or cfg.n_test),
-             "epochs": int(epochs or cfg.epochs)}
-    if archs is None:
-        archs = list(dict.fromkeys([*CH1_TRAIN_ARCHS[:3], *grids]))
-    archs = list(archs)
-    unknown = [a for a in archs if a not in ARCHITECTURES]
-    if not archs or unknown:
-        raise ValueError(f"unknown architecture(s) {unknown}; known: {', '.join(ARCHITECTURES)}")
-    dev = get_device(device)
-
-    arch = W.Dropdown(options=archs, value=archs[0], description="architecture")
-    train_button = W.Button(description="train now", button_style="primary", icon="play")
-    status = W.HTML()
-    output = W.Output()
-    image_out = W.Output(layout=W.Layout(width="190px"))
-    selected = [(1 % size, 0)]
-    results: list = []
-
-    half = size // 2
-    kxs = list(range(-half, half, stride))
-    kys = list(range(half, -1, -stride))  # top row: ky = size/2, bottom row: ky = 0
-    buttons: dict = {}
-    cells = [W.Label("ky \\ kx", layout=W.Layout(width="52px"))]
-    cells += [W.Label(str(k), layout=W.Layout(width="30px")) for k in kxs]
-    for ky in kys:
-        cells.append(W.Label(str(ky), layout=W.Layout(width="52px")))
-        for kx in kxs:
-            key = (kx % size, ky % size)
-            b = W.Button(description="", layout=W.Layout(width="30px", height="24px", padding="0px"))
-            b.freq = key
-            b.on_click(lambda btn: select(btn.freq))
-            buttons[key] = b
-            cells.append(b)
-    grid_box = W.GridBox(cells, layout=W.Layout(grid_template_columns=f"52px repeat({len(kxs)}, 30px)",
-                                                grid_gap="2px"))
-
-    def accuracy_of(name, freq):
-        g = grids.get(name)
-        if g is None:
-            return float("nan")
-        return float(g.map[freq[1], freq[0]])
-
-    def recolor(*_):
-        for key, b in buttons.items():
-            acc = accuracy_of(arch.value, key)
-            b.style.button_color = _hex_color(acc)
-            signed = (signed_frequency(key[0], size), signed_frequency(key[1], size))
-            b.tooltip = f"(kx, ky) = {signed} = {key} mod {size}: " + (
-                f"precomputed test accuracy {acc:.3f}" if acc == acc else "not precomputed")
-            b.icon = "check" if key == selected[0] else ""
-        describe()
-
-    def describe():
-        kx, ky = selected[0]
-        acc = accuracy_of(arch.value, selected[0])
-        g = grids.get(arch.value)
-        if acc == acc:
-            s = g.settings
-            pre = (f"precomputed test accuracy of <b>{arch.value}</b>: <b>{acc:.3f}</b> ({s.get('profile', '?')} "
-                   f"profile, {s.get('n_train', '?')} train samples, {s.get('epochs', '?')} epochs, "
-                   f"{s.get('device', '?')})")
-        else:
-            pre = f"no precomputed accuracy of <b>{arch.value}</b> for this frequency"
-        status.value = (f"selected (kx, ky) = ({kx}, {ky}); {pre}.<br>train now: {arch.value} on D(v), "
-                        f"{sizes['n_train']:,} train / {sizes['n_test']:,} test samples, {sizes['epochs']} "
-                        f"epochs ({prof_name} profile, {dev})")
-
-    def select(freq):
-        selected[0] = freq
-        image_out.outputs = ()
-        _, ax = plt.subplots(figsize=(2.0, 2.1))
-        image_out.append_display_data(_figure_png(plot_fourier_directions([freq], size=size, axes=ax)))
-        recolor()
-
-    def train_now(_=None):
-        freq, name = selected[0], arch.value
-        train_button.disabled = True
-        status.value += "<br><i>training...</i>"
+    def live(self) -> None:
+        self.button.disabled = True
+        self.info.value += "<br>training..."
         try:
-            start = time.perf_counter()
-            hist = direction_accuracy(name, fourier_direction(*freq, size=size), seed=seed, device=dev,
-                                      return_history=True, **sizes)
-            elapsed = time.perf_counter() - start
-        except Exception as err:  # shown in the widget instead of lost in a callback
-            status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
-            raise
+            arrays, _ = run_poison_sweep("lenet", self.u, self.live_data, indices=[self.index.value],
+                                         epsilon=self.epsilon.value, epochs=self.live_epochs, baseline=False,
+                                         progress=False)
         finally:
-            train_button.disabled = False
-        results.append((name, freq, hist))
-        describe()
-        status.value += (f"<br>live run: <b>{name}</b> on (kx, ky) = {freq}: final test accuracy "
-                         f"<b>{hist.final_test_acc:.3f}</b> (train {hist.final_train_acc:.3f}), "
-                         f"{elapsed:.1f} s on {dev}")
-        fig, ax = plt.subplots(figsize=(6.0, 3.3))
-        plot_learning_curves({f"{name} {freq}": hist}, ax=ax,
-                             title=f"{name} on D(v), (kx, ky) = {freq}: {sizes['n_train']:,} samples")
-        output.outputs = ()
-        output.append_display_data(_figure_png(fig))
-
-    arch.observe(recolor, names="value")
-    train_button.on_click(train_now)
-    select(selected[0])
-    legend = W.HTML("colour: precomputed test accuracy of the chosen architecture (purple 0.5 = chance, "
-                    "yellow 1.0; grey: not precomputed); click a square to pick its frequency")
-    box = W.VBox([W.HBox([arch, train_button]), legend, W.HBox([grid_box, image_out]), status, output])
-    box.arch, box.buttons, box.train_button, box.status = arch, buttons, train_button, status
-    box.output, box.selected, box.results = output, selected, results
-    box.select = select
-    if display_widget:
-        display(box)
-    return box
+            self.button.disabled = False
+        self.info.value += (f"<br>live run ({self.live_data['n_train']} train images, {self.live_epochs} epochs): "
+                            f"clean test accuracy <b>{arrays['test_acc'][0]:.3f}</b>, train "
+                            f"{arrays['train_acc'][0]:.3f}")
 
 
-def accuracy_map_switcher(grids: dict, display_widget: bool = True):
-    """A dropdown that switches the displayed precomputed accuracy map by architecture.
+def poisoning_widget(x, y, nads, display_widget: bool = True, **kwargs) -> PoisoningWidget:
+    """Build (and display) a :class:`PoisoningWidget`."""
+    return _shown(PoisoningWidget(x, y, nads, **kwargs), display_widget)
 
-    ``grids``: ``{name: GridResult}`` (``None`` entries are listed as missing).  Returns the ``VBox``
-    with ``.choice`` (Dropdown) and ``.output`` (Output) attached.
-    """
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import Markdown, display
 
-    from .plotting import _grid_caption, plot_accuracy_map
+class FlipWidget(W.VBox):
+    """Choose an architecture and see its flip table row (``results``: ``{arch: (arrays, meta) or None}``)."""
 
-    if not grids:
-        raise ValueError("grids is empty: give at least one {name: GridResult}")
-    choice = W.Dropdown(options=list(grids), description="architecture")
-    output = W.Output()
+    def __init__(self, results: dict):
+        if not results:
+            raise ValueError("results is empty")
+        self.results = results
+        self.choice = W.Dropdown(options=list(results), description="architecture")
+        self.output = W.Output()
+        self.choice.observe(lambda _: self.show(), names="value")
+        super().__init__([self.choice, self.output])
+        self.show()
 
-    def show(*_):
-        output.outputs = ()
-        grid = grids[choice.value]
-        if grid is None:
-            output.append_display_data(Markdown(f"No precomputed map for **{choice.value}** in `results/`."))
-            return
-        fig, ax = plt.subplots(figsize=(5.0, 4.2))
-        plot_accuracy_map(grid, ax=ax, title=f"{choice.value}\n{_grid_caption(grid)}")
-        output.append_display_data(_figure_png(fig))
+    def show(self) -> None:
+        _show(self.output, Markdown(flip_table({self.choice.value: self.results[self.choice.value]})))
 
-    choice.observe(show, names="value")
-    show()
-    box = W.VBox([choice, output])
-    box.choice, box.output = choice, output
-    if display_widget:
-        display(box)
-    return box
+
+def flip_widget(results: dict, display_widget: bool = True) -> FlipWidget:
+    """Build (and display) a :class:`FlipWidget`."""
+    return _shown(FlipWidget(results), display_widget)

@@ -1,4 +1,4 @@
-"""CIFAR-10 loading, NAD poisoning and the flip (nadlib.cifar).  Offline: all data is made here."""
+"""CIFAR-10 loading, NAD poisoning and the flip (nadlib.cifar10, nadlib.bases, nadlib.experiments).  Offline: all data is made here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import pytest
 import torch
 
 import nadlib
-from nadlib import cifar as C
+from nadlib import bases as B
+from nadlib import cifar10 as C
+from nadlib import experiments as E
+
+import cifar_fixtures as F
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def batches(tmp_path, arrays, monkeypatch):
     """
     from torchvision.datasets import CIFAR10
 
-    md5 = C.write_cifar10_batches(tmp_path, arrays)
+    md5 = F.write_cifar10_batches(tmp_path, arrays)
     monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
     monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
@@ -57,7 +61,7 @@ def test_torchvision_path_reads_official_layout(batches, arrays, train):
 
 
 def test_npz_path_by_argument_and_env(tmp_path, arrays, monkeypatch):
-    path = C.write_cifar10_npz(tmp_path / "c.npz", arrays)
+    path = F.write_cifar10_npz(tmp_path / "c.npz", arrays)
     C.clear_cifar10_cache()
     x, y = C.load_cifar10(npz=path, train=False, device="cpu")
     np.testing.assert_array_equal(_as_uint8_nhwc(x), arrays["x_test"])
@@ -160,15 +164,15 @@ def _random_basis(seed: int = 0) -> torch.Tensor:
 
 
 def test_assignment_table_separable():
-    table = C.poison_assignment(0)
+    table = B.poison_assignment(0)
     slots = {(r["nad"], r["channel"]) for r in table}
     assert len(table) == 10 and len(slots) == 5
     codes = {(r["slot"], r["sign"]) for r in table}
     assert len(codes) == 10  # every class has its own (slot, sign): the points +-eps e_slot are distinct
-    end = C.poison_assignment(1023)
+    end = B.poison_assignment(1023)
     assert {r["nad"] for r in end} == {1023, 1022}
     with pytest.raises(ValueError, match="out of range"):
-        C.poison_assignment(1024)
+        B.poison_assignment(1024)
 
 
 @pytest.mark.parametrize("index", [0, 500, 1023])
@@ -177,9 +181,9 @@ def test_poisoned_coefficients_exact(arrays, index):
     x = torch.from_numpy(arrays["x_train"]).permute(0, 3, 1, 2).float() / 255
     y = torch.from_numpy(arrays["y_train"]).long()
     eps = 0.7
-    xp, carriers = C.poison_with_nads(x, y, u, index, eps)
-    before, after = C.nad_coefficients(x, u), C.nad_coefficients(xp, u)
-    table = C.poison_assignment(index)
+    xp, carriers = B.poison_with_nads(x, y, u, index, eps)
+    before, after = B.nad_coefficients(x, u), B.nad_coefficients(xp, u)
+    table = B.poison_assignment(index)
     touched = torch.zeros(3, 1024, dtype=torch.bool)
     for r in table:
         touched[r["channel"], r["nad"]] = True
@@ -205,15 +209,15 @@ def test_poison_validation(arrays):
     x = torch.rand(4, 3, 32, 32)
     y = torch.tensor([0, 1, 2, 3])
     with pytest.raises(ValueError, match="epsilon"):
-        C.poison_with_nads(x, y, u, 0, 0.0)
+        B.poison_with_nads(x, y, u, 0, 0.0)
     with pytest.raises(ValueError, match="labels"):
-        C.poison_with_nads(x, torch.tensor([0, 1, 2, 10]), u, 0, 1.0)
+        B.poison_with_nads(x, torch.tensor([0, 1, 2, 10]), u, 0, 1.0)
     with pytest.raises(ValueError, match="orthonormal"):
-        C.poison_with_nads(x, y, torch.rand(8, 1024), 0, 1.0)
+        B.poison_with_nads(x, y, torch.rand(8, 1024), 0, 1.0)
     with pytest.raises(ValueError, match="shape"):
-        C.poison_with_nads(x, y, torch.rand(8, 100), 0, 1.0)
+        B.poison_with_nads(x, y, torch.rand(8, 100), 0, 1.0)
     with pytest.raises(TypeError):
-        C.poison_with_nads(x.numpy(), y, u, 0, 1.0)
+        B.poison_with_nads(x.numpy(), y, u, 0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------- flip
@@ -221,29 +225,29 @@ def test_poison_validation(arrays):
 def test_flip_is_orthogonal_and_an_involution():
     u = _random_basis(1)
     x = torch.rand(20, 3, 32, 32)
-    f = C.change_basis(x, u)
+    f = B.change_basis(x, u)
     assert torch.allclose(f.flatten(1).norm(dim=1), x.flatten(1).norm(dim=1), rtol=1e-5)
-    assert torch.allclose(C.change_basis(f, u), x, atol=1e-5)
+    assert torch.allclose(B.change_basis(f, u), x, atol=1e-5)
     # inner products preserved (orthogonality), and coefficient i moved to 1023 - i
     assert torch.allclose(f.flatten(1) @ f.flatten(1).T, x.flatten(1) @ x.flatten(1).T, rtol=1e-4, atol=1e-3)
-    assert torch.allclose(C.nad_coefficients(f, u), C.nad_coefficients(x, u).flip(-1), atol=1e-4)
+    assert torch.allclose(B.nad_coefficients(f, u), B.nad_coefficients(x, u).flip(-1), atol=1e-4)
     with pytest.raises(ValueError, match="full basis"):
-        C.change_basis(x, u[:100])
+        B.change_basis(x, u[:100])
     with pytest.raises(ValueError, match="orthonormal"):
-        C.change_basis(x, u * 1.1)
+        B.change_basis(x, u * 1.1)
 
 
 def test_energy_profiles_sum_to_one(arrays):
     x = torch.from_numpy(arrays["x_train"]).permute(0, 3, 1, 2).float() / 255
-    e = C.nad_energy(x, _random_basis())
-    ef, radius = C.fourier_energy_by_radius(x)
+    e = B.nad_energy(x, _random_basis())
+    ef, radius = B.fourier_energy_by_radius(x)
     assert e.shape == ef.shape == radius.shape == (1024,)
     assert abs(e.sum().item() - 1) < 1e-5 and abs(ef.sum().item() - 1) < 1e-5
     assert bool((radius[1:] >= radius[:-1]).all())
     # the synthetic backgrounds have a Gaussian power spectrum exp(-r^2/16): the 100 lowest of the 1024
     # frequencies (radius <~ 5.6) hold ~1 - exp(-31/16) ~ 0.86 of the energy; white noise would give ~0.1
     assert ef[:100].sum() > 0.6
-    white = C.fourier_energy_by_radius(torch.rand(200, 3, 32, 32))[0]
+    white = B.fourier_energy_by_radius(torch.rand(200, 3, 32, 32))[0]
     assert white[:100].sum() < 0.2
 
 
@@ -268,9 +272,9 @@ def test_poisoning_first_vs_last_direction():
     seed-to-seed variation of the training itself (observed spread ~0.06).
     """
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    u = C.load_basis("fourier")
+    u = E.load_basis("fourier")
     data = C.cifar_data(nadlib.get_profile("smoke"), n_train=1000, n_test=500, synthetic=True, device="cpu")
-    arrays, settings = C.run_poison_sweep("lenet", u, data, indices=[0, 1023], epsilon=3.0, epochs=12,
+    arrays, settings = E.run_poison_sweep("lenet", u, data, indices=[0, 1023], epsilon=3.0, epochs=12,
                                           device="cpu", baseline=False, progress=False)
     train0, test0 = arrays["train_acc"][0], arrays["test_acc"][0]
     test_last = arrays["test_acc"][1]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import nadlib
+from nadlib import lenet_secant as LS
 from nadlib import nads as N
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -120,7 +121,7 @@ def test_lenet_fast_secant_matches_plain_reference():
     # gradient-level equality against a plain forward, on one network
     torch.manual_seed(N.network_seed(0, 3))
     net = nadlib.get_model("lenet", 1, 1).eval()
-    fast = N._LeNetSecant(net.features[0], net.features[3], (1, 32, 32), torch.device("cpu"))
+    fast = LS.LeNetSecant(net.features[0], net.features[3], (1, 32, 32), torch.device("cpu"))
     with torch.inference_mode():
         g_fast = fast([net], x, 100.0)[0]
         g_plain = N._secant_plain(net, x, 100.0, 1024)

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import nadlib  # noqa: E402
 from nadlib import GridResult  # noqa: E402
+from nadlib import directions as D  # noqa: E402
 from nadlib import plotting as P  # noqa: E402
 
 
@@ -36,11 +37,11 @@ def _grid(arch, stride, value_of):
 
 
 def test_signed_frequency():
-    assert [P.signed_frequency(k) for k in (0, 1, 15, 16, 17, 31)] == [0, 1, 15, -16, -15, -1]
+    assert [D.signed_frequency(k) for k in (0, 1, 15, 16, 17, 31)] == [0, 1, 15, -16, -15, -1]
     with pytest.raises(ValueError):
-        P.signed_frequency(32)
+        D.signed_frequency(32)
     with pytest.raises(TypeError):
-        P.signed_frequency(1.5)
+        D.signed_frequency(1.5)
 
 
 def test_shifted_map_puts_dc_at_the_centre():

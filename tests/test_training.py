@@ -11,7 +11,7 @@ import torch
 import nadlib
 from nadlib import accuracy_grid, direction_accuracy, fourier_direction, linear_separable, train
 from nadlib.results import load_artifact
-from nadlib.training import _stacked_accuracies
+from nadlib.grid import stacked_accuracies
 
 SMALL = dict(n_train=256, n_test=256, epochs=2)
 
@@ -65,14 +65,14 @@ def test_stacked_runner_matches_sequential_training():
     """The vmap runner (used on CUDA) computes the same thing as one train() per direction."""
     freqs = [(1, 0), (5, 7), (16, 3)]
     settings = dict(n_train=300, n_test=300, epochs=2, seed=3)
-    stacked = _stacked_accuracies("lenet", freqs, 32, settings, torch.device("cpu"))
+    stacked = stacked_accuracies("lenet", freqs, 32, settings, torch.device("cpu"))
     sequential = [direction_accuracy("lenet", fourier_direction(*f), device="cpu", **settings) for f in freqs]
     # same arithmetic in another order: allow at most a couple of test samples to flip
     assert np.allclose(stacked, sequential, atol=3 / 300)
 
 
 def test_grid_resume_skips_finished_directions(tmp_path, monkeypatch):
-    import nadlib.training as tr
+    import nadlib.grid as tr
 
     freqs = [(1, 0), (0, 3), (5, 5)]
     ckpt = tmp_path / "g.ckpt.npz"

@@ -25,19 +25,19 @@ def grids():
 
 
 def test_train_widget_builds_without_training(grids, monkeypatch):
-    import nadlib.training
+    import nadlib.widgets
 
     def fail(*args, **kwargs):
         raise AssertionError("building the widget must not train")
 
-    monkeypatch.setattr(nadlib.training, "direction_accuracy", fail)
+    monkeypatch.setattr(nadlib.widgets, "direction_accuracy", fail)
     box = fourier_train_widget(grids, nadlib.get_profile("smoke"), stride=8, display_widget=False)
     # half-plane ky in {16, 8, 0} x kx in {-16, -8, 0, 8}: 12 buttons
     assert len(box.buttons) == 12
     assert box.results == []
     # colours follow the precomputed accuracies of the chosen architecture; untrained squares are grey
     from nadlib.plotting import NOT_TRAINED_COLOR
-    from nadlib.widgets import _hex_color
+    from nadlib.widgets import accuracy_color as _hex_color
 
     assert box.buttons[(8, 0)].style.button_color == _hex_color(grids["logreg"].accuracy[(8, 0)])
     box.arch.value = "lenet"

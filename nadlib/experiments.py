@@ -1,0 +1,317 @@
+"""The book's experiments on one resumable runner: trainability against NAD index (Chapter 2), and on
+CIFAR-10 the NAD-poisoning sweep and the flip (Chapter 3).
+
+Each experiment is a list of keyed *runs* (a NAD index, a data variant) executed by
+:class:`ResumableRuns`: finished runs are stored in an optional checkpoint and skipped when the same call
+is repeated, so an interrupted sweep (Ctrl-C, or SIGTERM from a cluster) resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._checks import integer, positive_float, positive_int, seed as _check_seed
+from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, poison_assignment, poison_with_nads
+from .config import get_device, get_profile
+from .models import seeded_model
+from .nads import NADs, load_nads
+from .results import Checkpoint, array_sha256, interruptible
+from .training import direction_accuracy, evaluate, train
+
+__all__ = ["ResumableRuns", "nad_trainability", "CIFARHyperParams", "cifar_hyperparams", "run_poison_sweep",
+           "run_flip", "load_basis"]
+
+
+class ResumableRuns:
+    """Run keyed pieces of work one after another, storing each result as soon as it is finished.
+
+    ``results = ResumableRuns(checkpoint, settings).run(keys, work, desc=...)`` calls ``work(key)`` for
+    every key not already in the checkpoint; ``work`` returns ``{name: array-like}``.  The checkpoint
+    (optional ``.npz`` path, see :class:`nadlib.results.Checkpoint`) must have been written with the same
+    ``settings``; it is saved after every run and SIGTERM is handled like Ctrl-C.  Returns
+    ``{key: {name: np.ndarray}}`` in the order of ``keys``.
+    """
+
+    SEP = "__"
+
+    def __init__(self, checkpoint, settings: dict):
+        self.store = Checkpoint(checkpoint, settings) if checkpoint is not None else None
+        self.done: dict[str, dict[str, np.ndarray]] = {}
+        for name, value in (self.store.arrays if self.store else {}).items():
+            key, _, field = name.partition(self.SEP)
+            self.done.setdefault(key, {})[field] = value
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self.done)
+
+    def run(self, keys: Iterable[str], work: Callable[[str], dict], *, desc: str = "runs",
+            progress: bool = True, label: Callable[[str], str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+        keys = list(keys)
+        unknown = set(self.done) - set(keys)
+        if unknown:
+            raise ValueError(f"the checkpoint holds runs {sorted(unknown)} that this call does not ask for; "
+                             "use the same settings as the interrupted run, or delete the checkpoint")
+        bar = tqdm(keys, desc=desc, unit="run", disable=not progress)
+        with interruptible():
+            for key in bar:
+                if key in self.done:
+                    continue
+                bar.set_postfix(run=label(key) if label else key)
+                record = {name: np.asarray(v) for name, v in work(key).items()}
+                self.done[key] = record
+                if self.store is not None:
+                    self.store.save(**{f"{key}{self.SEP}{name}": v for name, v in record.items()})
+        bar.close()
+        return {k: self.done[k] for k in keys}
+
+
+def _digest(a) -> str:
+    return array_sha256(np.asarray(torch.as_tensor(a).detach().cpu().float()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 2: trainability against NAD index
+# --------------------------------------------------------------------------------------------------
+
+def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 10_000, n_test: int = 10_000,
+                     epochs: int = 20, seed: int = 0, device=None, progress: bool = True,
+                     checkpoint=None) -> dict:
+    """Test accuracy of ``arch`` trained on D(u_i) (:func:`nadlib.direction_accuracy`) for each NAD index.
+
+    The defaults are the paper's recipe (10,000 training and test samples, 20 epochs).  Returns
+    ``{"indices": int array, "test_acc": float array, "nads_sha256": str}``; with ``checkpoint`` (an
+    ``.npz`` path) finished indices are stored and skipped when the same call is repeated.
+    """
+    d = getattr(nads, "directions", nads)
+    d = torch.as_tensor(d)
+    if d.dim() < 2:
+        raise ValueError(f"nads must hold one direction per row, got shape {tuple(d.shape)}")
+    indices = [integer(i, "NAD index", minimum=0, maximum=len(d) - 1) for i in indices]
+    if not indices:
+        raise ValueError("indices is empty")
+    positive_int(n_train, "n_train")
+    positive_int(n_test, "n_test")
+    positive_int(epochs, "epochs")
+    seed = _check_seed(seed)
+    sha = _digest(d)
+    settings = {"arch": arch, "indices": indices, "n_train": n_train, "n_test": n_test, "epochs": epochs,
+                "seed": seed, "nads_sha256": sha}
+
+    def work(key: str) -> dict:
+        i = int(key.removeprefix("nad_"))
+        return {"test_acc": direction_accuracy(arch, d[i], n_train=n_train, n_test=n_test, epochs=epochs,
+                                               seed=seed, device=device)}
+
+    done = ResumableRuns(checkpoint, settings).run([f"nad_{i}" for i in indices], work,
+                                                   desc=f"train {arch} on D(u_i)", progress=progress)
+    return {"indices": np.array(indices), "test_acc": np.array([float(r["test_acc"]) for r in done.values()]),
+            "nads_sha256": sha}
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 3: CIFAR-10 recipe, poisoning sweep and flip
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CIFARHyperParams:
+    """The CIFAR-10 training recipe of this book (one recipe for every architecture and data variant).
+
+    SGD with (heavy-ball) momentum 0.9, learning rate 0.02 decayed linearly to 0 over all steps, weight
+    decay 5e-4, mini-batches of 128, no gradient clipping, no data augmentation; images are normalised
+    per colour channel with the mean and standard deviation of the training set the network is trained
+    on (clean, poisoned or flipped), and the test images with the same affine map.  A conventional
+    recipe, chosen so that a LeNet learns CIFAR-10 in a few epochs on a CPU; the paper's exact CIFAR
+    recipe may differ.
+    """
+
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    clip: float | None = None
+
+    def train_kwargs(self) -> dict:
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "batch_size": self.batch_size, "clip": self.clip}
+
+
+def cifar_hyperparams(profile=None) -> CIFARHyperParams:
+    """The recipe for a profile (only the batch size comes from the profile)."""
+    cfg = (profile or get_profile()).cifar
+    return CIFARHyperParams(batch_size=cfg.batch_size)
+
+
+class Normaliser:
+    """Per-channel standardisation with the statistics of one training set, applied to any images."""
+
+    def __init__(self, x: torch.Tensor):
+        self.mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        self.std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.mean) / self.std
+
+
+def _train_cifar(arch: str, x_tr, y_tr, x_te, y_te, *, epochs: int, seed: int, device, hp: CIFARHyperParams,
+                 progress: bool):
+    model = seeded_model(arch, seed, in_channels=3, num_classes=10)
+    return train(model, x_tr, y_tr, x_te, y_te, epochs=epochs, seed=seed, device=device,
+                 progress=progress, **hp.train_kwargs())
+
+
+def _cifar_settings(arch, data, epochs, seed, hp, **extra) -> dict:
+    return {"arch": arch, "n_train": data["n_train"], "n_test": data["n_test"], "source": data["source"],
+            "epochs": epochs, "seed": seed, **asdict(hp), **extra}
+
+
+def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: float | None = None,
+                     epochs: int | None = None, seed: int = 0, device=None, hp: CIFARHyperParams | None = None,
+                     checkpoint=None, baseline: bool = True, progress: bool = True,
+                     profile=None) -> tuple[dict, dict]:
+    """Train ``arch`` on training data poisoned at each NAD index; test on the clean test set.
+
+    For each index ``i`` the training images get the class carriers of :func:`nadlib.poison_with_nads` at
+    NAD ``i`` (strength ``epsilon``); the same initialisation, batch order and recipe are used for every
+    index (a common-random-numbers design).  With ``baseline=True`` the unpoisoned run is added.
+
+    Measured per run (accuracies in [0, 1]):
+
+    * ``train_acc``: on the poisoned training set (eval mode, after training);
+    * ``test_acc``: on the *clean* test set -- what the network learned about the images;
+    * ``poisoned_test_acc``: on the test set poisoned like the training set (carrier agrees with the label);
+    * ``carrier_acc``: on test images carrying the carrier of *another* class (``(y + 1) mod 10``), the
+      fraction classified as that carrier's class -- how much the network follows the carrier;
+    * ``test_curve``: clean test accuracy after every epoch.
+
+    Args:
+        nads: the NAD basis (:func:`nadlib.as_nad_basis`), indices refer to its rows.
+        data: from :func:`nadlib.cifar_data`.
+        indices: NAD indices (default: ``profile.cifar.poison_indices``).
+        epsilon: carrier size (default: ``profile.cifar.epsilon``).
+        checkpoint: optional ``.npz`` path; finished runs are stored there and skipped when resumed.
+
+    Returns:
+        ``(arrays, settings)`` ready for :func:`nadlib.save_artifact`.
+    """
+    cfg = (profile or get_profile()).cifar
+    indices = [int(i) for i in (cfg.poison_indices if indices is None else indices)]
+    epochs = positive_int(cfg.epochs if epochs is None else epochs, "epochs")
+    epsilon = positive_float(cfg.epsilon if epsilon is None else epsilon, "epsilon", maximum=1e6)
+    hp = hp or cifar_hyperparams(profile)
+    device = get_device(device)
+    u = as_nad_basis(nads)
+    for i in indices:
+        poison_assignment(i, len(u))  # validates every index before any training
+    keys = (["clean"] if baseline else []) + [f"nad_{i}" for i in indices]
+    settings = _cifar_settings(arch, data, epochs, seed, hp, epsilon=epsilon, indices=indices,
+                               baseline=baseline, nads_sha256=_digest(u))
+    x_tr, y_tr = data["x_train"].to(device), data["y_train"].to(device)
+    x_te, y_te = data["x_test"].to(device), data["y_test"].to(device)
+    y_other = (y_te + 1) % 10
+
+    def work(key: str) -> dict:
+        start = time.perf_counter()
+        if key == "clean":
+            x_p, x_tp, x_tc = x_tr, x_te, x_te
+        else:
+            i = int(key.removeprefix("nad_"))
+            x_p, _ = poison_with_nads(x_tr, y_tr, u, i, epsilon)
+            x_tp, _ = poison_with_nads(x_te, y_te, u, i, epsilon)
+            x_tc, _ = poison_with_nads(x_te, y_other, u, i, epsilon)
+        norm = Normaliser(x_p)  # statistics of the training set actually used, applied to every test set
+        result = _train_cifar(arch, norm(x_p), y_tr, norm(x_te), y_te, epochs=epochs, seed=seed, device=device,
+                              hp=hp, progress=progress)
+        model = result.model
+        return {"train_acc": evaluate(model, norm(x_p), y_tr), "test_acc": result.final_test_acc,
+                "poisoned_test_acc": evaluate(model, norm(x_tp), y_te),
+                "carrier_acc": evaluate(model, norm(x_tc), y_other) if key != "clean" else float("nan"),
+                "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
+
+    done = ResumableRuns(checkpoint, settings).run(keys, work, desc=f"{arch} poisoning", progress=progress)
+    runs = [done[f"nad_{i}"] for i in indices]
+    arrays = {"indices": np.array(indices, dtype=np.int64)}
+    for name in ("train_acc", "test_acc", "poisoned_test_acc", "carrier_acc", "wall_time"):
+        arrays[name] = np.array([float(r[name]) for r in runs])
+    arrays["test_curve"] = np.stack([r["test_curve"] for r in runs]) if runs else np.zeros((0, epochs))
+    if baseline:
+        for name in ("train_acc", "test_acc", "wall_time"):
+            arrays[f"clean_{name}"] = np.array(float(done["clean"][name]))
+        arrays["clean_test_curve"] = done["clean"]["test_curve"]
+    # the class table for index 0: columns class, NAD offset (0: NAD i, 1: NAD i+1 -- i-1 at the end of
+    # the basis), channel, sign; see poison_assignment
+    arrays["assignment"] = np.array([[r["class"], r["nad"], r["channel"], r["sign"]]
+                                     for r in poison_assignment(0, len(u))], dtype=np.int64)
+    return arrays, settings
+
+
+def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int = 0, device=None,
+             hp: CIFARHyperParams | None = None, checkpoint=None, progress: bool = True,
+             profile=None) -> tuple[dict, dict]:
+    """Train ``arch`` on CIFAR-10 and on its NAD-flipped version (:func:`nadlib.change_basis`), same recipe
+    and seed.
+
+    Returns ``(arrays, settings)`` with ``variants = ["original", "flipped"]`` and, per variant,
+    ``train_acc`` (eval mode, after training), ``test_acc`` and ``test_curve`` (per epoch) and ``wall_time``.
+    The flipped test set is the flip of the clean test set (same ``U``).
+    """
+    cfg = (profile or get_profile()).cifar
+    epochs = positive_int(cfg.epochs if epochs is None else epochs, "epochs")
+    hp = hp or cifar_hyperparams(profile)
+    device = get_device(device)
+    u = flip_basis(U)
+    settings = _cifar_settings(arch, data, epochs, seed, hp, basis_sha256=_digest(u))
+    x_tr, y_tr = data["x_train"].to(device), data["y_train"].to(device)
+    x_te, y_te = data["x_test"].to(device), data["y_test"].to(device)
+    variants = ("original", "flipped")
+
+    def work(name: str) -> dict:
+        start = time.perf_counter()
+        a, b = (x_tr, x_te) if name == "original" else (change_basis(x_tr, u), change_basis(x_te, u))
+        norm = Normaliser(a)
+        result = _train_cifar(arch, norm(a), y_tr, norm(b), y_te, epochs=epochs, seed=seed, device=device,
+                              hp=hp, progress=progress)
+        return {"train_acc": evaluate(result.model, norm(a), y_tr), "test_acc": result.final_test_acc,
+                "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
+
+    done = ResumableRuns(checkpoint, settings).run(variants, work, desc=f"{arch} flip", progress=progress)
+    arrays = {"variants": np.array(variants)}
+    for name in ("train_acc", "test_acc", "wall_time"):
+        arrays[name] = np.array([float(done[v][name]) for v in variants])
+    arrays["test_curve"] = np.stack([done[v]["test_curve"] for v in variants])
+    return arrays, settings
+
+
+def load_basis(spec) -> torch.Tensor:
+    """A basis for the CIFAR-10 experiments from a file or a name, as a ``k x 1024`` matrix.
+
+    ``spec`` is a path to NADs written by :meth:`nadlib.NADs.save` / an artifact with an array ``nads``
+    (or ``directions``/``basis``), or ``"fourier"``: the real Fourier basis sorted from low to high
+    frequency (a NAD-like basis for an isotropic, low-frequency-first model), or a tensor, array or
+    :class:`nadlib.NADs` (returned validated).
+    """
+    if isinstance(spec, (torch.Tensor, np.ndarray, NADs)):
+        return as_nad_basis(spec)
+    if str(spec) == "fourier":
+        return fourier_low_to_high()
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"no NAD file at {str(path)!r} (write one with `python -m nadlib nads ...`, "
+                                "or pass 'fourier')")
+    try:
+        return as_nad_basis(load_nads(path))
+    except (KeyError, ValueError, TypeError):
+        pass
+    with np.load(path, allow_pickle=False) as data:
+        for key in ("nads", "directions", "basis"):
+            if key in data.files:
+                return as_nad_basis(data[key])
+        raise ValueError(f"{str(path)!r} has no array 'nads', 'directions' or 'basis' (found {data.files})")

@@ -1,0 +1,259 @@
+"""The grid runner: one architecture trained on D(v) for many Fourier directions ``v``.
+
+:func:`accuracy_grid` picks one of three runners that give the same accuracies:
+
+* in this process, one direction after another (``workers=1``);
+* worker processes, one direction each (the CPU default: one thread per worker uses small
+  convolutions better than intra-op threads);
+* CUDA: several models trained at once with ``torch.func.vmap`` (models without batch norm), the same
+  optimiser and batch order as :func:`nadlib.train` (:func:`nadlib.training.sgd_recipe`,
+  :func:`nadlib.training.minibatches`), batched.
+
+Finished directions go to an optional checkpoint, so an interrupted grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from ._checks import positive_int
+from .config import get_device, get_profile
+from .data import linear_separable
+from .directions import fill_symmetric, fourier_direction, fourier_grid
+from .models import get_model, seeded_model
+from .results import Checkpoint, interruptible, load_artifact
+from .training import TEST_SEED_OFFSET, check_recipe, class_indices, direction_accuracy, minibatches, sgd_recipe
+
+
+@dataclass
+class GridResult:
+    """Test accuracies of one architecture over a set of Fourier frequencies."""
+
+    arch: str
+    accuracy: dict  # {(kx, ky): test accuracy}
+    size: int = 32
+    settings: dict = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    @property
+    def map(self) -> np.ndarray:
+        """``size x size`` accuracy map (rows ``ky``, columns ``kx``, unshifted), NaN where not trained."""
+        return fill_symmetric(self.accuracy, self.size)
+
+    def to_arrays(self) -> dict:
+        freqs = np.array(sorted(self.accuracy), dtype=np.int64).reshape(-1, 2)
+        return {"freqs": freqs, "accuracy": np.array([self.accuracy[tuple(f)] for f in freqs]),
+                "map": self.map}
+
+    @classmethod
+    def from_artifact(cls, path) -> "GridResult":
+        """Load a grid written by ``python -m nadlib grid``."""
+        arrays, meta = load_artifact(path)
+        acc = {(int(kx), int(ky)): float(a) for (kx, ky), a in zip(arrays["freqs"], arrays["accuracy"])}
+        return cls(meta.get("arch", "?"), acc, int(meta.get("size", 32)), meta, float(meta.get("wall_time", 0.0)))
+
+
+def _grid_task(arch: str, freq: tuple[int, int], size: int, settings: dict, device: str) -> float:
+    """One direction of a grid (top-level so worker processes can run it)."""
+    return direction_accuracy(arch, fourier_direction(*freq, size=size), device=device, **settings)
+
+
+def _init_worker(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: workers leave it to the main process, which terminates them
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _grid_job(job: tuple) -> tuple[tuple[int, int], float]:
+    arch, freq, size, settings, device = job
+    return freq, _grid_task(arch, freq, size, settings, device)
+
+
+def stacked_accuracies(arch: str, freqs: Sequence[tuple[int, int]], size: int, settings: dict,
+                       device: torch.device) -> list[float]:
+    """Train one model per direction *at once* with ``torch.func.vmap``; same recipe as :func:`nadlib.train`.
+
+    Every model starts from the same initialisation and sees the same batch order as the sequential
+    runs, and the parameters are updated by the same optimiser (:func:`nadlib.training.sgd_recipe`,
+    gradient clipping per model), so the results agree with :func:`nadlib.direction_accuracy` up to
+    floating-point rounding.  Models with batch norm are not supported (their statistics would mix).
+    """
+    s = dict(settings)
+    seed, epochs = s.pop("seed"), s.pop("epochs")
+    n_train, n_test = s.pop("n_train"), s.pop("n_test")
+    sigma, epsilon = s.pop("sigma", 3.0), s.pop("epsilon", 1.0)
+    clip, batch_size = s.pop("clip", 0.5), s.pop("batch_size", 128)
+    optim = {k: s.pop(k) for k in ("lr", "momentum", "weight_decay") if k in s}
+    if s:
+        raise ValueError(f"settings not supported by the stacked runner: {sorted(s)}")
+    xs, ys = [], []
+    for f in freqs:
+        x, y = linear_separable(fourier_direction(*f, size=size), n_train, sigma, epsilon, seed=seed, device=device)
+        xs.append(x)
+        ys.append(class_indices(y))
+    xs, ys = torch.stack(xs), torch.stack(ys)
+    models = [seeded_model(arch, seed, 1).to(device) for _ in freqs]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss_fn(p, b, xb, yb):
+        return nn.functional.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
+
+    grad_fn = vmap(grad(loss_fn))
+    opt, sched = sgd_recipe(list(params.values()), epochs * math.ceil(n_train / batch_size), **optim)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    for _ in range(epochs):
+        for idx in minibatches(n_train, batch_size, gen):
+            grads = grad_fn(params, buffers, xs[:, idx], ys[:, idx])
+            if clip is not None:  # per-model clipping, as clip_grad_norm_ does for one model
+                norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))
+                scale = (clip / (norms + 1e-6)).clamp(max=1.0)
+                grads = {k: g * scale.view(-1, *[1] * (g.dim() - 1)) for k, g in grads.items()}
+            for k, p in params.items():
+                p.grad = grads[k]
+            opt.step()
+            sched.step()
+    accs = []
+    with torch.inference_mode():
+        for j, f in enumerate(freqs):
+            x_te, y_te = linear_separable(fourier_direction(*f, size=size), n_test, sigma, epsilon,
+                                          seed=seed + TEST_SEED_OFFSET, device=device)
+            p = {k: v[j] for k, v in params.items()}
+            b = {k: v[j] for k, v in buffers.items()}
+            out = torch.cat([functional_call(base, (p, b), (x_te[i:i + 1024],)) for i in range(0, n_test, 1024)])
+            accs.append((out.argmax(1) == class_indices(y_te)).float().mean().item())
+    return accs
+
+
+Record = Callable[[Sequence[tuple[int, int]], Sequence[float]], None]
+
+
+def _run_stacked(arch, todo, size, settings, device, record: Record, bar, chunk: int) -> None:
+    for i in range(0, len(todo), chunk):
+        part = todo[i:i + chunk]
+        record(part, stacked_accuracies(arch, part, size, settings, device))
+        bar.update(len(part))
+
+
+def _run_serial(arch, todo, size, settings, device, record: Record, bar) -> None:
+    for f in todo:
+        record([f], [_grid_task(arch, f, size, settings, str(device))])
+        bar.update(1)
+
+
+def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: int) -> None:
+    """One direction per worker process; on an interruption the workers are terminated at once (the
+    directions finished so far are already recorded)."""
+    ctx = get_context("spawn")  # fork after torch's thread pools started is unsafe
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(1,))
+    try:
+        jobs = [(arch, f, size, settings, str(device)) for f in todo]
+        for freq, acc in pool.imap_unordered(_grid_job, jobs):
+            record([freq], [acc])
+            bar.update(1)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, size: int = 32,
+                  stride: int = 1, band: int | None = None, n_train: int = 10_000, n_test: int = 10_000,
+                  epochs: int = 20, seed: int = 0, device=None, workers: int | None = None,
+                  stack: int | None = None, progress: bool = True, checkpoint=None, **recipe) -> GridResult:
+    """Train ``arch`` on D(v) for many Fourier directions ``v`` and return the test-accuracy map.
+
+    Args:
+        arch: architecture name (see :data:`nadlib.ARCHITECTURES`).
+        freqs: frequencies ``(kx, ky)`` to train on; default: :func:`fourier_grid` with ``stride`` and
+            ``band`` (one frequency per symmetric pair, since ``v`` and ``-v`` give the same task).
+        n_train, n_test, epochs, seed: as in :func:`direction_accuracy` (every direction uses the same
+            seed: same initial network and batch order, a common-random-numbers design that makes
+            differences between directions stand out).
+        device: default CUDA if available, else CPU.
+        workers: CPU worker processes (default: one per core, at most one per direction); 1 runs in
+            this process.
+        stack: CUDA only: how many models to train at once with ``vmap`` (default 16; models with
+            batch norm are trained one at a time).
+        checkpoint: optional path of a ``.npz`` checkpoint; finished directions are saved there and
+            skipped when the same call is made again (resume after an interruption).
+        **recipe: ``lr``, ``clip``, ``batch_size``, ``momentum``, ``weight_decay``, ``sigma``, ``epsilon``.
+    """
+    if not isinstance(arch, str):
+        raise TypeError("accuracy_grid needs an architecture name (str)")
+    model = get_model(arch)  # validates the name early, with the list of known names
+    if freqs is None:
+        freqs = list(fourier_grid(size, stride, band=band))
+    else:
+        freqs = [tuple(f) for f in freqs]
+        bad = [f for f in freqs if len(f) != 2]
+        if bad:
+            raise ValueError(f"a frequency is a pair (kx, ky), got {bad[0]!r}")
+        for kx, ky in freqs:
+            fourier_direction(kx, ky, size)  # validates types and range
+        freqs = [(int(kx), int(ky)) for kx, ky in freqs]
+    if not freqs:
+        raise ValueError("no frequencies to train on")
+    positive_int(n_train, "n_train")
+    positive_int(n_test, "n_test")
+    check_recipe(epochs=epochs, **{k: v for k, v in recipe.items() if k not in ("sigma", "epsilon")})
+    if workers is not None:
+        positive_int(workers, "workers", maximum=1024)
+    if stack is not None:
+        positive_int(stack, "stack", maximum=4096)
+    device = get_device(device)
+    settings = dict(n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, **recipe)
+    done: dict = {}
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = Checkpoint(checkpoint, {"arch": arch, "size": size, **settings})
+        if ckpt.resumed:
+            done = {(int(a), int(b)): float(c) for (a, b), c in zip(ckpt.arrays["freqs"], ckpt.arrays["accuracy"])}
+    todo = [f for f in freqs if f not in done]
+
+    def record(batch_freqs, batch_accs):
+        done.update(zip(batch_freqs, batch_accs))
+        if ckpt is not None:
+            keys = list(done)
+            ckpt.save(freqs=np.array(keys, dtype=np.int64).reshape(-1, 2), accuracy=np.array([done[k] for k in keys]))
+
+    start = time.perf_counter()
+    uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    with tqdm(total=len(freqs), initial=len(freqs) - len(todo), desc=f"{arch} grid", unit="dir",
+              disable=not progress) as bar, interruptible(), torch.random.fork_rng(devices=[]):
+        if device.type == "cuda" and not uses_bn and (stack or 16) > 1:
+            _run_stacked(arch, todo, size, settings, device, record, bar, stack or 16)
+        else:
+            if workers is None:
+                workers = (os.cpu_count() or 1) if device.type == "cpu" else 1
+            workers = max(1, min(int(workers), len(todo)))
+            if workers == 1:
+                _run_serial(arch, todo, size, settings, device, record, bar)
+            else:
+                _run_pool(arch, todo, size, settings, device, record, bar, workers)
+    return GridResult(arch, {f: done[f] for f in freqs}, size, {"arch": arch, "size": size, **settings},
+                      time.perf_counter() - start)
+
+
+def profile_grid(arch: str, profile=None, **overrides) -> GridResult:
+    """:func:`accuracy_grid` with the sizes of a run profile (``nadlib.get_profile()`` by default)."""
+    cfg = (profile or get_profile()).separability
+    kwargs = dict(stride=cfg.grid_stride, n_train=cfg.n_train, n_test=cfg.n_test, epochs=cfg.epochs,
+                  lr=cfg.lr, clip=cfg.clip, batch_size=cfg.batch_size, sigma=cfg.sigma, epsilon=cfg.epsilon)
+    kwargs.update(overrides)
+    return accuracy_grid(arch, **kwargs)
