@@ -33,7 +33,7 @@ from ._checks import positive_int
 from .config import get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
-from .models import get_model, seeded_model
+from .models import seeded_model
 from .results import Checkpoint, interruptible, load_artifact
 from .training import TEST_SEED_OFFSET, check_recipe, class_indices, direction_accuracy, minibatches, sgd_recipe
 
@@ -196,7 +196,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
     """
     if not isinstance(arch, str):
         raise TypeError("accuracy_grid needs an architecture name (str)")
-    model = get_model(arch)  # validates the name early, with the list of known names
+    model = seeded_model(arch, 0)  # validates the name early; leaves the global RNG alone
     if freqs is None:
         freqs = list(fourier_grid(size, stride, band=band))
     else:

@@ -487,10 +487,10 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
     req = _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_at_stability, stability_k,
                     check_every, stability_ks, checkpoint_every)
     device = get_device(device)
-    factory, arch_name = _model_factory(model, req.input_shape)
     x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
     x = x_cpu.to(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        factory, arch_name = _model_factory(model, req.input_shape)
         first = _build(factory, 0, req.seed).to(device)
         _check_model(first, x)
         fast = _fast_lenet(first, req) if req.method == "secant" else None

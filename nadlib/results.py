@@ -118,7 +118,10 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
 
 
 def _as_array(name: str, value) -> np.ndarray:
-    a = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    try:
+        a = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    except ValueError:  # ragged nested lists
+        a = np.empty(0, dtype=object)
     if a.dtype.hasobject:
         raise TypeError(f"array {name!r} has dtype object (ragged lists, None or mixed types?); artifacts "
                         "hold numeric or string arrays only, which load without pickle")

@@ -1,0 +1,309 @@
+"""Every bad input gets a clear error before any work starts: one row per case (call, exception, message).
+
+The rows come from probing the public API and the command line from outside (the restructure issue
+lists the cases that used to pass silently, fail late or fail deep inside torch/numpy).  A row fails
+when the error is not raised, has another type, or does not name what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nadlib
+from nadlib import bases, cli, grid, results, training
+
+V = nadlib.fourier_direction(1, 0)
+U8 = torch.eye(1024)[:8]
+IMAGES = torch.rand(4, 3, 32, 32)
+LABELS = torch.arange(4)
+
+
+def _nan_images():
+    x = IMAGES.clone()
+    x[0, 0, 0, 0] = float("nan")
+    return x
+
+
+def _train(**kw):
+    x, y = nadlib.linear_separable(V, 8, seed=0, device="cpu")
+    model = nadlib.seeded_model("logreg", 0)
+    args = dict(epochs=1, progress=False, device="cpu")
+    args.update(kw)
+    return nadlib.train(model, x, y, **args)
+
+
+def _train_xy(x, y, arch="logreg", in_channels=1, num_classes=2):
+    return nadlib.train(nadlib.seeded_model(arch, 0, in_channels, num_classes), x, y, epochs=1, progress=False,
+                        device="cpu")
+
+
+CASES = [
+    # --- cases that used to give a silently wrong result
+    ("overlap of non-orthonormal rows", lambda: nadlib.subspace_overlap(4 * torch.eye(4), torch.eye(4)),
+     ValueError, "orthonormal"),
+    ("overlap with NaN", lambda: nadlib.subspace_overlap(torch.full((2, 4), float("nan")), torch.eye(4)[:2]),
+     ValueError, "NaN"),
+    ("flip of NaN images", lambda: nadlib.change_basis(_nan_images(), torch.eye(1024)), ValueError, "NaN"),
+    ("poisoning NaN images", lambda: nadlib.poison_with_nads(_nan_images(), LABELS, U8, 0, 1.0), ValueError, "NaN"),
+    ("NAD coefficients of NaN images", lambda: nadlib.nad_coefficients(_nan_images(), U8), ValueError, "NaN"),
+    ("stability_k above the dimension", lambda: nadlib.estimate_nads(
+        "logreg", 4, input_shape=(1, 2, 2), stop_at_stability=0.9, stability_k=10, progress=False),
+     ValueError, "stability_k"),
+    ("object array in an artifact", lambda: results.save_artifact("/tmp/probe/o.npz", {"a": [[1], [1, 2]]}, {}),
+     (TypeError, ValueError), "object"),
+    # --- cases that used to fail deep inside torch / numpy
+    ("label outside the classes", lambda: _train_xy(torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 5])),
+     ValueError, "label 5"),
+    ("input channels do not match the model", lambda: _train_xy(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])),
+     ValueError, "does not accept"),
+    ("input size does not match the model", lambda: _train_xy(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 0, 1]),
+                                                              arch="lenet"), ValueError, "does not accept"),
+    ("frequency with three numbers", lambda: nadlib.accuracy_grid("logreg", [(1, 0, 3)], progress=False),
+     ValueError, "pair"),
+    ("frequency out of range", lambda: nadlib.accuracy_grid("logreg", [(40, 0)], progress=False), ValueError, "kx"),
+    ("NaN learning rate", lambda: _train(lr=float("nan")), ValueError, "lr"),
+    ("infinite learning rate", lambda: _train(lr=float("inf")), ValueError, "lr"),
+    ("absurd learning rate", lambda: _train(lr=1e9), ValueError, "lr"),
+    ("negative learning rate", lambda: _train(lr=-0.1), ValueError, "lr"),
+    ("zero clip", lambda: _train(clip=0.0), ValueError, "clip"),
+    ("momentum 1", lambda: _train(momentum=1.0), ValueError, "momentum"),
+    ("negative weight decay", lambda: _train(weight_decay=-1e-4), ValueError, "weight_decay"),
+    ("zero epochs", lambda: _train(epochs=0), ValueError, "epochs"),
+    ("float epochs", lambda: _train(epochs=2.5), ValueError, "epochs"),
+    ("bool batch size", lambda: _train(batch_size=True), ValueError, "batch_size"),
+    ("negative eval_every", lambda: _train(eval_every=-1), ValueError, "eval_every"),
+    ("callback not callable", lambda: _train(on_epoch_end=3), TypeError, "on_epoch_end"),
+    ("NaN secant step", lambda: nadlib.estimate_nads("logreg", 4, step=float("nan"), progress=False),
+     ValueError, "step"),
+    ("zero secant step", lambda: nadlib.estimate_nads("logreg", 4, step=0.0, progress=False), ValueError, "step"),
+    ("huge n", lambda: nadlib.linear_separable(V, 10 ** 9), ValueError, "exceed"),
+    ("huge network count", lambda: nadlib.estimate_nads("logreg", 10 ** 12, progress=False),
+     ValueError, "n_networks"),
+    ("negative seed", lambda: nadlib.linear_separable(V, 10, seed=-1), ValueError, "seed"),
+    ("seed above 2**63", lambda: nadlib.linear_separable(V, 10, seed=2 ** 64), ValueError, "seed"),
+    ("float seed", lambda: nadlib.linear_separable(V, 10, seed=1.5), TypeError, "seed"),
+    ("negative model seed", lambda: nadlib.seeded_model("lenet", -3), ValueError, "seed"),
+    ("negative NAD seed", lambda: nadlib.estimate_nads("logreg", 4, seed=-1, progress=False), ValueError, "seed"),
+    ("negative training seed", lambda: _train(seed=-1), ValueError, "seed"),
+    # --- D(v), directions, models
+    ("zero direction", lambda: nadlib.linear_separable(torch.zeros(32, 32), 10), ValueError, "zero"),
+    ("NaN direction", lambda: nadlib.linear_separable(torch.full((32, 32), float("nan")), 10), ValueError, "NaN"),
+    ("1-D direction", lambda: nadlib.linear_separable(torch.ones(1024), 10), ValueError, "shape"),
+    ("zero samples", lambda: nadlib.linear_separable(V, 0), ValueError, "n must"),
+    ("negative sigma", lambda: nadlib.linear_separable(V, 10, sigma=-1.0), ValueError, "sigma"),
+    ("NaN epsilon", lambda: nadlib.linear_separable(V, 10, epsilon=float("nan")), ValueError, "epsilon"),
+    ("string sigma", lambda: nadlib.linear_separable(V, 10, sigma="3"), TypeError, "sigma"),
+    ("frequency too large", lambda: nadlib.fourier_direction(32, 0), ValueError, "kx"),
+    ("float frequency", lambda: nadlib.fourier_direction(1.5, 0), TypeError, "kx"),
+    ("bool frequency", lambda: nadlib.fourier_direction(True, 0), TypeError, "kx"),
+    ("zero grid stride", lambda: nadlib.fourier_grid(32, 0), ValueError, "stride"),
+    ("band too wide", lambda: nadlib.fourier_grid(32, 1, band=17), ValueError, "band"),
+    ("unknown architecture", lambda: nadlib.get_model("alexnet"), ValueError, "known"),
+    ("architecture not a string", lambda: nadlib.get_model(3), TypeError, "str"),
+    ("zero input channels", lambda: nadlib.get_model("lenet", in_channels=0), ValueError, "in_channels"),
+    ("bool classes", lambda: nadlib.get_model("lenet", num_classes=True), ValueError, "num_classes"),
+    ("absurd classes", lambda: nadlib.get_model("logreg", num_classes=10 ** 9), ValueError, "num_classes"),
+    ("unknown profile", lambda: nadlib.get_profile("huge"), ValueError, "profile"),
+    ("unknown device", lambda: nadlib.get_device("tpu"), ValueError, "device"),
+    # --- NADs
+    ("one network", lambda: nadlib.estimate_nads("logreg", 1, progress=False), ValueError, "n_networks"),
+    ("keep zero directions", lambda: nadlib.estimate_nads("logreg", 4, k=0, progress=False), ValueError, "k must"),
+    ("unknown method", lambda: nadlib.estimate_nads("logreg", 4, method="adjoint", progress=False),
+     ValueError, "method"),
+    ("stability above 1", lambda: nadlib.estimate_nads("logreg", 4, stop_at_stability=1.5, progress=False),
+     ValueError, "stop_at_stability"),
+    ("zero batch", lambda: nadlib.estimate_nads("logreg", 4, batch_size=0, progress=False), ValueError, "batch_size"),
+    ("NaN eval point", lambda: nadlib.estimate_nads("logreg", 4, eval_point=torch.full((1, 32, 32), float("nan")),
+                                                    progress=False), ValueError, "eval_point"),
+    ("two-number input shape", lambda: nadlib.estimate_nads("logreg", 4, input_shape=(32, 32), progress=False),
+     ValueError, "input_shape"),
+    ("model instance instead of a factory", lambda: nadlib.estimate_nads(nn.Linear(4, 1), 4, progress=False),
+     TypeError, "callable"),
+    ("model with two outputs", lambda: nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(1024, 2)),
+                                                            4, progress=False), ValueError, "ONE"),
+    ("overlap with k too large", lambda: nadlib.subspace_overlap(torch.eye(4), torch.eye(4), k=5), ValueError, "k=5"),
+    ("overlap in different dimensions", lambda: nadlib.subspace_overlap(torch.eye(4), torch.eye(5)[:4]),
+     ValueError, "dimensions"),
+    ("trainability index out of range", lambda: nadlib.nad_trainability(U8, [8]), ValueError, "NAD index"),
+    ("trainability with no index", lambda: nadlib.nad_trainability(U8, []), ValueError, "empty"),
+    # --- NAD bases, poisoning, flip
+    ("non-orthonormal basis", lambda: nadlib.as_nad_basis(2 * U8), ValueError, "orthonormal"),
+    ("basis of the wrong size", lambda: nadlib.as_nad_basis(torch.eye(16)), ValueError, "shape"),
+    ("integer basis", lambda: nadlib.as_nad_basis(torch.eye(1024, dtype=torch.int64)), TypeError, "floating"),
+    ("flip with a partial basis", lambda: nadlib.change_basis(IMAGES, U8), ValueError, "full basis"),
+    ("flip order not a permutation", lambda: nadlib.change_basis(IMAGES, torch.eye(1024), order=[0] * 1024),
+     ValueError, "permutation"),
+    ("images of the wrong size", lambda: nadlib.change_basis(torch.rand(2, 3, 16, 16), torch.eye(1024)),
+     ValueError, "shape"),
+    ("images as a list", lambda: nadlib.nad_coefficients([[0.0]], U8), TypeError, "torch.Tensor"),
+    ("poison index beyond the basis", lambda: nadlib.poison_with_nads(IMAGES, LABELS, U8, 8, 1.0),
+     ValueError, "out of range"),
+    ("poison index a bool", lambda: nadlib.poison_assignment(True), TypeError, "index"),
+    ("poison label above the classes", lambda: nadlib.poison_with_nads(IMAGES, torch.tensor([0, 1, 2, 10]), U8, 0, 1.0),
+     ValueError, "labels"),
+    ("zero carrier", lambda: nadlib.poison_with_nads(IMAGES, LABELS, U8, 0, 0.0), ValueError, "epsilon"),
+    ("NaN carrier", lambda: nadlib.poison_with_nads(IMAGES, LABELS, U8, 0, float("nan")), ValueError, "epsilon"),
+    ("one class", lambda: nadlib.poison_assignment(0, num_classes=1), ValueError, "num_classes"),
+    # --- CIFAR-10 data
+    ("balanced subset of zero", lambda: nadlib.balanced_subset(torch.arange(10) % 10, 0), ValueError, "n must"),
+    ("subset seed negative", lambda: nadlib.balanced_subset(torch.arange(100) % 10, 10, seed=-1), ValueError, "seed"),
+    ("synthetic flag a string", lambda: nadlib.cifar_data(synthetic="yes"), ValueError, "synthetic"),
+    ("zero training images", lambda: nadlib.cifar_data(n_train=0, synthetic=True), ValueError, "n_train"),
+    ("more test images than CIFAR-10 has", lambda: nadlib.cifar_data(n_test=20_000, synthetic=True),
+     ValueError, "n_test"),
+    ("tiny synthetic set", lambda: nadlib.synthetic_cifar10(5, 20), ValueError, "n_train"),
+    # --- tables
+    ("table row too short", lambda: nadlib.markdown_table(["a", "b"], [[1]]), ValueError, "row 0"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_clearly(call, error, fragment):
+    with pytest.raises(error, match=fragment):
+        call()
+
+
+# --- damaged files: one message that names the file and what to do
+
+def _artifact(tmp_path, name="a.npz"):
+    return results.save_artifact(tmp_path / name, {"x": np.arange(10.0), "n": np.array(3)}, {"k": 1})
+
+
+def _rewrite(path, arrays: dict, meta_text: str):
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays, __meta__=np.array(meta_text))
+
+
+def test_truncated_artifact(tmp_path):
+    path = _artifact(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="damaged or was edited.*delete it"):
+        results.load_artifact(path)
+
+
+def test_not_a_zip(tmp_path):
+    path = tmp_path / "b.npz"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match="b.npz.*not a readable .npz"):
+        results.load_artifact(path)
+
+
+def test_bad_meta(tmp_path):
+    path = tmp_path / "c.npz"
+    _rewrite(path, {"x": np.arange(3)}, "{not json")
+    with pytest.raises(ValueError, match="c.npz.*not valid JSON"):
+        results.load_artifact(path)
+
+
+def test_bit_flip_is_detected(tmp_path):
+    path = _artifact(tmp_path)
+    with np.load(path, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    meta = str(arrays.pop("__meta__"))
+    arrays["x"] = arrays["x"].copy()
+    arrays["x"][3] += 1e-9  # one changed value, checksum kept
+    _rewrite(path, arrays, meta)
+    with pytest.raises(ValueError, match="checksum mismatch in x"):
+        results.load_artifact(path)
+
+
+def TINY():
+    """A small scalar network on 1 x 4 x 4 inputs (a factory, as estimate_nads wants)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
+def test_checkpoint_edited_to_claim_more_networks(tmp_path):
+    """The issue's case: a NAD checkpoint edited to claim more networks than its statistics hold."""
+    ckpt = tmp_path / "n.ckpt.npz"
+    nadlib.estimate_nads(TINY, 6, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+    with np.load(ckpt, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    arrays["next_index"] = np.array(100)
+    meta.pop("sha256")  # an edit that also removes the checksums is still caught by the consistency check
+    _rewrite(ckpt, arrays, json.dumps(meta))
+    with pytest.raises(ValueError, match="claims 100 networks"):
+        nadlib.estimate_nads(TINY, 200, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+
+
+def test_resume_with_fewer_networks_than_the_checkpoint(tmp_path):
+    ckpt = tmp_path / "m.ckpt.npz"
+    nadlib.estimate_nads(TINY, 10, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="already holds 10 networks"):
+        nadlib.estimate_nads(TINY, 6, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+
+
+def test_edited_grid_checkpoint_is_refused(tmp_path):
+    ckpt = tmp_path / "g.ckpt.npz"
+    kw = dict(n_train=64, n_test=32, epochs=1, workers=1, progress=False, device="cpu", checkpoint=ckpt)
+    nadlib.accuracy_grid("logreg", [(1, 0)], **kw)
+    with np.load(ckpt, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    meta = str(arrays.pop("__meta__"))
+    arrays["accuracy"] = np.array([0.99])
+    _rewrite(ckpt, arrays, meta)
+    with pytest.raises(ValueError, match="checksum mismatch in accuracy"):
+        nadlib.accuracy_grid("logreg", [(1, 0), (2, 0)], **kw)
+
+
+def test_load_nads_refuses_flat_directions(tmp_path):
+    path = results.save_artifact(tmp_path / "flat.npz", {"directions": np.ones(1024, np.float32),
+                                                         "eigenvalues": np.ones(1024)}, {})
+    with pytest.raises(ValueError, match="k x C x H x W"):
+        nadlib.load_nads(path)
+
+
+# --- the command line: one line naming the command, exit code 2, nothing computed
+
+CLI_CASES = [
+    ("grid stride 0", ["grid", "--arch", "logreg", "--stride", "0", "--out", "{o}"], "--stride"),
+    ("grid output without .npz", ["grid", "--arch", "logreg", "--out", "{d}/x.txt"], ".npz"),
+    ("grid three-number frequency", ["grid", "--arch", "logreg", "--freqs", "1,2,3", "--out", "{o}"], "--freqs"),
+    ("grid epsilon 0", ["grid", "--arch", "logreg", "--epsilon", "0", "--out", "{o}"], "--epsilon"),
+    ("grid epsilon nan", ["grid", "--arch", "logreg", "--epsilon", "nan", "--out", "{o}"], "--epsilon"),
+    ("grid negative seed", ["grid", "--arch", "logreg", "--seed", "-2", "--out", "{o}"], "--seed"),
+    ("grid unknown profile", ["grid", "--arch", "logreg", "--profile", "huge", "--out", "{o}"], "--profile"),
+    ("nads keep 0", ["nads", "--arch", "lenet", "--keep", "0", "--out", "{o}"], "--keep"),
+    ("nads keep -1", ["nads", "--arch", "lenet", "--keep", "-1", "--out", "{o}"], "--keep"),
+    ("nads keep above the dimension", ["nads", "--arch", "logreg", "--size", "4", "--keep", "17", "--networks", "4",
+                                       "--out", "{o}"], "nadlib nads: error: --keep 17"),
+    ("nads one network", ["nads", "--arch", "logreg", "--networks", "1", "--out", "{o}"],
+     "nadlib nads: error: n_networks"),
+    ("nads stability 2", ["nads", "--arch", "logreg", "--stop-at-stability", "2", "--out", "{o}"],
+     "--stop-at-stability"),
+    ("trainability indices a,b", ["trainability", "--nads", "{d}/n.npz", "--indices", "a,b", "--out", "{o}"],
+     "--indices"),
+    ("trainability missing NAD file", ["trainability", "--nads", "{d}/none.npz", "--out", "{o}"],
+     "nadlib trainability: error: no artifact"),
+    ("poison epsilon 0", ["poison", "--arch", "lenet", "--nads", "fourier", "--epsilon", "0", "--out", "{o}"],
+     "--epsilon"),
+    ("poison missing NAD file", ["poison", "--arch", "lenet", "--nads", "{d}/none.npz", "--synthetic",
+                                 "--out", "{o}"], "nadlib poison: error: no NAD file"),
+    ("flip output without .npz", ["flip", "--arch", "lenet", "--nads", "fourier", "--out", "{d}/f"], ".npz"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_cli_user_error_is_one_line(argv, fragment, tmp_path, capsys, monkeypatch):
+    def no_work(*a, **k):
+        raise AssertionError("work started despite a bad argument")
+
+    for module, name in ((training, "train"), (grid, "profile_grid")):
+        monkeypatch.setattr(module, name, no_work)
+    monkeypatch.setattr(cli, "profile_grid", no_work)
+    monkeypatch.setattr(cli, "run_poison_sweep", no_work)
+    argv = [a.format(o=tmp_path / "out.npz", d=tmp_path) for a in argv]
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(cli.main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("*.npz")), "a bad argument must not leave an artifact or checkpoint"
