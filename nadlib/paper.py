@@ -1,87 +1,126 @@
-"""Numbers published with the paper, to put our measurements side by side with them.
+"""The authors' published results, to put the book's measurements side by side with them.
 
-Fourier-direction accuracies
-----------------------------
-The authors' project page (repository ``LTS4/neural-anisotropy-directions``, file
-``docs/data/dft_accuracies.csv``, Apache-2.0) lists the test accuracy (%) of LogReg, LeNet,
-ResNet-18, DenseNet-121 and VGG-11 trained on D(v) with the paper's recipe, for the Fourier
-directions of the central 16 x 16 block of frequencies.  Its grid is mirror-symmetric in the
-horizontal index (the experiments were run for ``kx = 0 .. 8`` and drawn mirrored), so the table below
-keeps one half: row ``r`` is the vertical frequency ``ky = r - 8`` and column ``c`` the horizontal
-frequency ``kx = 8 - c`` (our convention, :mod:`nadlib.directions`).  LogReg is 100.0 everywhere.
-Values are rounded to 0.1 %.  LeNet and ResNet-18 are transcribed; the other columns are not.
+Everything here is read from the package folder ``nadlib/published/`` (see its README): data of the
+authors of the paper (repository ``LTS4/neural-anisotropy-directions``, Apache-2.0), never the book's
+own results.  Every function returns values labelled with :data:`PAPER_SOURCE`-style captions.
+
+* :func:`paper_fourier_accuracy`: test accuracy on D(v) per Fourier direction of the central 16 x 16
+  block, for ``logreg, lenet, resnet18, densenet121, vgg11`` (``dft_accuracies.csv``).
+* :func:`published_nads`: the first 64 NADs of the five networks (``nads_top64.npz``).
+* :func:`published_trainability`: test accuracy on D(u_i) against the NAD index ``i`` for the four CNNs
+  (``nads.csv``).
+* :func:`compare_with_paper`, :func:`nads_agreement`, :func:`trainability_agreement`: one agreement
+  number per figure (correlation of maps, top-k subspace overlap, per-index accuracy difference).
+
+Fourier convention.  The published grid has rows ``y = 0..15`` and columns ``x = 0..15`` and is
+mirror-symmetric in ``x`` (the experiments were run for ``x = 0..8`` and drawn mirrored): cell ``(x, y)``
+is the signed frequency ``(kx, ky) = (8 - x, y - 8)`` in this library's convention
+(:mod:`nadlib.directions`).
 """
 
 from __future__ import annotations
 
+import csv
+from functools import lru_cache
+from importlib import resources
+
 import numpy as np
+import torch
 
 from .directions import mirror
-
-# rows: ky = -8 .. 7; columns: kx = 8, 7, ..., 0
-_LENET = (
-    (50.3, 50.7, 50.8, 49.8, 51.0, 50.6, 50.2, 50.8, 51.1),
-    (50.4, 50.2, 50.0, 49.6, 50.3, 51.0, 52.8, 55.9, 74.4),
-    (49.7, 50.6, 50.0, 50.9, 51.0, 50.5, 61.7, 69.3, 77.4),
-    (50.5, 49.8, 50.8, 50.4, 51.4, 50.7, 55.0, 61.7, 70.1),
-    (50.8, 50.0, 50.8, 50.5, 50.9, 50.3, 50.2, 50.6, 50.4),
-    (50.7, 50.0, 51.7, 51.1, 50.0, 50.8, 58.7, 68.9, 70.3),
-    (50.0, 51.8, 53.9, 52.9, 50.1, 57.3, 69.3, 74.8, 81.0),
-    (50.1, 64.8, 70.0, 57.6, 49.8, 66.4, 75.5, 78.9, 81.6),
-    (49.6, 55.9, 74.8, 58.8, 50.5, 67.4, 78.8, 80.4, 72.5),
-    (51.1, 53.2, 66.4, 60.8, 50.6, 64.9, 74.3, 78.3, 81.2),
-    (50.7, 53.2, 62.3, 50.5, 50.2, 57.4, 68.2, 73.8, 79.4),
-    (50.6, 51.1, 51.2, 50.4, 50.5, 50.8, 54.8, 66.7, 74.4),
-    (50.7, 50.8, 50.3, 50.4, 50.4, 50.2, 51.0, 49.9, 50.1),
-    (50.8, 50.3, 50.8, 50.4, 50.2, 50.6, 52.0, 58.7, 59.5),
-    (50.1, 50.7, 49.8, 50.4, 50.2, 51.4, 56.9, 68.3, 75.2),
-    (49.5, 51.0, 51.1, 51.0, 49.9, 50.0, 52.6, 57.6, 70.0),
-)
-_RESNET18 = (
-    (100.0, 98.6, 100.0, 97.3, 100.0, 97.4, 99.9, 98.6, 100.0),
-    (99.8, 51.0, 95.2, 50.9, 97.0, 50.6, 96.7, 50.8, 99.2),
-    (100.0, 97.4, 99.8, 95.8, 99.9, 96.5, 99.9, 97.0, 100.0),
-    (99.3, 50.2, 96.2, 50.7, 97.0, 52.4, 93.7, 51.7, 99.5),
-    (100.0, 98.0, 99.8, 97.3, 100.0, 96.7, 99.9, 97.5, 100.0),
-    (99.3, 50.9, 96.9, 51.8, 98.3, 50.9, 96.8, 50.8, 99.5),
-    (100.0, 98.0, 99.8, 97.7, 99.8, 97.5, 99.8, 97.1, 100.0),
-    (99.3, 51.2, 96.5, 51.3, 97.1, 51.1, 95.6, 51.4, 99.9),
-    (100.0, 98.2, 99.9, 98.0, 100.0, 96.8, 99.9, 98.7, 99.9),
-    (99.4, 51.2, 96.8, 51.5, 97.3, 51.0, 97.3, 51.3, 99.8),
-    (100.0, 96.8, 99.9, 95.5, 99.9, 96.7, 99.9, 96.7, 100.0),
-    (99.1, 50.5, 95.3, 50.7, 96.9, 51.8, 96.1, 51.6, 99.8),
-    (100.0, 97.6, 99.7, 96.6, 100.0, 97.4, 99.8, 98.0, 100.0),
-    (99.4, 51.0, 95.2, 51.7, 96.7, 49.9, 97.6, 51.1, 99.7),
-    (100.0, 97.0, 99.9, 96.0, 99.9, 95.4, 99.8, 97.3, 100.0),
-    (99.6, 51.3, 97.5, 51.6, 98.2, 52.6, 96.4, 51.0, 99.6),
-)
-_TABLES = {"lenet": _LENET, "resnet18": _RESNET18}
+from .nads import NADs, subspace_overlap
 
 #: Where the published numbers come from (for captions).
-PAPER_SOURCE = ("Ortiz-Jimenez et al. (NeurIPS 2020), accuracies published on the authors' project page "
-                "(LTS4/neural-anisotropy-directions, docs/data/dft_accuracies.csv, Apache-2.0)")
+PAPER_SOURCE = ("published by the authors (Ortiz-Jimenez et al., NeurIPS 2020; repository "
+                "LTS4/neural-anisotropy-directions, Apache-2.0)")
+
+_DFT_COLUMNS = {"logreg": "acc_lr", "lenet": "acc_ln", "resnet18": "acc_rn", "densenet121": "acc_dn",
+                "vgg11": "acc_vgg"}
+_NAD_COLUMNS = {"lenet": "ln", "resnet18": "rn", "densenet121": "dn", "vgg11": "vgg"}
+#: Networks with published NADs (the first 64 are bundled).
+PUBLISHED_NAD_ARCHS = ("lenet", "vgg11", "resnet18", "densenet121", "logreg")
+
+
+def _file(name: str):
+    return resources.files("nadlib.published").joinpath(name)
+
+
+@lru_cache(maxsize=None)
+def _csv(name: str) -> tuple[dict, ...]:
+    with _file(name).open("r", encoding="utf-8") as fh:
+        return tuple(csv.DictReader(fh))
+
+
+def _check_arch(arch: str, known) -> str:
+    if arch not in known:
+        raise ValueError(f"no published data for {arch!r}; available: {', '.join(known)}")
+    return arch
 
 
 def paper_fourier_accuracy(arch: str, size: int = 32) -> dict[tuple[int, int], float]:
     """Published test accuracy (in [0, 1]) of ``arch`` on D(v) per Fourier frequency ``(kx, ky)``.
 
     Keys use this library's convention (``0 <= kx, ky < size``); the block covers ``kx = 0 .. 8`` and
-    signed ``ky = -8 .. 7``.  Where the published grid holds both members of a symmetric pair (on the
-    ``kx = 0`` column) the two runs are averaged.  ``logreg`` is 1.0 on the same block.
+    signed ``ky = -8 .. 7`` (the columns ``x = 0..8`` of the published grid).  Where the published grid
+    holds both members of a symmetric pair (on the ``kx = 0`` column) the two runs are averaged.
     """
-    if arch == "logreg":
-        table = np.full((16, 9), 100.0)
-    elif arch in _TABLES:
-        table = np.asarray(_TABLES[arch])
-    else:
-        raise ValueError(f"no published Fourier accuracies for {arch!r}; available: logreg, {', '.join(_TABLES)}")
+    column = _DFT_COLUMNS[_check_arch(arch, _DFT_COLUMNS)]
     values: dict[tuple[int, int], list[float]] = {}
-    for row in range(16):
-        for col in range(9):
-            key = (8 - col, (row - 8) % size)
-            key = min(key, mirror(*key, size), key=lambda k: (k[1], k[0]))  # one member per pair
-            values.setdefault(key, []).append(table[row, col] / 100)
+    for row in _csv("dft_accuracies.csv"):
+        x, y = int(row["x"]), int(row["y"])
+        if x > 8:  # the mirrored half of the published figure
+            continue
+        key = ((8 - x) % size, (y - 8) % size)
+        key = min(key, mirror(*key, size), key=lambda k: (k[1], k[0]))  # one member per pair
+        values.setdefault(key, []).append(float(row[column]) / 100)
     return {k: float(np.mean(v)) for k, v in values.items()}
+
+
+def published_nads(arch: str) -> NADs:
+    """The first 64 NADs of ``arch`` published by the authors (secant estimator, 10,000 networks).
+
+    ``eigenvalues`` holds the squares of the published PCA singular values divided by ``n - 1`` with
+    ``n = 10,000`` (variances, comparable with :func:`nadlib.estimate_nads`), all 1023 of them.
+    """
+    arch = _check_arch(arch, PUBLISHED_NAD_ARCHS)
+    with _file("nads_top64.npz").open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+        directions = torch.from_numpy(data[f"{arch}_nads"].astype(np.float32)).reshape(-1, 1, 32, 32)
+        singular = torch.from_numpy(data[f"{arch}_singular_values"].astype(np.float64))
+    return NADs(directions=directions, eigenvalues=singular ** 2 / (10_000 - 1), n_networks=10_000,
+                method="secant (published)", meta={"arch": arch, "source": PAPER_SOURCE})
+
+
+def published_trainability(arch: str) -> dict:
+    """Published test accuracy (in [0, 1]) of ``arch`` trained on D(u_i) for its own NAD ``u_i``.
+
+    Returns ``{"indices": 0..1022, "test_acc": ...}`` for ``lenet, vgg11, resnet18, densenet121``.
+    """
+    col = _NAD_COLUMNS[_check_arch(arch, _NAD_COLUMNS)]
+    rows = _csv("nads.csv")
+    return {"indices": np.array([int(r["index"]) for r in rows]),
+            "test_acc": np.array([float(r[f"acc_{col}"]) / 100 for r in rows])}
+
+
+def nads_agreement(nads, arch: str, ks=(1, 5, 10)) -> dict[int, float]:
+    """Top-k subspace overlap (:func:`nadlib.subspace_overlap`) of ``nads`` with the published NADs of
+    ``arch``: 1 means the same subspace, about ``k / 1024`` for unrelated ones."""
+    ours = getattr(nads, "directions", nads)
+    theirs = published_nads(arch).directions
+    return {int(k): subspace_overlap(ours, theirs, int(k)) for k in ks}
+
+
+def trainability_agreement(curve: dict, arch: str) -> dict:
+    """Our accuracy against NAD index (``{"indices", "test_acc"}``) beside the published one at the same
+    indices: ``{"indices", "ours", "paper", "difference"}`` (ours minus published) and ``mean_abs``."""
+    pub = published_trainability(arch)
+    lookup = dict(zip(pub["indices"].tolist(), pub["test_acc"].tolist()))
+    idx = [int(i) for i in np.asarray(curve["indices"]) if int(i) in lookup]
+    ours = np.array([float(a) for i, a in zip(np.asarray(curve["indices"]), np.asarray(curve["test_acc"]))
+                     if int(i) in lookup])
+    paper = np.array([lookup[i] for i in idx])
+    diff = ours - paper
+    return {"indices": np.array(idx), "ours": ours, "paper": paper, "difference": diff,
+            "mean_abs": float(np.abs(diff).mean()) if len(diff) else float("nan")}
 
 
 def compare_with_paper(grid, arch: str | None = None) -> dict:
