@@ -6,6 +6,8 @@ Data flows one way: directions -> data -> models/training -> results -> plotting
 from ._version import __version__
 from .cifar import (CIFAR10_CLASSES, CIFAR10NotFoundError, balanced_subset, change_basis, load_cifar10,
                     poison_assignment, poison_with_nads)
+from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_metrics, penultimate_layer,
+                       run_collapse, separable_data)
 from .config import PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
@@ -22,4 +24,6 @@ __all__ = [
     "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset", "change_basis", "load_cifar10",
     "poison_assignment", "poison_with_nads",
     "NADs", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
+    "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
+    "run_collapse", "separable_data",
 ]

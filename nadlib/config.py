@@ -67,6 +67,34 @@ class CIFARConfig:
 
 
 @dataclass(frozen=True)
+class CollapseConfig:
+    """Sizes of the neural-collapse experiments (Chapter 5).
+
+    The main run trains ``arch`` on a class-balanced CIFAR-10 subset (synthetic stand-in images when
+    CIFAR-10 is not available) far past zero training error; the NAD-link runs train ``nad_arch`` on
+    D(v) for each Fourier frequency of ``nad_freqs`` (an easy and a hard one for LeNet) with few samples,
+    so that both reach zero training error.  Recipe: SGD with momentum, linear learning-rate decay to 0,
+    weight decay (see :func:`nadlib.run_collapse`).
+    """
+
+    arch: str = "lenet"
+    n_train: int = 1_000  # CIFAR-10 training images (class-balanced subset)
+    n_test: int = 1_000
+    epochs: int = 60
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    nad_arch: str = "lenet"
+    nad_freqs: tuple[tuple[int, int], ...] = ((1, 0), (16, 15))  # easy, hard (Chapter 1)
+    nad_n_train: int = 256  # samples of D(v): few, so that even a hard direction is memorised
+    nad_n_test: int = 1_000
+    nad_epochs: int = 60
+    widget_n_train: int = 500  # sizes of the widget's live runs
+    widget_epochs: int = 30
+
+
+@dataclass(frozen=True)
 class Profile:
     """All experiment sizes of one run profile; see the module docstring."""
 
@@ -75,6 +103,7 @@ class Profile:
     nads: NADConfig
     cifar: CIFARConfig
     extra: dict = field(default_factory=dict)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def with_overrides(self, **sections) -> "Profile":
         """A copy with some sections replaced, e.g. ``p.with_overrides(separability=...)``."""
