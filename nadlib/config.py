@@ -87,11 +87,15 @@ class CollapseConfig:
     batch_size: int = 128
     nad_arch: str = "lenet"
     nad_freqs: tuple[tuple[int, int], ...] = ((1, 0), (16, 15))  # easy, hard (Chapter 1)
-    nad_n_train: int = 256  # samples of D(v): few, so that even a hard direction is memorised
+    nad_n_train: int = 500  # samples of D(v): few, so that even a hard direction is memorised
     nad_n_test: int = 1_000
-    nad_epochs: int = 60
+    nad_epochs: int = 40
+    nad_sigma: float = 3.0
+    # margin of D(v): larger than the paper's 1 so that LeNet *generalises* on the easy direction from
+    # a few hundred samples (with epsilon = 1 it needs ~10,000, too many to memorise on a CPU)
+    nad_epsilon: float = 6.0
     widget_n_train: int = 500  # sizes of the widget's live runs
-    widget_epochs: int = 30
+    widget_epochs: int = 20
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ _PROFILES = {
         nads=NADConfig(n_networks=64, trainability_indices=(0, 1000), n_networks_large=4,
                        n_train=512, n_test=256, epochs=1),
         cifar=CIFARConfig(n_train=500, n_test=200, epochs=2, poison_indices=(0, 1000)),
+        collapse=CollapseConfig(n_train=200, n_test=200, epochs=40, batch_size=32, nad_n_train=200,
+                                nad_n_test=200, nad_epochs=40, widget_n_train=100, widget_epochs=3),
     ),
     "default": Profile(
         name="default",
@@ -132,6 +138,8 @@ _PROFILES = {
                        n_train=10_000, n_test=1_000, epochs=3),
         cifar=CIFARConfig(n_train=20_000, n_test=5_000, epochs=10,
                           poison_indices=(0, 10, 50, 100, 300, 600, 1000)),
+        # LeNet on 50 images per class reaches zero training error after ~40 of 80 epochs
+        collapse=CollapseConfig(n_train=500, n_test=1_000, epochs=80, batch_size=32),
     ),
     "paper": Profile(
         name="paper",
@@ -148,6 +156,11 @@ _PROFILES = {
         cifar=CIFARConfig(
             n_train=50_000, n_test=10_000, epochs=30, poison_indices=(0, 10, 50, 100, 300, 600, 1000)
         ),
+        # ResNet-18 on all of CIFAR-10 (Papyan et al. train 350 epochs; a GPU is needed); the NAD link
+        # keeps LeNet (the network of Chapter 1) with the paper's noise and a margin of 3
+        collapse=CollapseConfig(arch="resnet18", n_train=50_000, n_test=10_000, epochs=200, lr=0.05,
+                                batch_size=128, nad_n_train=1_000, nad_n_test=10_000, nad_epochs=60,
+                                nad_epsilon=3.0, widget_n_train=1_000, widget_epochs=30),
     ),
 }
 

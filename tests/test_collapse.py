@@ -248,3 +248,54 @@ def test_run_collapse_reaches_zero_error_and_collapses(tmp_path):
         run_collapse("lenet", data, 0)
     with pytest.raises(TypeError, match="dict"):
         run_collapse("lenet", (data["x_train"], data["y_train"]), 1)
+
+
+def test_collapse_widget_builds_without_training_and_runs(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import nadlib.collapse
+    from nadlib.widgets import CollapseWidget
+
+    profile = nadlib.get_profile("smoke")
+    real = nadlib.collapse.run_collapse
+    monkeypatch.setattr(nadlib.collapse, "run_collapse",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("building must not train")))
+    nads = torch.linalg.qr(torch.randn(1024, 4, dtype=torch.float64))[0].T.reshape(4, 1, 32, 32).float()
+    w = CollapseWidget(profile, nads=nads, display_widget=False, device="cpu")
+    assert w.runs == [] and w.source.options[1].startswith("D(u_i)") and w.nad_index.max == 3
+    assert w.nad_index.disabled and w.kx.disabled  # CIFAR-10 subset selected first
+    w.source.value = w.source.options[2]
+    assert not w.kx.disabled and "(kx, ky) = (1, 0)" in w.status.value
+    monkeypatch.setattr(nadlib.collapse, "run_collapse", real)
+    w.epochs.value = 2
+    w.source.value = w.source.options[1]
+    w.nad_index.value = 3
+    run = w.run()
+    assert w.runs == [run] and list(run.history["epoch"]) == [0, 1, 2]
+    assert run.settings["n_train"] == profile.collapse.widget_n_train
+    assert "done in" in w.status.value and len(w.output.outputs) == 1
+    w.source.value = w.source.options[0]  # synthetic stand-in CIFAR when no data is given
+    assert w.data()["x_train"].shape[1] == 3
+
+
+def test_plotting_collapse_accepts_runs_and_histories():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nadlib import plotting_collapse as pc
+
+    mu = simplex_etf(3, 5, 1.0)
+    y = balanced_labels(3, 4)
+    row = {"epoch": 0, **collapse_metrics(mu[y], y, mu).as_dict()}
+    hist = {k: np.array([row[k], row[k]]) for k in row}
+    hist["epoch"] = np.array([0, 1])
+    hist.update({f"test_{k}": hist[k] for k in ("nc1", "nc4", "accuracy")})
+    axes = pc.plot_collapse({"a": hist, "b": CollapseRun("lenet", hist)})
+    assert len(axes) == 6
+    assert len(pc.plot_train_test_nc1({"a": hist})) == 2
+    table = pc.collapse_table({"easy": hist})
+    assert table.count("\n") == 2 and "| easy | 1.000 | 1.000 | 0 |" in table
+    with pytest.raises(TypeError, match="CollapseRun"):
+        pc.plot_collapse({"a": [1, 2]})
