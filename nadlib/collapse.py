@@ -16,8 +16,11 @@ Features ``h_i`` (``N x D``, last-layer features = the input of the final linear
 * ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T``, ``Sigma_B = (1/C) M M^T``;
 * **NC1** ``= tr(Sigma_W Sigma_B^+) / C`` (``^+``: Moore-Penrose pseudo-inverse).  Computed without any
   ``D x D`` matrix: with the thin SVD ``M = U S V^T`` (rank ``r``), ``Sigma_B^+ = C U_r S_r^-2 U_r^T`` and
-  NC1 ``= (1/N) sum_i ||S_r^-1 U_r^T (h_i - mu_{y_i})||^2`` (singular values below
-  ``max(D, C) * eps * s_max`` count as zero, as in ``torch.linalg.pinv``);
+  NC1 ``= (1/N) sum_i ||S_r^-1 U_r^T (h_i - mu_{y_i})||^2``.  Singular values below
+  ``sqrt(eps) * s_max`` (``eps`` of float64, so ``1.5e-8 * s_max``) count as zero: they are rounding
+  noise of the means -- with balanced classes the centred means sum to zero, so ``M`` has rank ``C - 1``
+  and its last singular value is pure rounding (a cut-off at ``max(D, C) * eps`` as in
+  ``torch.linalg.pinv`` can keep it and blow NC1 up by ~20 orders of magnitude);
 * **NC2, equinorm** ``= std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G||`` (coefficient of variation,
   population standard deviation, ``ddof=0``);
 * **NC2, equiangularity** ``= ||G - G_ETF||_F / ||G_ETF||_F`` with ``G`` the ``C x C`` matrix of cosines
@@ -198,7 +201,7 @@ def collapse_metrics(features, labels, weight, bias=None) -> CollapseMetrics:
         return CollapseMetrics(nan, nan, nan, nan, nc4, accuracy, n, c, d)
 
     u, s, _ = torch.linalg.svd(m, full_matrices=False)
-    keep = s > s.max() * max(d, c) * torch.finfo(torch.float64).eps
+    keep = s > s.max() * math.sqrt(torch.finfo(torch.float64).eps)
     z = ((h - means[y]) @ u[:, keep]) / s[keep]
     nc1 = (z * z).sum().item() / n
 

@@ -133,6 +133,23 @@ def test_nc1_of_isotropic_noise(c, d, r, sigma, n):
     assert ncc.nc4 == 0
 
 
+def test_two_balanced_classes_with_close_means():
+    """C = 2, balanced: M = [d/2, -d/2] has rank 1 (its second singular value is rounding noise), and
+    NC1 = tr(Sigma_W (M M^T)^+) = 2 d^T Sigma_W d / ||d||^4 with d = mu_1 - mu_0.  Float32 features, as
+    a network gives them (ReLU, common offset), with means only 1e-3 apart: the rounding direction must
+    not count (a pinv-style cut-off at max(D, C) * eps kept it and gave NC1 ~1e26 times too large)."""
+    gen = torch.Generator().manual_seed(5)
+    y = balanced_labels(2, 500)
+    h = (10 + torch.relu(torch.randn(1000, 84, generator=gen))
+         + 1e-3 * y[:, None] * torch.randn(84, generator=gen)).float()
+    h64 = h.double()
+    d = h64[y == 1].mean(0) - h64[y == 0].mean(0)
+    centred = h64 - torch.stack([h64[y == 0].mean(0), h64[y == 1].mean(0)])[y]
+    sw = centred.T @ centred / len(h)
+    expected = float(2 * d @ sw @ d / d.norm() ** 4)
+    assert collapse_metrics(h, y, torch.randn(2, 84, generator=gen)).nc1 == pytest.approx(expected, rel=1e-6)
+
+
 _BAD = [
     (dict(features=[[1.0, 2.0]]), TypeError, "torch.Tensor or numpy"),
     (dict(features=torch.ones(6, 3, dtype=torch.long)), TypeError, "floating-point"),
