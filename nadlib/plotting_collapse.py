@@ -83,6 +83,8 @@ def plot_collapse(runs, axes=None, title: str | None = None, mark_zero_error: bo
                 ax.text(0.5, 0.5, "0 up to rounding\n(always, for 2 classes)" if key.startswith("nc2")
                         else "0 up to rounding", transform=ax.transAxes, ha="center", va="center",
                         fontsize=9, color="0.4")
+                ax.set_xlim(epochs.min(), max(epochs.max(), epochs.min() + 1))
+                ax.set_yticks([])
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("epoch")
     axes[0].set_ylim(-0.02, 1.0)

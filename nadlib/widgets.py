@@ -399,8 +399,9 @@ class CollapseWidget:
     images), D(u_i) for NAD index ``i`` of ``nads`` (when given), or D(v) for a Fourier direction
     ``(kx, ky)``; sizes from ``profile.collapse`` (``widget_n_train`` samples, ``widget_epochs`` epochs,
     the profile's recipe and D(v) noise/margin).  Building the widget trains nothing; :meth:`run` (the
-    button) trains with :func:`nadlib.run_collapse` and redraws the curves about ten times per run.
+    button) trains with :func:`nadlib.run_collapse` and redraws the curves about five times per run.
 
+    ``archs`` defaults to LeNet, LeNet without pooling and LogReg (plus ResNet-18 when training on a GPU).
     Attributes for scripting and tests: ``arch``, ``source``, ``nad_index``, ``kx``, ``ky``,
     ``weight_decay``, ``epochs`` (controls), ``button``, ``status`` (HTML), ``output`` (Output),
     ``box`` (the VBox) and ``runs`` (list of the :class:`nadlib.CollapseRun` trained so far).
@@ -409,8 +410,7 @@ class CollapseWidget:
     SOURCES = ("CIFAR-10 subset", "D(u_i): NAD index", "D(v): Fourier direction")
 
     def __init__(self, profile=None, *, cifar_data: dict | None = None, nads=None,
-                 archs=("lenet", "lenet_nopool", "logreg", "resnet18"), seed: int = 0, device=None,
-                 display_widget: bool = True):
+                 archs=None, seed: int = 0, device=None, display_widget: bool = True):
         import ipywidgets as W
 
         from .config import get_device, get_profile
@@ -418,11 +418,14 @@ class CollapseWidget:
 
         self.profile = profile or get_profile()
         self.cfg = self.profile.collapse
+        self.device = get_device(device)
+        if archs is None:  # ResNet-18 takes minutes per run on a CPU: offered on a GPU only
+            archs = ("lenet", "lenet_nopool", "logreg") + (("resnet18",) if self.device.type == "cuda" else ())
+        archs = tuple(archs)
         unknown = [a for a in archs if a not in ARCHITECTURES]
         if not archs or unknown:
             raise ValueError(f"unknown architecture(s) {unknown}; known: {', '.join(ARCHITECTURES)}")
         self.cifar_data, self.nads, self.seed = cifar_data, nads, seed
-        self.device = get_device(device)
         sources = [s for s in self.SOURCES if nads is not None or not s.startswith("D(u_i)")]
         self.arch = W.Dropdown(options=list(archs), value=archs[0], description="architecture")
         self.source = W.Dropdown(options=sources, value=sources[0], description="data")
@@ -499,7 +502,7 @@ class CollapseWidget:
         from .plotting_collapse import plot_collapse
 
         epochs = int(self.epochs.value)
-        every = max(1, epochs // 10)
+        every = max(1, epochs // 5)  # a redraw costs about a second on a laptop CPU
         title = f"{self.arch.value} on {self.data_description()}, weight decay {self.weight_decay.value:.0e}"
 
         def redraw(epoch, model, tracker):
