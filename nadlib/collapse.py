@@ -57,7 +57,7 @@ from .results import load_artifact, provenance, save_artifact
 from .training import TEST_SEED_OFFSET, TrainResult, train
 
 __all__ = ["CollapseMetrics", "collapse_metrics", "penultimate_layer", "CollapseTracker", "CollapseRun",
-           "run_collapse", "separable_data", "METRICS"]
+           "run_collapse", "separable_data", "first_zero_error_epoch", "METRICS"]
 
 #: The measures recorded per epoch, in the order of the chapter's figures.
 METRICS = ("nc1", "nc2_equinorm", "nc2_equiangular", "nc3", "nc4")

@@ -117,8 +117,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epochs: int = 20,
           batch_size: int = 128, lr: float = 0.5, clip: float | None = 0.5, momentum: float = 0.0,
           weight_decay: float = 0.0, seed: int = 0, device=None, progress: bool = True,
-          eval_every: int = 1,
-          on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
+          eval_every: int = 1, on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` in place with SGD and a linear learning-rate decay to 0; return its history.
 
     Args:
@@ -132,10 +131,8 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
         device: where to train (default: CUDA if available, else CPU); data is moved there once.
         progress: show a ``tqdm`` bar over epochs.
         eval_every: evaluate the train/test accuracy every this many epochs (0: only after the last).
-        on_epoch_end: optional callback, called as ``on_epoch_end(epoch, model)`` (``epoch`` counts from
-            1) once after every epoch, after that epoch's evaluation (if any); the model is put back in
-            train mode afterwards.  Use it to record statistics during training, e.g. with
-            :class:`nadlib.CollapseTracker`.
+        on_epoch_end: optional ``callback(epoch, model)`` called once after every epoch (after that
+            epoch's evaluation); the model is put back in training mode after it returns.
 
     Training accuracy is the accuracy on the training mini-batches seen during the epoch (free to
     compute); the test accuracy is measured in eval mode on the whole test set.
