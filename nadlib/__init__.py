@@ -4,8 +4,8 @@ Data flows one way: directions -> data -> models/training -> results -> plotting
 """
 
 from ._version import __version__
-from .cifar import (CIFAR10_CLASSES, CIFAR10NotFoundError, balanced_subset, change_basis, load_cifar10,
-                    poison_assignment, poison_with_nads)
+from .cifar import (CIFAR10_CLASSES, CIFAR10NotFoundError, balanced_subset, change_basis, cifar_data, load_cifar10,
+                    poison_assignment, poison_with_nads, synthetic_cifar10)
 from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_metrics, penultimate_layer,
                        run_collapse, separable_data)
 from .config import PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
@@ -21,8 +21,8 @@ __all__ = [
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "get_model", "load_artifact", "provenance", "save_artifact",
     "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy", "evaluate", "profile_grid", "train",
-    "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset", "change_basis", "load_cifar10",
-    "poison_assignment", "poison_with_nads",
+    "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset", "change_basis", "cifar_data", "load_cifar10",
+    "poison_assignment", "poison_with_nads", "synthetic_cifar10",
     "NADs", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
     "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
     "run_collapse", "separable_data",

@@ -472,7 +472,7 @@ class CollapseWidget:
         """The data dict of the current choice (training and test sets of ``widget_n_train`` samples)."""
         import torch
 
-        from .cifar import balanced_subset, cifar_data
+        from . import balanced_subset, cifar_data  # package level: the CIFAR-10 module is being renamed
         from .collapse import separable_data
         from .directions import fourier_direction
 
@@ -491,6 +491,19 @@ class CollapseWidget:
             v = fourier_direction(int(self.kx.value), int(self.ky.value))
         return separable_data(v, n, n, sigma=self.cfg.nad_sigma, epsilon=self.cfg.nad_epsilon, seed=self.seed,
                               device="cpu")
+
+    @staticmethod
+    def _png(fig):
+        """The figure as an ``IPython.display.Image`` (then closed), shown with or without a kernel."""
+        import io
+
+        import matplotlib.pyplot as plt
+        from IPython.display import Image
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        return Image(data=buf.getvalue(), format="png")
 
     def run(self, _=None):
         """Train with the current choices, redrawing the curves as training goes; returns the run."""
@@ -511,7 +524,7 @@ class CollapseWidget:
             fig, axes = plt.subplots(2, 3, figsize=(11.0, 5.6), constrained_layout=True)
             plot_collapse(tracker.history(), axes=axes, title=f"{title}: epoch {epoch}/{epochs}")
             self.output.outputs = ()
-            self.output.append_display_data(_figure_png(fig))
+            self.output.append_display_data(self._png(fig))
 
         self.button.disabled = True
         self.status.value += "<br><i>training...</i>"
