@@ -16,6 +16,8 @@ from ._version import __version__
 from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_radius, nad_coefficients, nad_energy,
                     poison_assignment, poison_with_nads)
 from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
+from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_metrics, penultimate_layer,
+                       run_collapse, separable_data)
 from .config import CIFAR10_CLASSES, PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
@@ -37,4 +39,6 @@ __all__ = [
     "fourier_energy_by_radius", "nad_coefficients", "nad_energy", "poison_assignment", "poison_with_nads",
     "CIFARHyperParams", "load_basis", "nad_trainability", "run_flip", "run_poison_sweep",
     "NADs", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
+    "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
+    "run_collapse", "separable_data",
 ]

@@ -19,7 +19,9 @@ import torch
 
 from ._checks import positive_float, unit_interval
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
+from .collapse import run_collapse, separable_data
 from .config import PROFILE_NAMES, get_device, get_profile
+from .directions import fourier_direction
 from .experiments import load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import profile_grid
 from .models import ARCHITECTURES
@@ -305,11 +307,55 @@ def _run_flip(args) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# collapse (Chapter 5)
+
+def _add_collapse(sub) -> None:
+    p = sub.add_parser("collapse", help="neural collapse (NC1-NC4 per epoch) on CIFAR-10 or D(v)")
+    p.add_argument("--arch", default=None, choices=ARCHITECTURES, help="default: the profile's collapse.arch")
+    p.add_argument("--freq", type=int, nargs=2, metavar=("KX", "KY"), default=None,
+                   help="train on D(v) for this Fourier direction instead of CIFAR-10")
+    p.add_argument("--epsilon", type=_positive_float, default=None, help="margin of D(v) (default: the profile's)")
+    p.add_argument("--synthetic", action="store_true", help="synthetic stand-in images instead of CIFAR-10")
+    p.add_argument("--n-train", type=_positive_int, default=None)
+    p.add_argument("--n-test", type=_positive_int, default=None)
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=None)
+    _common(p)
+    p.set_defaults(func=_run_collapse)
+
+
+def _run_collapse(args) -> None:
+    profile = get_profile(args.profile)
+    cfg = profile.collapse
+    arch = args.arch or cfg.arch
+    if args.freq is not None:  # D(v) for one Fourier direction
+        data = separable_data(fourier_direction(*args.freq), args.n_train or cfg.nad_n_train,
+                              args.n_test or cfg.nad_n_test, sigma=cfg.nad_sigma,
+                              epsilon=args.epsilon or cfg.nad_epsilon, seed=args.seed, device="cpu")
+        epochs = args.epochs or cfg.nad_epochs
+    else:  # CIFAR-10 (real, else CIFAR10NotFoundError saying how to get it; --synthetic: stand-in images)
+        data = cifar_data(profile, n_train=args.n_train or cfg.n_train, n_test=args.n_test or cfg.n_test,
+                          synthetic=args.synthetic or None, seed=args.seed, device="cpu")
+        epochs = args.epochs or cfg.epochs
+    run = run_collapse(arch, data, epochs, lr=args.lr or cfg.lr, momentum=cfg.momentum,
+                       weight_decay=cfg.weight_decay if args.weight_decay is None else args.weight_decay,
+                       batch_size=args.batch_size or cfg.batch_size, seed=args.seed, device=args.device,
+                       progress=True, out=args.out, profile=profile.name)
+    zero = run.zero_error_epoch
+    print(f"wrote {args.out}: {arch}, {epochs} epochs, {run.wall_time:.0f} s; zero training error "
+          f"{'from epoch ' + str(zero) if zero is not None else 'not reached'}; final NC1 "
+          f"{run.final('nc1'):.3g} (test {run.final('test_nc1'):.3g}), NC3 {run.final('nc3'):.3g}, "
+          f"NC4 {run.final('nc4'):.3g}")
+
+
+# --------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip):
+    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip, _add_collapse):
         add(sub)
     return parser
 

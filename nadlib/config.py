@@ -72,6 +72,38 @@ class CIFARConfig:
 
 
 @dataclass(frozen=True)
+class CollapseConfig:
+    """Sizes of the neural-collapse experiments (Chapter 5).
+
+    The main run trains ``arch`` on a class-balanced CIFAR-10 subset (synthetic stand-in images when
+    CIFAR-10 is not available) far past zero training error; the NAD-link runs train ``nad_arch`` on
+    D(v) for each Fourier frequency of ``nad_freqs`` (an easy and a hard one for LeNet) with few samples,
+    so that both reach zero training error.  Recipe: SGD with momentum, linear learning-rate decay to 0,
+    weight decay (see :func:`nadlib.run_collapse`).
+    """
+
+    arch: str = "lenet"
+    n_train: int = 1_000  # CIFAR-10 training images (class-balanced subset)
+    n_test: int = 1_000
+    epochs: int = 60
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    nad_arch: str = "lenet"
+    nad_freqs: tuple[tuple[int, int], ...] = ((1, 0), (16, 15))  # easy, hard (Chapter 1)
+    nad_n_train: int = 500  # samples of D(v): few, so that even a hard direction is memorised
+    nad_n_test: int = 1_000
+    nad_epochs: int = 40
+    nad_sigma: float = 3.0
+    # margin of D(v): larger than the paper's 1 so that LeNet *generalises* on the easy direction from
+    # a few hundred samples (with epsilon = 1 it needs ~10,000, too many to memorise on a CPU)
+    nad_epsilon: float = 6.0
+    widget_n_train: int = 500  # sizes of the widget's live runs
+    widget_epochs: int = 20
+
+
+@dataclass(frozen=True)
 class Profile:
     """All experiment sizes of one run profile; see the module docstring."""
 
@@ -80,6 +112,7 @@ class Profile:
     nads: NADConfig
     cifar: CIFARConfig
     extra: dict = field(default_factory=dict)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def with_overrides(self, **sections) -> "Profile":
         """A copy with some sections replaced, e.g. ``p.with_overrides(separability=...)``."""
@@ -95,6 +128,8 @@ _PROFILES = {
         nads=NADConfig(n_networks=64, trainability_indices=(0, 1000), n_networks_large=4,
                        n_train=512, n_test=256, epochs=1),
         cifar=CIFARConfig(n_train=500, n_test=200, epochs=2, poison_indices=(0, 1000)),
+        collapse=CollapseConfig(n_train=200, n_test=200, epochs=40, batch_size=32, nad_n_train=200,
+                                nad_n_test=200, nad_epochs=40, widget_n_train=100, widget_epochs=3),
     ),
     "default": Profile(
         name="default",
@@ -108,6 +143,8 @@ _PROFILES = {
                        n_train=10_000, n_test=1_000, epochs=3),
         cifar=CIFARConfig(n_train=20_000, n_test=5_000, epochs=10,
                           poison_indices=(0, 10, 50, 100, 300, 600, 1000)),
+        # LeNet on 50 images per class reaches zero training error after ~40 of 80 epochs
+        collapse=CollapseConfig(n_train=500, n_test=1_000, epochs=80, batch_size=32),
     ),
     "paper": Profile(
         name="paper",
@@ -124,6 +161,11 @@ _PROFILES = {
         cifar=CIFARConfig(
             n_train=50_000, n_test=10_000, epochs=30, poison_indices=(0, 10, 50, 100, 300, 600, 1000)
         ),
+        # ResNet-18 on all of CIFAR-10 (Papyan et al. train 350 epochs; a GPU is needed); the NAD link
+        # keeps LeNet (the network of Chapter 1) with the paper's noise and a margin of 3
+        collapse=CollapseConfig(arch="resnet18", n_train=50_000, n_test=10_000, epochs=200, lr=0.05,
+                                batch_size=128, nad_n_train=1_000, nad_n_test=10_000, nad_epochs=60,
+                                nad_epsilon=3.0, widget_n_train=1_000, widget_epochs=30),
     ),
 }
 

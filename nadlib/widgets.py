@@ -14,6 +14,7 @@ import time
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 try:
     import ipywidgets as W
@@ -22,12 +23,15 @@ except ImportError as err:  # pragma: no cover - installed with the book's requi
     raise ImportError("nadlib.widgets needs ipywidgets and IPython: pip install 'nadlib[book]'") from err
 
 from .bases import as_nad_basis, poison_with_nads
+from .cifar10 import balanced_subset, cifar_data
+from .collapse import run_collapse, separable_data
 from .config import get_device, get_profile
 from .directions import fourier_direction, fourier_energy, signed_frequency
 from .experiments import run_poison_sweep
 from .models import ARCHITECTURES
 from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, flip_table, grid_caption, plot_accuracy_map,
                        plot_fourier_directions, plot_learning_curves, plot_poisoned_examples)
+from .plotting_collapse import plot_collapse
 from .training import direction_accuracy
 
 #: Architectures offered by the Chapter 1 "train now" widget (others can be passed explicitly).
@@ -407,3 +411,137 @@ class FlipWidget(W.VBox):
 def flip_widget(results: dict, display_widget: bool = True) -> FlipWidget:
     """Build (and display) a :class:`FlipWidget`."""
     return _shown(FlipWidget(results), display_widget)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 5: train and watch neural collapse
+# --------------------------------------------------------------------------------------------------
+
+class CollapseWidget(W.VBox):
+    """Choose an architecture, a data set and a weight decay; train and watch NC1-NC4 epoch by epoch.
+
+    Data: a CIFAR-10 subset (the ``cifar_data`` dict given, e.g. the chapter's, else synthetic stand-in
+    images), D(u_i) for NAD index ``i`` of ``nads`` (when given), or D(v) for a Fourier direction
+    ``(kx, ky)``; sizes from ``profile.collapse`` (``widget_n_train`` samples, ``widget_epochs`` epochs,
+    the profile's recipe and D(v) noise/margin).  Building the widget trains nothing; :meth:`run` (the
+    button) trains with :func:`nadlib.run_collapse` and redraws the curves about five times per run.
+
+    ``archs`` defaults to LeNet, LeNet without pooling and LogReg (plus ResNet-18 when training on a GPU).
+    Parts for scripting and tests: ``arch``, ``source``, ``nad_index``, ``kx``, ``ky``, ``weight_decay``,
+    ``epochs`` (controls), ``button``, ``status`` (HTML), ``output`` (Output) and ``runs`` (the
+    :class:`nadlib.CollapseRun` trained so far); ``box`` is the widget itself.
+    """
+
+    SOURCES = ("CIFAR-10 subset", "D(u_i): NAD index", "D(v): Fourier direction")
+
+    def __init__(self, profile=None, *, cifar_data: dict | None = None, nads=None, archs=None, seed: int = 0,
+                 device=None):
+        self.profile = profile or get_profile()
+        self.cfg = self.profile.collapse
+        self.device = get_device(device)
+        if archs is None:  # ResNet-18 takes minutes per run on a CPU: offered on a GPU only
+            archs = ("lenet", "lenet_nopool", "logreg") + (("resnet18",) if self.device.type == "cuda" else ())
+        archs = tuple(archs)
+        unknown = [a for a in archs if a not in ARCHITECTURES]
+        if not archs or unknown:
+            raise ValueError(f"unknown architecture(s) {unknown}; known: {', '.join(ARCHITECTURES)}")
+        self.cifar_data, self.nads, self.seed = cifar_data, nads, seed
+        sources = [s for s in self.SOURCES if nads is not None or not s.startswith("D(u_i)")]
+        self.arch = W.Dropdown(options=list(archs), value=archs[0], description="architecture")
+        self.source = W.Dropdown(options=sources, value=sources[0], description="data")
+        self.nad_index = W.BoundedIntText(value=0, min=0, max=(len(nads) - 1) if nads is not None else 0,
+                                          description="NAD index i")
+        self.kx = W.BoundedIntText(value=1, min=0, max=31, description="kx")
+        self.ky = W.BoundedIntText(value=0, min=0, max=31, description="ky")
+        self.weight_decay = W.FloatLogSlider(value=self.cfg.weight_decay, base=10, min=-6, max=-1,
+                                             description="weight decay", readout_format=".0e")
+        self.epochs = W.IntSlider(value=self.cfg.widget_epochs, min=1, max=max(100, self.cfg.widget_epochs),
+                                  description="epochs")
+        self.button = W.Button(description="train and watch", button_style="primary", icon="play")
+        self.status, self.output = W.HTML(), W.Output()
+        self.runs: list = []
+        self.button.on_click(self.run)
+        for control in (self.arch, self.source, self.nad_index, self.kx, self.ky, self.weight_decay, self.epochs):
+            control.observe(lambda _: self.describe(), names="value")
+        super().__init__([W.HBox([self.arch, self.source]), W.HBox([self.nad_index, self.kx, self.ky]),
+                          W.HBox([self.weight_decay, self.epochs, self.button]), self.status, self.output])
+        self.describe()
+
+    @property
+    def box(self) -> "CollapseWidget":
+        return self
+
+    def describe(self) -> None:
+        self.nad_index.disabled = not self.source.value.startswith("D(u_i)")
+        self.kx.disabled = self.ky.disabled = not self.source.value.startswith("D(v)")
+        self.status.value = (f"{self.arch.value} on {self.data_description()}, {self.epochs.value} epochs, "
+                             f"weight decay {self.weight_decay.value:.0e} ({self.profile.name} profile, "
+                             f"{self.device})")
+
+    def data_description(self) -> str:
+        n = self.cfg.widget_n_train
+        if self.source.value.startswith("CIFAR"):
+            src = (self.cifar_data or {}).get("source", "synthetic stand-in images (not CIFAR-10)")
+            return f"{n} images of {src}"
+        if self.source.value.startswith("D(u_i)"):
+            return f"{n} samples of D(u_{self.nad_index.value})"
+        return f"{n} samples of D(v), (kx, ky) = ({self.kx.value}, {self.ky.value})"
+
+    def data(self) -> dict:
+        """The data dict of the current choice (training and test sets of ``widget_n_train`` samples)."""
+        n = self.cfg.widget_n_train
+        if self.source.value.startswith("CIFAR"):
+            data = self.cifar_data
+            if data is None:
+                return cifar_data(self.profile, n_train=n, n_test=n, synthetic=True, device="cpu")
+            i_tr = balanced_subset(data["y_train"], n)
+            i_te = balanced_subset(data["y_test"], n)
+            return {"x_train": data["x_train"][i_tr], "y_train": data["y_train"][i_tr],
+                    "x_test": data["x_test"][i_te], "y_test": data["y_test"][i_te], "source": data["source"]}
+        if self.source.value.startswith("D(u_i)"):
+            v = torch.as_tensor(self.nads[int(self.nad_index.value)])
+        else:
+            v = fourier_direction(int(self.kx.value), int(self.ky.value))
+        return separable_data(v, n, n, sigma=self.cfg.nad_sigma, epsilon=self.cfg.nad_epsilon, seed=self.seed,
+                              device="cpu")
+
+    def run(self, _=None):
+        """Train with the current choices, redrawing the curves as training goes; returns the run."""
+        epochs = int(self.epochs.value)
+        every = max(1, epochs // 5)  # a redraw costs about a second on a laptop CPU
+        title = f"{self.arch.value} on {self.data_description()}, weight decay {self.weight_decay.value:.0e}"
+
+        def redraw(epoch, model, tracker):
+            if epoch % every and epoch != epochs:
+                return
+            fig, axes = plt.subplots(2, 3, figsize=(11.0, 5.6), constrained_layout=True)
+            plot_collapse(tracker.history(), axes=axes, title=f"{title}: epoch {epoch}/{epochs}")
+            _show(self.output, figure_png(fig))
+
+        self.button.disabled = True
+        self.status.value += "<br><i>training...</i>"
+        try:
+            start = time.perf_counter()
+            cfg = self.cfg
+            run = run_collapse(self.arch.value, self.data(), epochs, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=float(self.weight_decay.value), batch_size=cfg.batch_size,
+                               seed=self.seed, device=self.device, progress=False, on_epoch_end=redraw)
+        except Exception as err:  # shown in the widget instead of lost in a callback
+            self.status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
+            raise
+        finally:
+            self.button.disabled = False
+        self.runs.append(run)
+        zero = run.zero_error_epoch
+        self.describe()
+        self.status.value += (
+            f"<br>done in {time.perf_counter() - start:.1f} s: train accuracy {run.final('accuracy'):.3f}, "
+            f"test {run.final('test_accuracy'):.3f}; zero training error "
+            f"{'at epoch ' + str(zero) if zero is not None else 'not reached'}; final NC1 train "
+            f"{run.final('nc1'):.3g} / test {run.final('test_nc1'):.3g}, NC4 {run.final('nc4'):.3g}")
+        return run
+
+
+def collapse_widget(profile=None, display_widget: bool = True, **kwargs) -> CollapseWidget:
+    """Build (and display) a :class:`CollapseWidget`."""
+    return _shown(CollapseWidget(profile, **kwargs), display_widget)
