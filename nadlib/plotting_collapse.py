@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .collapse import CollapseRun, first_zero_error_epoch
+from .tables import MarkdownTable, markdown_table
 
 #: Panels of :func:`plot_collapse`: (history key, title, log scale).
 COLLAPSE_PANELS = (
@@ -127,23 +128,19 @@ def plot_train_test_nc1(runs: dict, axes=None, title: str | None = None):
     return axes
 
 
-def collapse_table(runs: dict) -> str:
+def collapse_table(runs: dict) -> MarkdownTable:
     """Markdown table comparing runs at the end of training: accuracies, zero-error epoch, and NC1-NC4
     of the training features next to NC1 and NC4 of the test features.  ``runs``: ``{label: run}``."""
     if not isinstance(runs, dict) or not runs:
         raise ValueError("runs must be a non-empty {label: CollapseRun}")
-    lines = ["| run | train acc. | test acc. | zero train error at epoch | NC1 train | NC1 test "
-             "| NC2 angle train | NC3 | NC4 train | NC4 test |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for label, run in runs.items():
         h = _history(run)
         zero = first_zero_error_epoch(h)
-
-        def last(key):
-            return float(np.asarray(h[key])[-1]) if key in h else float("nan")
-
-        lines.append(
-            f"| {label} | {last('accuracy'):.3f} | {last('test_accuracy'):.3f} | "
-            f"{zero if zero is not None else 'never'} | {last('nc1'):.3g} | {last('test_nc1'):.3g} | "
-            f"{last('nc2_equiangular'):.3g} | {last('nc3'):.3g} | {last('nc4'):.3g} | {last('test_nc4'):.3g} |")
-    return "\n".join(lines)
+        last = {k: float(np.asarray(h[k])[-1]) if k in h else float("nan")
+                for k in ("accuracy", "test_accuracy", "nc1", "test_nc1", "nc2_equiangular", "nc3", "nc4", "test_nc4")}
+        rows.append([label, f"{last['accuracy']:.3f}", f"{last['test_accuracy']:.3f}",
+                     zero if zero is not None else "never",
+                     *(f"{last[k]:.3g}" for k in ("nc1", "test_nc1", "nc2_equiangular", "nc3", "nc4", "test_nc4"))])
+    return markdown_table(["run", "train acc.", "test acc.", "zero train error at epoch", "NC1 train", "NC1 test",
+                           "NC2 angle train", "NC3", "NC4 train", "NC4 test"], rows)
