@@ -366,8 +366,9 @@ class _Runner:
         else:
             res = accuracy_grid(row.arch, band=s.grid_band, device=self.device, workers=s.grid_workers,
                                 checkpoint=row.ckpt, deadline=self.deadline, progress=self.progress, **recipe)
+        extra = {k: v for k, v in res.settings.items() if k not in ("arch", "seed")}
         save_artifact(row.out, res.to_arrays(), self.meta(row, t0, band=s.grid_band, stride=1, wall_time=res.wall_time,
-                                                          **res.settings))
+                                                          **extra))
 
     def data(self) -> dict:
         if self._data is None:
