@@ -92,22 +92,25 @@ def _nad_chunk(arch: str, start: int, stop: int, kwargs: dict) -> dict:
 
 
 class _Pump:
-    """Submit tasks through a bounded window, collect results as they finish, stop submitting at the deadline."""
+    """Submit tasks through a bounded window, collect results as they finish, stop submitting once the deadline
+    has passed -- checked only after the first result, so every call makes progress."""
 
     def __init__(self, ray, remote, jobs: list, window: int, deadline):
         self.ray, self.remote, self.jobs, self.window, self.deadline = ray, remote, list(jobs), window, deadline
         self.running: dict = {}
+        self.finished = 0
 
     def __iter__(self):
         """Yields ``(job, result, error)`` for each finished task."""
         while self.jobs or self.running:
-            while self.jobs and len(self.running) < self.window and not past(self.deadline):
+            while self.jobs and len(self.running) < self.window and not (self.finished and past(self.deadline)):
                 job = self.jobs.pop(0)
                 self.running[self.remote.remote(*job)] = job
             if not self.running:
                 return
             ready, _ = self.ray.wait(list(self.running), num_returns=1)
             job = self.running.pop(ready[0])
+            self.finished += 1
             try:
                 yield job, self.ray.get(ready[0]), None
             except self.ray.exceptions.RayError as err:  # failed even after its retries
