@@ -40,6 +40,7 @@ import torch
 from .cifar10 import cifar_data
 from .config import get_device, get_profile
 from .directions import fourier_grid
+from .distributed import init_ray, ray_accuracy_grid, ray_estimate_nads
 from .experiments import load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import accuracy_grid
 from .nads import estimate_nads, load_nads
@@ -337,7 +338,6 @@ class _Runner:
     def _nads(self, row, t0):
         s = self.sizes
         if self.engine == "ray":
-            from .distributed import ray_estimate_nads  # noqa: PLC0415 -- Ray is optional
             res = ray_estimate_nads(row.arch, s.nad_networks, seed=self.seed, device_type=self.device.type,
                                     checkpoint=row.ckpt, deadline=self.deadline, progress=self.progress)
         else:
@@ -360,7 +360,6 @@ class _Runner:
         recipe = dict(n_train=s.n_train, n_test=s.n_test, epochs=s.epochs, seed=self.seed, lr=cfg.lr, clip=cfg.clip,
                       batch_size=cfg.batch_size, sigma=cfg.sigma, epsilon=cfg.epsilon)
         if self.engine == "ray":
-            from .distributed import ray_accuracy_grid  # noqa: PLC0415 -- Ray is optional
             res = ray_accuracy_grid(row.arch, band=s.grid_band, device_type=self.device.type, checkpoint=row.ckpt,
                                     deadline=self.deadline, progress=self.progress, **recipe)
         else:
@@ -412,7 +411,6 @@ def run_paper(sizes: str | RunSizes = "paper", *, only=None, out_dir=None, devic
     rows = paper_plan(sizes, only, out_dir)
     device = get_device(device)
     if engine == "ray":
-        from .distributed import init_ray  # noqa: PLC0415 -- Ray is optional
         init_ray(address)
     deadline = None if budget_s is None else time.monotonic() + float(budget_s)
     runner = _Runner(sizes, device, engine, address, deadline, seed, progress)
