@@ -6,8 +6,8 @@ Modules, from the ground up (each imports only from the rows above it):
 2. ``directions`` (Fourier basis), ``models`` (the networks)
 3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``results`` (artifacts)
 4. ``training`` (one SGD recipe)
-5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``nadstats`` the
-   mergeable gradient statistics)
+5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
+   secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
 6. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
 7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``plotting``, ``widgets``, ``tables``
 8. ``cli`` (``python -m nadlib``)

@@ -30,7 +30,8 @@ normalise by statistics of the perturbation itself, which is not a property of t
 Speed: for ``nadlib`` LeNets the secant method uses an exact, locality-exploiting path (the first
 convolution + ReLU + max-pool are evaluated only in the small window a pixel can reach, the second
 convolution adds a precomputed local response, several networks are batched per step).  Other
-models use a batched plain path (all perturbed copies of one network per forward).  The gradient
+models use a batched plain path (all perturbed copies of one network per forward; on CUDA several networks
+per forward, ``vmap`` over stacked parameters, channels-last inputs).  The gradient
 method vectorises over networks with ``torch.func`` (``stack_module_state`` + ``vmap(grad)``).
 The CUDA path (``device="cuda"``) uses the same code with larger batches; it is untested here (the
 project was developed on CPUs only).
@@ -38,7 +39,6 @@ project was developed on CPUs only).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import time
 import warnings
@@ -50,11 +50,12 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
 from .config import get_device
+from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
+from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
 from .models import get_model
 from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
@@ -213,53 +214,6 @@ def _check_model(net: nn.Module, x: torch.Tensor) -> None:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"NADs need a model with ONE scalar output per input, got output shape {shape}; "
                          "build it with num_classes=1")
-
-
-# ----------------------------------------------------------------------------------------------
-# secant: plain batched path (any model)
-
-
-def _secant_plain(net: nn.Module, x: torch.Tensor, step: float, chunk: int) -> torch.Tensor:
-    """Central differences with step ``step`` over every input coordinate of one network."""
-    d = x.numel()
-    grad = torch.empty(d, device=x.device, dtype=torch.float32)
-    flat = x.reshape(-1)
-    for start in range(0, d, chunk):
-        idx = torch.arange(start, min(start + chunk, d), device=x.device)
-        n = idx.numel()
-        xs = flat.expand(2 * n, d).clone()
-        xs[torch.arange(n), idx] += step
-        xs[torch.arange(n, 2 * n), idx] -= step
-        out = net(xs.view(2 * n, *x.shape)).reshape(2 * n).float()
-        grad[start:start + n] = (out[:n] - out[n:]) / (2 * step)
-    return grad
-
-
-# ----------------------------------------------------------------------------------------------
-# secant: fast exact path for nadlib LeNets (conv-relu-pool, conv-relu-pool, 3 linear layers)
-
-
-# ----------------------------------------------------------------------------------------------
-# gradient method
-
-
-def _grad_loop(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    out = []
-    for net in nets:
-        xi = x[None].clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(net(xi).sum(), xi)
-        out.append(g.reshape(-1))
-    return torch.stack(out)
-
-
-def _grad_vmap(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    params, buffers = stack_module_state(nets)
-    base = copy.deepcopy(nets[0]).to("meta")
-
-    def f(p, b, xi):
-        return functional_call(base, (p, b), (xi[None],)).sum()
-    g = vmap(grad(f, argnums=2), in_dims=(0, 0, None), randomness="different")(params, buffers, x)
-    return g.reshape(len(nets), -1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -579,6 +533,13 @@ class _Run:
         if self.req.method == "secant":
             if self.fast is not None:
                 return self.fast(nets, self.x, self.req.step)
+            if len(nets) > 1 and self.use_vmap and self.device.type == "cuda":  # vmap is slower on CPUs
+                try:
+                    return _secant_batched(nets, self.x, self.req.step, max(1, self.chunk // len(nets)))
+                except Exception as err:  # some custom modules do not vmap: fall back, once
+                    warnings.warn(f"batched secant over networks failed ({type(err).__name__}: {err}); "
+                                  "using a loop over networks", RuntimeWarning)
+                    self.use_vmap = False
             return torch.stack([_secant_plain(n, self.x, self.req.step, self.chunk) for n in nets])
         for n in nets:
             n.requires_grad_(False)
