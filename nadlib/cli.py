@@ -350,8 +350,10 @@ def _run_paper(args) -> None:
         raise ValueError("--device-type only changes the costs shown by --dry-run; choose where to run with --device")
     if args.address is not None and args.engine != "ray":
         raise ValueError("--address is for the Ray engine: add --engine ray")
-    device_type = args.device_type or (get_device(args.device).type if args.device else
-                                       ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device_type = args.device_type or get_device(args.device).type
+    except RuntimeError as err:  # CUDA asked for on a machine without it: the user's to fix
+        raise ValueError(str(err)) from None
     rows = paper_plan(args.profile, args.only, args.out_dir)
     print(format_plan(rows, args.profile, device_type))
     if args.dry_run:

@@ -71,10 +71,12 @@ def test_parse_budget_refuses(text):
 
 
 def test_bad_paper_arguments_are_one_line_errors(tmp_path, capsys):
-    for argv, message in ((["--budget", "12x"], "a budget is a number"), (["--only", "nads,foo"], "--only takes"),
+    for argv, message in ([(["--budget", "12x"], "a budget is a number"), (["--only", "nads,foo"], "--only takes"),
                           (["--device-type", "cuda"], "--device-type only changes"),
                           (["--address", "auto"], "--address is for the Ray engine"),
-                          (["--only", "trainability"], "include 'nads' in --only")):
+                          (["--only", "trainability"], "include 'nads' in --only"),
+                          (["--profile", "huge"], "invalid choice"), (["--engine", "spark"], "invalid choice")]
+                         + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available")])):
         code = _exit_code(["paper", "--out-dir", str(tmp_path), *argv])
         err = capsys.readouterr().err
         assert code == 2 and message in err, (argv, err)
