@@ -244,7 +244,7 @@ def paper_plan(sizes: str | RunSizes = "paper", only=None, out_dir=None) -> list
         if sizes not in SIZES:
             raise ValueError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
         sizes = SIZES[sizes]
-    steps = parse_only(only) if not isinstance(only, tuple) else only
+    steps = parse_only(",".join(map(str, only)) if isinstance(only, (list, tuple)) else only)
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     tag = sizes.name
     nads = {a: out / f"nads_{a}_secant_{tag}.npz" for a in set(sizes.nad_archs) | set(sizes.cifar_archs)}
