@@ -6,9 +6,10 @@ Modules, from the ground up (each imports only from the rows above it):
 2. ``directions`` (Fourier basis), ``models`` (the networks)
 3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``results`` (artifacts)
 4. ``training`` (one SGD recipe)
-5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path)
-6. ``experiments`` (trainability, poisoning, flip)
-7. ``paper`` (published numbers), ``plotting``, ``widgets``, ``tables``
+5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
+   secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
+6. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
+7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``plotting``, ``widgets``, ``tables``
 8. ``cli`` (``python -m nadlib``)
 """
 
@@ -24,7 +25,8 @@ from .directions import fill_symmetric, fourier_basis, fourier_direction, fourie
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import GridResult, accuracy_grid, profile_grid
 from .models import ARCHITECTURES, get_model, seeded_model
-from .nads import NADs, estimate_nads, load_nads, split_half_stability, subspace_overlap
+from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
+                   split_half_stability, subspace_overlap)
 from .results import load_artifact, provenance, results_dir, save_artifact
 from .tables import markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
@@ -41,4 +43,5 @@ __all__ = [
     "NADs", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
     "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
     "run_collapse", "separable_data",
+    "NADStatistics", "nad_statistics", "nads_from_statistics",
 ]

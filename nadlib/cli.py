@@ -26,10 +26,11 @@ from .experiments import load_basis, nad_trainability, run_flip, run_poison_swee
 from .grid import profile_grid
 from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
+from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from .results import CHECKPOINT_EVERY_S, checkpoint_path, provenance, save_artifact
 
 #: Errors that are the user's to fix: reported in one line with exit code 2.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CIFAR10NotFoundError)
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CIFAR10NotFoundError, ImportError)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,11 +352,69 @@ def _run_collapse(args) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# paper: every artifact at the paper's sizes, within a budget
+
+def _budget(text: str) -> float:
+    try:
+        return parse_budget(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _only(text: str) -> tuple[str, ...]:
+    try:
+        return parse_only(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_paper(sub) -> None:
+    p = sub.add_parser("paper", help="every artifact the book reads, at the paper's sizes, within a budget",
+                       description="Print the plan with estimated costs, then run it in priority order; with "
+                                   "--budget stop cleanly when it runs out and continue on the next call.")
+    p.add_argument("--budget", type=_budget, default=None, help="time for this call: 90s, 12m, 2h, 1.5h")
+    p.add_argument("--only", type=_only, default=None, help="comma-separated steps: nads,trainability,grid,poison,flip")
+    p.add_argument("--out-dir", type=Path, default=None, help="artifact folder (default: nadlib.results_dir() "
+                                                               "or ./results)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA if available)")
+    p.add_argument("--device-type", choices=DEVICE_TYPES, default=None,
+                   help="with --dry-run: show the costs for this device type (e.g. cuda on a CPU machine)")
+    p.add_argument("--profile", choices=tuple(SIZES), default="paper",
+                   help="sizes: paper (default) or smoke (every step tiny, for tests)")
+    p.add_argument("--engine", choices=("serial", "ray"), default="serial",
+                   help="serial (default) or ray: grid directions and NAD chunks as Ray tasks")
+    p.add_argument("--address", default=None, help="Ray cluster address ('auto': the `ray start` cluster of this "
+                                                   "node); default: a local Ray instance")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--dry-run", action="store_true", help="print the plan only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_paper)
+
+
+def _run_paper(args) -> None:
+    if args.device_type is not None and not args.dry_run:
+        raise ValueError("--device-type only changes the costs shown by --dry-run; choose where to run with --device")
+    if args.address is not None and args.engine != "ray":
+        raise ValueError("--address is for the Ray engine: add --engine ray")
+    try:
+        device_type = args.device_type or get_device(args.device).type
+    except RuntimeError as err:  # CUDA asked for on a machine without it: the user's to fix
+        raise ValueError(str(err)) from None
+    rows = paper_plan(args.profile, args.only, args.out_dir)
+    print(format_plan(rows, args.profile, device_type))
+    if args.dry_run:
+        return
+    print()
+    run_paper(args.profile, only=args.only, out_dir=args.out_dir, device=args.device, engine=args.engine,
+              address=args.address, budget_s=args.budget, seed=args.seed, progress=not args.quiet)
+
+
+# --------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip, _add_collapse):
+    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip, _add_collapse, _add_paper):
         add(sub)
     return parser
 

@@ -23,7 +23,7 @@ from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, 
 from .config import get_device, get_profile
 from .models import seeded_model
 from .nads import NADs, load_nads
-from .results import Checkpoint, array_sha256, interruptible
+from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
 from .training import direction_accuracy, evaluate, train
 
 __all__ = ["ResumableRuns", "nad_trainability", "CIFARHyperParams", "cifar_hyperparams", "run_poison_sweep",
@@ -37,7 +37,8 @@ class ResumableRuns:
     every key not already in the checkpoint; ``work`` returns ``{name: array-like}``.  The checkpoint
     (optional ``.npz`` path, see :class:`nadlib.results.Checkpoint`) must have been written with the same
     ``settings``; it is saved after every run and SIGTERM is handled like Ctrl-C.  Returns
-    ``{key: {name: np.ndarray}}`` in the order of ``keys``.
+    ``{key: {name: np.ndarray}}`` in the order of ``keys``.  With ``deadline`` (a ``time.monotonic()``
+    value) the runs stop after the one that finishes past it, raising :class:`nadlib.results.DeadlineReached`.
     """
 
     SEP = "__"
@@ -54,8 +55,10 @@ class ResumableRuns:
         return bool(self.done)
 
     def run(self, keys: Iterable[str], work: Callable[[str], dict], *, desc: str = "runs",
-            progress: bool = True, label: Callable[[str], str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+            progress: bool = True, label: Callable[[str], str] | None = None,
+            deadline: float | None = None) -> dict[str, dict[str, np.ndarray]]:
         keys = list(keys)
+        deadline = check_deadline(deadline)
         unknown = set(self.done) - set(keys)
         if unknown:
             raise ValueError(f"the checkpoint holds runs {sorted(unknown)} that this call does not ask for; "
@@ -70,6 +73,11 @@ class ResumableRuns:
                 self.done[key] = record
                 if self.store is not None:
                     self.store.save(**{f"{key}{self.SEP}{name}": v for name, v in record.items()})
+                left = [k for k in keys if k not in self.done]
+                if left and past(deadline):
+                    bar.close()
+                    raise DeadlineReached(f"{desc}: runs", len(keys) - len(left), len(keys),
+                                          None if self.store is None else self.store.path)
         bar.close()
         return {k: self.done[k] for k in keys}
 
@@ -84,12 +92,13 @@ def _digest(a) -> str:
 
 def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 10_000, n_test: int = 10_000,
                      epochs: int = 20, seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None) -> dict:
+                     checkpoint=None, deadline: float | None = None) -> dict:
     """Test accuracy of ``arch`` trained on D(u_i) (:func:`nadlib.direction_accuracy`) for each NAD index.
 
     The defaults are the paper's recipe (10,000 training and test samples, 20 epochs).  Returns
     ``{"indices": int array, "test_acc": float array, "nads_sha256": str}``; with ``checkpoint`` (an
-    ``.npz`` path) finished indices are stored and skipped when the same call is repeated.
+    ``.npz`` path) finished indices are stored and skipped when the same call is repeated; ``deadline``:
+    see :class:`ResumableRuns`.
     """
     d = getattr(nads, "directions", nads)
     d = torch.as_tensor(d)
@@ -112,7 +121,8 @@ def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 10_000, 
                                                seed=seed, device=device)}
 
     done = ResumableRuns(checkpoint, settings).run([f"nad_{i}" for i in indices], work,
-                                                   desc=f"train {arch} on D(u_i)", progress=progress)
+                                                   desc=f"train {arch} on D(u_i)", progress=progress,
+                                                   deadline=deadline)
     return {"indices": np.array(indices), "test_acc": np.array([float(r["test_acc"]) for r in done.values()]),
             "nads_sha256": sha}
 
@@ -176,7 +186,7 @@ def _cifar_settings(arch, data, epochs, seed, hp, **extra) -> dict:
 def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: float | None = None,
                      epochs: int | None = None, seed: int = 0, device=None, hp: CIFARHyperParams | None = None,
                      checkpoint=None, baseline: bool = True, progress: bool = True,
-                     profile=None) -> tuple[dict, dict]:
+                     profile=None, deadline: float | None = None) -> tuple[dict, dict]:
     """Train ``arch`` on training data poisoned at each NAD index; test on the clean test set.
 
     For each index ``i`` the training images get the class carriers of :func:`nadlib.poison_with_nads` at
@@ -198,6 +208,8 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
         indices: NAD indices (default: ``profile.cifar.poison_indices``).
         epsilon: carrier size (default: ``profile.cifar.epsilon``).
         checkpoint: optional ``.npz`` path; finished runs are stored there and skipped when resumed.
+        deadline: stop after the run that finishes past this ``time.monotonic()`` value
+            (:class:`nadlib.results.DeadlineReached`).
 
     Returns:
         ``(arrays, settings)`` ready for :func:`nadlib.save_artifact`.
@@ -236,7 +248,8 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
                 "carrier_acc": evaluate(model, norm(x_tc), y_other) if key != "clean" else float("nan"),
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
-    done = ResumableRuns(checkpoint, settings).run(keys, work, desc=f"{arch} poisoning", progress=progress)
+    done = ResumableRuns(checkpoint, settings).run(keys, work, desc=f"{arch} poisoning", progress=progress,
+                                                deadline=deadline)
     runs = [done[f"nad_{i}"] for i in indices]
     arrays = {"indices": np.array(indices, dtype=np.int64)}
     for name in ("train_acc", "test_acc", "poisoned_test_acc", "carrier_acc", "wall_time"):
@@ -255,13 +268,14 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
 
 def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int = 0, device=None,
              hp: CIFARHyperParams | None = None, checkpoint=None, progress: bool = True,
-             profile=None) -> tuple[dict, dict]:
+             profile=None, deadline: float | None = None) -> tuple[dict, dict]:
     """Train ``arch`` on CIFAR-10 and on its NAD-flipped version (:func:`nadlib.change_basis`), same recipe
     and seed.
 
     Returns ``(arrays, settings)`` with ``variants = ["original", "flipped"]`` and, per variant,
     ``train_acc`` (eval mode, after training), ``test_acc`` and ``test_curve`` (per epoch) and ``wall_time``.
-    The flipped test set is the flip of the clean test set (same ``U``).
+    The flipped test set is the flip of the clean test set (same ``U``).  ``deadline``: as in
+    :func:`run_poison_sweep`.
     """
     cfg = (profile or get_profile()).cifar
     epochs = positive_int(cfg.epochs if epochs is None else epochs, "epochs")
@@ -282,7 +296,8 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
         return {"train_acc": evaluate(result.model, norm(a), y_tr), "test_acc": result.final_test_acc,
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
-    done = ResumableRuns(checkpoint, settings).run(variants, work, desc=f"{arch} flip", progress=progress)
+    done = ResumableRuns(checkpoint, settings).run(variants, work, desc=f"{arch} flip", progress=progress,
+                                                       deadline=deadline)
     arrays = {"variants": np.array(variants)}
     for name in ("train_acc", "test_acc", "wall_time"):
         arrays[name] = np.array([float(done[v][name]) for v in variants])

@@ -34,7 +34,7 @@ from .config import get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
 from .models import seeded_model
-from .results import Checkpoint, interruptible, load_artifact
+from .results import Checkpoint, DeadlineReached, check_deadline, interruptible, load_artifact, past
 from .training import TEST_SEED_OFFSET, check_recipe, class_indices, direction_accuracy, minibatches, sgd_recipe
 
 
@@ -175,7 +175,8 @@ def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: 
 def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, size: int = 32,
                   stride: int = 1, band: int | None = None, n_train: int = 10_000, n_test: int = 10_000,
                   epochs: int = 20, seed: int = 0, device=None, workers: int | None = None,
-                  stack: int | None = None, progress: bool = True, checkpoint=None, **recipe) -> GridResult:
+                  stack: int | None = None, progress: bool = True, checkpoint=None, deadline: float | None = None,
+                  **recipe) -> GridResult:
     """Train ``arch`` on D(v) for many Fourier directions ``v`` and return the test-accuracy map.
 
     Args:
@@ -192,6 +193,9 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
             batch norm are trained one at a time).
         checkpoint: optional path of a ``.npz`` checkpoint; finished directions are saved there and
             skipped when the same call is made again (resume after an interruption).
+        deadline: a ``time.monotonic()`` value: once it has passed, the grid stops after the direction (or
+            stacked group) just finished, and raises :class:`nadlib.results.DeadlineReached` (with worker
+            processes, directions still in flight are dropped and redone by the next call).
         **recipe: ``lr``, ``clip``, ``batch_size``, ``momentum``, ``weight_decay``, ``sigma``, ``epsilon``.
     """
     if not isinstance(arch, str):
@@ -216,6 +220,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
         positive_int(workers, "workers", maximum=1024)
     if stack is not None:
         positive_int(stack, "stack", maximum=4096)
+    deadline = check_deadline(deadline)
     device = get_device(device)
     settings = dict(n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, **recipe)
     done: dict = {}
@@ -231,6 +236,8 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
         if ckpt is not None:
             keys = list(done)
             ckpt.save(freqs=np.array(keys, dtype=np.int64).reshape(-1, 2), accuracy=np.array([done[k] for k in keys]))
+        if past(deadline) and len(done) < len(freqs):
+            raise DeadlineReached(f"grid {arch}: directions", sum(f in done for f in freqs), len(freqs), checkpoint)
 
     start = time.perf_counter()
     uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

@@ -30,7 +30,8 @@ normalise by statistics of the perturbation itself, which is not a property of t
 Speed: for ``nadlib`` LeNets the secant method uses an exact, locality-exploiting path (the first
 convolution + ReLU + max-pool are evaluated only in the small window a pixel can reach, the second
 convolution adds a precomputed local response, several networks are batched per step).  Other
-models use a batched plain path (all perturbed copies of one network per forward).  The gradient
+models use a batched plain path (all perturbed copies of one network per forward; on CUDA several networks
+per forward, ``vmap`` over stacked parameters, channels-last inputs).  The gradient
 method vectorises over networks with ``torch.func`` (``stack_module_state`` + ``vmap(grad)``).
 The CUDA path (``device="cuda"``) uses the same code with larger batches; it is untested here (the
 project was developed on CPUs only).
@@ -38,10 +39,10 @@ project was developed on CPUs only).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -49,14 +50,17 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
 from .config import get_device
+from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
+from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
 from .models import get_model
-from .results import CHECKPOINT_EVERY_S, Checkpoint, interruptible, load_artifact, provenance, save_artifact
+from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
+from .results import (CHECKPOINT_EVERY_S, Checkpoint, DeadlineReached, check_deadline, interruptible, load_artifact, past,
+                      provenance, save_artifact)
 
 METHODS = ("secant", "gradient")
 
@@ -64,8 +68,11 @@ METHODS = ("secant", "gradient")
 MAX_NETWORKS = 10_000_000
 
 __all__ = ["NADs", "estimate_nads", "load_nads", "subspace_overlap", "split_half_stability",
-           "network_seed", "METHODS"]
+           "network_seed", "METHODS", "NADStatistics", "nad_statistics", "nads_from_statistics", "nad_run_settings"]
 
+
+#: The statistics class under its former private name (tests and old code).
+_Stats = NADStatistics
 
 # ----------------------------------------------------------------------------------------------
 # small helpers
@@ -75,111 +82,6 @@ def network_seed(seed: int, index: int) -> int:
     """The seed of network ``index`` of a run with ``seed``: a 63-bit hash of ``(seed, index)``."""
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, int(index)])
     return int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def _as_rows(a, k: int | None, name: str) -> torch.Tensor:
-    a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).detach()
-    a = a.to(torch.float64).cpu()
-    if a.dim() < 2:
-        raise ValueError(f"{name} must hold one direction per row (2-D or more), got shape {tuple(a.shape)}")
-    a = a.reshape(a.shape[0], -1)
-    if not torch.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if k is not None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if k > a.shape[0]:
-            raise ValueError(f"k={k} but {name} has only {a.shape[0]} rows")
-        a = a[:k]
-    return a
-
-
-def subspace_overlap(A, B, k: int | None = None) -> float:
-    """Overlap of the subspaces spanned by the first ``k`` rows of ``A`` and of ``B``.
-
-    Rows are directions (any trailing shape is flattened) and must be orthonormal.  The overlap is
-    the mean of the squared singular values of ``A_k B_kᵀ`` (the squared cosines of the principal
-    angles): 1 for the same subspace, ``k/d`` on average for random ``k``-dim subspaces of ``R^d``.
-    """
-    a, b = _as_rows(A, k, "A"), _as_rows(B, k, "B")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"A and B live in different dimensions ({a.shape[1]} vs {b.shape[1]})")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"A and B have different numbers of rows ({a.shape[0]} vs {b.shape[0]}); pass k")
-    for m, name in ((a, "A"), (b, "B")):
-        err = (m @ m.T - torch.eye(m.shape[0], dtype=m.dtype)).abs().max().item()
-        if err > 1e-3:
-            raise ValueError(f"the rows of {name} must be orthonormal (max |{name} {name}^T - I| = {err:.2g}); "
-                             "orthonormalise them first, e.g. with torch.linalg.qr")
-    s = torch.linalg.svdvals(a @ b.T)
-    return float((s ** 2).mean())
-
-
-def _eig_desc(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (descending) and eigenvectors as rows, with a deterministic sign
-    (the entry of largest magnitude is positive)."""
-    threads = torch.get_num_threads()
-    try:  # multi-threaded LAPACK eigh is much slower on small, busy CPUs; one thread is ~0.4 s for d=1024
-        if cov.device.type == "cpu":
-            torch.set_num_threads(1)
-        vals, vecs = torch.linalg.eigh(cov)
-    finally:
-        torch.set_num_threads(threads)
-    vals, vecs = vals.flip(0), vecs.flip(1).T.contiguous()
-    idx = vecs.abs().argmax(dim=1)
-    signs = torch.sign(vecs[torch.arange(vecs.shape[0]), idx])
-    signs[signs == 0] = 1
-    return vals.clamp_min(0), vecs * signs[:, None]
-
-
-class _Stats:
-    """Float64 sufficient statistics of gradients, kept for even and odd network indices."""
-
-    def __init__(self, dim: int):
-        self.dim = dim
-        self.count = np.zeros(2, dtype=np.int64)
-        self.s1 = torch.zeros(2, dim, dtype=torch.float64)
-        self.s2 = torch.zeros(2, dim, dim, dtype=torch.float64)
-
-    def add(self, grads: torch.Tensor, first_index: int) -> None:
-        g = grads.detach().to("cpu", torch.float64).reshape(grads.shape[0], -1)
-        for half in (0, 1):
-            start = (half - first_index) % 2
-            part = g[start::2]
-            if part.shape[0]:
-                self.count[half] += part.shape[0]
-                self.s1[half] += part.sum(0)
-                self.s2[half].addmm_(part.T, part)
-
-    def covariance(self, half: int | None = None) -> torch.Tensor:
-        if half is None:
-            n, s1, s2 = int(self.count.sum()), self.s1.sum(0), self.s2.sum(0)
-        else:
-            n, s1, s2 = int(self.count[half]), self.s1[half], self.s2[half]
-        if n < 2:
-            raise ValueError("a covariance needs at least 2 networks")
-        cov = (s2 - torch.outer(s1, s1) / n) / (n - 1)
-        return (cov + cov.T) / 2
-
-    def arrays(self) -> dict:
-        return {"count": self.count, "s1": self.s1.numpy(), "s2": self.s2.numpy()}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict) -> "_Stats":
-        st = cls(arrays["s1"].shape[1])
-        st.count = np.asarray(arrays["count"], dtype=np.int64).copy()
-        st.s1 = torch.from_numpy(np.array(arrays["s1"], dtype=np.float64))
-        st.s2 = torch.from_numpy(np.array(arrays["s2"], dtype=np.float64))
-        return st
-
-
-def split_half_stability(stats: _Stats, ks=(1, 5, 10, 50)) -> dict:
-    """Subspace overlap of the top-k NADs estimated from even- vs odd-indexed networks, for each k."""
-    if min(stats.count) < 2:
-        return {}
-    _, va = _eig_desc(stats.covariance(0))
-    _, vb = _eig_desc(stats.covariance(1))
-    return {int(k): subspace_overlap(va, vb, int(k)) for k in ks if k <= stats.dim}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,53 +217,6 @@ def _check_model(net: nn.Module, x: torch.Tensor) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# secant: plain batched path (any model)
-
-
-def _secant_plain(net: nn.Module, x: torch.Tensor, step: float, chunk: int) -> torch.Tensor:
-    """Central differences with step ``step`` over every input coordinate of one network."""
-    d = x.numel()
-    grad = torch.empty(d, device=x.device, dtype=torch.float32)
-    flat = x.reshape(-1)
-    for start in range(0, d, chunk):
-        idx = torch.arange(start, min(start + chunk, d), device=x.device)
-        n = idx.numel()
-        xs = flat.expand(2 * n, d).clone()
-        xs[torch.arange(n), idx] += step
-        xs[torch.arange(n, 2 * n), idx] -= step
-        out = net(xs.view(2 * n, *x.shape)).reshape(2 * n).float()
-        grad[start:start + n] = (out[:n] - out[n:]) / (2 * step)
-    return grad
-
-
-# ----------------------------------------------------------------------------------------------
-# secant: fast exact path for nadlib LeNets (conv-relu-pool, conv-relu-pool, 3 linear layers)
-
-
-# ----------------------------------------------------------------------------------------------
-# gradient method
-
-
-def _grad_loop(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    out = []
-    for net in nets:
-        xi = x[None].clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(net(xi).sum(), xi)
-        out.append(g.reshape(-1))
-    return torch.stack(out)
-
-
-def _grad_vmap(nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    params, buffers = stack_module_state(nets)
-    base = copy.deepcopy(nets[0]).to("meta")
-
-    def f(p, b, xi):
-        return functional_call(base, (p, b), (xi[None],)).sum()
-    g = vmap(grad(f, argnums=2), in_dims=(0, 0, None), randomness="different")(params, buffers, x)
-    return g.reshape(len(nets), -1)
-
-
-# ----------------------------------------------------------------------------------------------
 # main entry point
 
 
@@ -443,7 +298,7 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
                   seed: int = 0, device=None, eval_point=None, step: float = 100.0, batch_size: int | None = None,
                   progress: bool = True, *, checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY_S,
                   stop_at_stability: float | None = None, stability_k: int = 10, check_every: int | None = None,
-                  stability_ks=(1, 5, 10, 50), tf32: bool = False) -> NADs:
+                  stability_ks=(1, 5, 10, 50), tf32: bool = False, deadline: float | None = None) -> NADs:
     """Estimate the NADs of an architecture from ``n_networks`` random initialisations.
 
     Args:
@@ -471,6 +326,9 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
             this value (checked every ``check_every`` networks, default ``max(64, n_networks // 20)``).
         stability_ks: the ``k`` values reported in ``.stability``.
         tf32: allow TF32 matmuls/convolutions on CUDA (faster, ~1e-3 relative error); off by default.
+        deadline: a ``time.monotonic()`` value: once it has passed, the estimate stops after the current
+            batch of networks, saves the checkpoint and raises :class:`nadlib.results.DeadlineReached`
+            (calling again with the same checkpoint continues).
 
     The global torch RNG is left as it was.
 
@@ -486,49 +344,113 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
     t0 = time.perf_counter()
     req = _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_at_stability, stability_k,
                     check_every, stability_ks, checkpoint_every)
+    deadline = check_deadline(deadline)
     device = get_device(device)
     x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
-    x = x_cpu.to(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        factory, arch_name = _model_factory(model, req.input_shape)
-        first = _build(factory, 0, req.seed).to(device)
-        _check_model(first, x)
-        fast = _fast_lenet(first, req) if req.method == "secant" else None
-        n_params = sum(p.numel() for p in first.parameters())
-        batch = req.batch_size or _default_batch(req.method, fast is not None, n_params, device)
-        path = "lenet-windowed" if fast is not None else ("vmap" if req.method == "gradient" else "batched")
-        settings = {"arch": arch_name, "method": req.method, "input_shape": list(req.input_shape),
-                    "seed": req.seed, "step": req.step if req.method == "secant" else None,
-                    "eval_point_sha": _digest(x_cpu), "device_type": device.type, "batch_size": int(batch),
-                    "path": path}
-        run = _Run(factory, req, device, x, fast, batch, arch_name)
-        ckpt = Checkpoint(checkpoint, settings) if checkpoint is not None else None
+        setup = _Setup(model, req, device, x_cpu)
+        run = setup.run()
+        ckpt = Checkpoint(checkpoint, setup.settings) if checkpoint is not None else None
         if ckpt is not None and ckpt.resumed:
             run.resume(ckpt.arrays)
         start = run.next_index
-        prev = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
         t_grad = time.perf_counter()
-        try:
-            run.execute(ckpt, progress)
-        finally:
-            if device.type == "cuda":
-                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
+        with _tf32(device, tf32):
+            run.execute(ckpt, progress, deadline=deadline)
         t_grad = time.perf_counter() - t_grad
-    vals, vecs = _eig_desc(run.stats.covariance())
-    keep = req.dim if req.k is None else req.k
-    meta = provenance(device=device, arch=arch_name, method=req.method, seed=req.seed,
-                      input_shape=list(req.input_shape), step=settings["step"], batch_size=int(batch), path=path,
-                      eval_point="randn(input_shape) from torch.Generator().manual_seed(seed)"
+    meta = provenance(device=device, arch=setup.arch_name, method=req.method, seed=req.seed,
+                      input_shape=list(req.input_shape), step=setup.settings["step"], batch_size=setup.batch,
+                      path=setup.path, eval_point="randn(input_shape) from torch.Generator().manual_seed(seed)"
                       if eval_point is None else "given", stopped_early=run.stopped,
                       requested_networks=req.n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
-                      gradient_time_s=round(t_grad, 3), resumed=start > 0, resumed_from=start, bn_mode="eval")
+                      gradient_time_s=round(t_grad, 3), resumed=start > 0, resumed_from=start, bn_mode="eval",
+                      precision="tf32" if tf32 and device.type == "cuda" else "float32")
     if ckpt is not None:
         run.save(ckpt)
-    return NADs(directions=vecs[:keep].to(torch.float32).reshape(keep, *req.input_shape),
-                eigenvalues=vals, n_networks=run.next_index, method=req.method,
-                stability=split_half_stability(run.stats, req.stability_ks), meta=meta, eval_point=x_cpu)
+    return nads_from_statistics(run.stats, req.input_shape, req.method, k=req.k, stability_ks=req.stability_ks,
+                                meta=meta, eval_point=x_cpu)
+
+
+def nads_from_statistics(stats: NADStatistics, input_shape, method: str, *, k: int | None = None,
+                         stability_ks=(1, 5, 10, 50), meta: dict | None = None, eval_point=None) -> NADs:
+    """The :class:`NADs` of gradient statistics (e.g. merged chunks of :func:`nad_statistics`): eigenvectors
+    of the covariance, sorted by decreasing variance, and the split-half stability."""
+    if not isinstance(stats, NADStatistics):
+        raise TypeError(f"stats must be NADStatistics, got {type(stats).__name__}")
+    shape = _check_input_shape(input_shape)
+    if int(np.prod(shape)) != stats.dim:
+        raise ValueError(f"input_shape {shape} does not match statistics of dimension {stats.dim}")
+    choice(method, "method", METHODS)
+    keep = stats.dim if k is None else k
+    vals, vecs = _eig_desc(stats.covariance())
+    return NADs(directions=vecs[:keep].to(torch.float32).reshape(keep, *shape), eigenvalues=vals,
+                n_networks=stats.n_networks, method=method, stability=split_half_stability(stats, stability_ks),
+                meta=dict(meta or {}), eval_point=eval_point)
+
+
+def nad_statistics(model, start: int, stop: int, method: str = "secant", input_shape=(1, 32, 32), seed: int = 0,
+                   device=None, eval_point=None, step: float = 100.0, batch_size: int | None = None,
+                   progress: bool = False, *, tf32: bool = False) -> NADStatistics:
+    """Gradient statistics of networks ``start, ..., stop - 1`` of the estimate :func:`estimate_nads` makes with
+    the same arguments -- one chunk of it.  Network ``i`` depends only on ``(seed, i)``, so chunks computed
+    anywhere and merged with :meth:`NADStatistics.merge` give the statistics of the whole estimate; with
+    chunk bounds that are multiples of the batch size (:func:`nad_run_settings`) every network sees the
+    same batches, and only the float64 summation order differs (eigenvalues agree to ~1e-12 relative)."""
+    if not is_int(start) or not is_int(stop) or not 0 <= start < stop <= MAX_NETWORKS:
+        raise ValueError(f"need ints 0 <= start < stop <= {MAX_NETWORKS:,}, got start={start!r}, stop={stop!r}")
+    req = _validate(max(int(stop), 2), method, input_shape, None, seed, step, batch_size, None, 10, None, (1,),
+                    CHECKPOINT_EVERY_S)
+    device = get_device(device)
+    x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _tf32(device, tf32):
+        run = _Setup(model, req, device, x_cpu).run()
+        run.next_index = int(start)
+        run.execute(None, progress, end=int(stop))
+    return run.stats
+
+
+def nad_run_settings(model, method: str = "secant", input_shape=(1, 32, 32), seed: int = 0, device=None,
+                     eval_point=None, step: float = 100.0, batch_size: int | None = None) -> dict:
+    """The settings that identify an estimate (what its checkpoint records), including the batch size the
+    estimate uses (chunks of :func:`nad_statistics` should start at multiples of it)."""
+    req = _validate(2, method, input_shape, None, seed, step, batch_size, None, 10, None, (1,), CHECKPOINT_EVERY_S)
+    device = get_device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return dict(_Setup(model, req, device, _eval_point(eval_point, req.input_shape, req.seed)).settings)
+
+
+@contextmanager
+def _tf32(device: torch.device, allow: bool):
+    prev = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(allow)
+    try:
+        yield
+    finally:
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
+
+
+class _Setup:
+    """What every estimate starts with (inside ``fork_rng``): the network factory, the first network checked,
+    the gradient path and batch size, and the settings a checkpoint records."""
+
+    def __init__(self, model, req: _Request, device: torch.device, x_cpu: torch.Tensor):
+        self.req, self.device, self.x = req, device, x_cpu.to(device)
+        self.factory, self.arch_name = _model_factory(model, req.input_shape)
+        first = _build(self.factory, 0, req.seed).to(device)
+        _check_model(first, self.x)
+        self.fast = _fast_lenet(first, req) if req.method == "secant" else None
+        n_params = sum(p.numel() for p in first.parameters())
+        self.batch = int(req.batch_size or _default_batch(req.method, self.fast is not None, n_params, device))
+        self.path = "lenet-windowed" if self.fast is not None else ("vmap" if req.method == "gradient" else "batched")
+        self.settings = {"arch": self.arch_name, "method": req.method, "input_shape": list(req.input_shape),
+                         "seed": req.seed, "step": req.step if req.method == "secant" else None,
+                         "eval_point_sha": _digest(x_cpu), "device_type": device.type, "batch_size": self.batch,
+                         "path": self.path}
+
+    def run(self) -> "_Run":
+        return _Run(self.factory, self.req, self.device, self.x, self.fast, self.batch, self.arch_name)
 
 
 def _fast_lenet(net: nn.Module, req: _Request) -> LeNetSecant | None:
@@ -585,7 +507,7 @@ class _Run:
     def __init__(self, factory, req: _Request, device, x, fast, batch_size: int, arch_name: str):
         self.req, self.device, self.x, self.fast, self.batch_size = req, device, x, fast, batch_size
         self.arch_name = arch_name
-        self.stats = _Stats(req.dim)
+        self.stats = NADStatistics(req.dim)
         self.next_index = 0
         self.stopped = False
         self.use_vmap = True
@@ -597,7 +519,7 @@ class _Run:
         if n > self.req.n_networks:
             raise ValueError(f"the checkpoint already holds {n:,} networks but n_networks={self.req.n_networks:,}; "
                              f"ask for at least {n:,} or delete the checkpoint")
-        self.stats = _Stats.from_arrays(arrays)
+        self.stats = NADStatistics.from_arrays(arrays)
         if int(self.stats.count.sum()) != n:
             raise ValueError(f"the checkpoint is inconsistent: it claims {n:,} networks but its statistics hold "
                              f"{int(self.stats.count.sum()):,}; delete it and start again")
@@ -611,6 +533,13 @@ class _Run:
         if self.req.method == "secant":
             if self.fast is not None:
                 return self.fast(nets, self.x, self.req.step)
+            if len(nets) > 1 and self.use_vmap and self.device.type == "cuda":  # vmap is slower on CPUs
+                try:
+                    return _secant_batched(nets, self.x, self.req.step, max(1, self.chunk // len(nets)))
+                except Exception as err:  # some custom modules do not vmap: fall back, once
+                    warnings.warn(f"batched secant over networks failed ({type(err).__name__}: {err}); "
+                                  "using a loop over networks", RuntimeWarning)
+                    self.use_vmap = False
             return torch.stack([_secant_plain(n, self.x, self.req.step, self.chunk) for n in nets])
         for n in nets:
             n.requires_grad_(False)
@@ -633,30 +562,39 @@ class _Run:
                              f"network_seed({self.req.seed}, {j}))")
         self.stats.add(g, i)
 
-    def execute(self, ckpt: Checkpoint | None, progress: bool) -> None:
+    def execute(self, ckpt: Checkpoint | None, progress: bool, *, end: int | None = None,
+                deadline: float | None = None) -> None:
+        """Networks ``next_index, ..., end - 1`` (default ``n_networks``); stops after the current batch once
+        ``deadline`` passed (checkpoint saved, :class:`DeadlineReached` raised)."""
         req = self.req
+        end = req.n_networks if end is None else end
         check_every = req.check_every or max(64, req.n_networks // 20)
         last_save, next_check = time.perf_counter(), self.next_index + check_every
-        bar = tqdm(total=req.n_networks, initial=self.next_index, disable=not progress, unit="net",
+        bar = tqdm(total=end, initial=self.next_index, disable=not progress, unit="net",
                    desc=f"NADs {self.arch_name} ({req.method})")
         try:
             with torch.inference_mode(req.method == "secant"), interruptible():
-                while self.next_index < req.n_networks:
+                while self.next_index < end:
                     i = self.next_index
-                    b = min(self.batch_size, req.n_networks - i)
+                    b = min(self.batch_size, end - i)
                     self._add(self.gradients(self.maker(range(i, i + b))), i)
                     self.next_index = i + b
                     bar.update(b)
                     if ckpt is not None and time.perf_counter() - last_save >= req.checkpoint_every:
                         self.save(ckpt)
                         last_save = time.perf_counter()
-                    if req.stop_at_stability is not None and next_check <= self.next_index < req.n_networks:
+                    if req.stop_at_stability is not None and next_check <= self.next_index < end:
                         next_check = self.next_index + check_every
                         stab = split_half_stability(self.stats, (req.stability_k,)).get(req.stability_k, 0.0)
                         bar.set_postfix(stability=f"{stab:.3f}")
                         if stab >= req.stop_at_stability:
                             self.stopped = True
                             break
+                    if self.next_index < end and past(deadline):
+                        if ckpt is not None:
+                            self.save(ckpt)
+                        raise DeadlineReached(f"NADs {self.arch_name}: networks", self.next_index, end,
+                                              None if ckpt is None else ckpt.path)
         except KeyboardInterrupt:
             if ckpt is not None:
                 self.save(ckpt)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from contextlib import contextmanager
 from functools import lru_cache
@@ -237,3 +238,32 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class DeadlineReached(Exception):
+    """A long run stopped at its ``deadline`` (a ``time.monotonic()`` value) after finishing its current unit
+    of work; what was done is in its checkpoint, and the same call continues from there.
+
+    Attributes: ``done`` and ``total`` (units: networks, directions, runs), ``checkpoint`` (path or None).
+    """
+
+    def __init__(self, what: str, done: int, total: int, checkpoint=None):
+        self.what, self.done, self.total = what, int(done), int(total)
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        where = (f"progress saved in {str(self.checkpoint)!r}; the same call continues from there"
+                 if self.checkpoint is not None else "no checkpoint was given, so the partial work is lost")
+        super().__init__(f"deadline reached: {what} {self.done:,} of {self.total:,} done; {where}")
+
+
+def check_deadline(deadline) -> float | None:
+    """Validate a ``deadline`` argument: None or a finite ``time.monotonic()`` value."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not np.isfinite(deadline):
+        raise ValueError(f"deadline must be None or a time.monotonic() value (float), got {deadline!r}")
+    return float(deadline)
+
+
+def past(deadline: float | None) -> bool:
+    """True when ``deadline`` (a ``time.monotonic()`` value, or None for no deadline) has passed."""
+    return deadline is not None and time.monotonic() >= deadline

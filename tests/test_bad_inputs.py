@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import nadlib
-from nadlib import bases, cli, grid, results, training
+from nadlib import bases, cli, grid, paper_run, results, training
 
 V = nadlib.fourier_direction(1, 0)
 U8 = torch.eye(1024)[:8]
@@ -158,6 +158,17 @@ CASES = [
     ("more test images than CIFAR-10 has", lambda: nadlib.cifar_data(n_test=20_000, synthetic=True),
      ValueError, "n_test"),
     ("tiny synthetic set", lambda: nadlib.synthetic_cifar10(5, 20), ValueError, "n_train"),
+    # --- deadlines, chunked NAD statistics, the paper run
+    ("NAD deadline a string", lambda: nadlib.estimate_nads("lenet", 4, progress=False, deadline="soon"),
+     ValueError, "deadline"),
+    ("grid deadline NaN", lambda: nadlib.accuracy_grid("logreg", [(1, 0)], deadline=float("nan")), ValueError,
+     "deadline"),
+    ("NAD chunk empty", lambda: nadlib.nad_statistics("lenet", 5, 5), ValueError, "start < stop"),
+    ("merge nothing", lambda: nadlib.NADStatistics.merge([]), ValueError, "non-empty"),
+    ("budget in days", lambda: paper_run.parse_budget("1d"), ValueError, "unit s, m or h"),
+    ("unknown paper step", lambda: paper_run.parse_only("nads,plots"), ValueError, "--only takes"),
+    ("paper engine", lambda: paper_run.run_paper("smoke", engine="dask", out_dir="/nonexistent"), ValueError,
+     "engine"),
     # --- tables
     ("table row too short", lambda: nadlib.markdown_table(["a", "b"], [[1]]), ValueError, "row 0"),
 ]
@@ -287,6 +298,15 @@ CLI_CASES = [
     ("poison missing NAD file", ["poison", "--arch", "lenet", "--nads", "{d}/none.npz", "--synthetic",
                                  "--out", "{o}"], "nadlib poison: error: no NAD file"),
     ("flip output without .npz", ["flip", "--arch", "lenet", "--nads", "fourier", "--out", "{d}/f"], ".npz"),
+    ("paper budget 12x", ["paper", "--budget", "12x", "--out-dir", "{d}"], "--budget"),
+    ("paper budget 0", ["paper", "--budget", "0m", "--out-dir", "{d}"], "--budget"),
+    ("paper unknown step", ["paper", "--only", "nads,plots", "--out-dir", "{d}"], "--only"),
+    ("paper device type without dry run", ["paper", "--device-type", "cuda", "--out-dir", "{d}"],
+     "nadlib paper: error: --device-type only changes"),
+    ("paper address without ray", ["paper", "--address", "auto", "--out-dir", "{d}"],
+     "nadlib paper: error: --address is for the Ray engine"),
+    ("paper trainability without NADs", ["paper", "--only", "trainability", "--out-dir", "{d}"],
+     "nadlib paper: error: trainability for lenet needs"),
 ]
 
 

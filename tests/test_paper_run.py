@@ -1,0 +1,192 @@
+"""Tests of the paper run (``python -m nadlib paper``) and of the deadlines and chunked NAD statistics it uses."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from nadlib import accuracy_grid, estimate_nads
+from nadlib import input_gradients as IG
+from nadlib import nads as N
+from nadlib.cli import main
+from nadlib.experiments import ResumableRuns
+from nadlib.nadstats import NADStatistics
+from nadlib.paper_run import COSTS, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
+from nadlib.results import DeadlineReached, load_artifact
+
+torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# plan and parsing
+
+def test_dry_run_prints_the_plan_with_costs_for_cpu_and_cuda(tmp_path, capsys):
+    assert main(["paper", "--dry-run", "--out-dir", str(tmp_path), "--device-type", "cpu"]) == 0
+    cpu = capsys.readouterr().out
+    assert main(["paper", "--dry-run", "--out-dir", str(tmp_path), "--device-type", "cuda"]) == 0
+    cuda = capsys.readouterr().out
+    for text in (cpu, cuda):
+        assert "| step | arch | units | est. cost | status | artifact |" in text
+        assert "| nads | resnet18 | 10,000 networks |" in text
+        assert "grid_densenet121_nopool_paper_band8.npz" in text and "cifar_flip_vgg11_paper.npz" in text
+        assert text.count("| todo |") == 4 + 4 + 9 + 4 + 4
+    # ResNet-18 secant: 30 s per network on the CPU -> 3.5 days; a GPU estimate of 6 ms -> 1.0 min
+    assert "| nads | resnet18 | 10,000 networks | 3.5 d | todo |" in cpu
+    assert "| nads | resnet18 | 10,000 networks | 1.0 min | todo |" in cuda
+    assert "not measured on a GPU yet" in cuda and "not measured on a GPU yet" not in cpu
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_plan_status_reads_artifacts_and_checkpoints(tmp_path):
+    rows = paper_plan("smoke", None, tmp_path)
+    assert [r.status for r in rows] == ["todo"] * len(rows)
+    rows[0].out.write_bytes(b"")  # an artifact counts as done
+    ResumableRuns(rows[1].ckpt, {"x": 1}).run(["nad_0"], lambda k: {"test_acc": 0.5}, progress=False)
+    rows = paper_plan("smoke", None, tmp_path)
+    assert (rows[0].status, rows[1].status, rows[1].done_units) == ("done", "partial", 1)
+    text = format_plan(rows, "smoke", "cpu")
+    assert "| trainability | lenet | 2 directions |" in text and "partial (1/2)" in text
+
+
+def test_every_planned_arch_has_a_cost():
+    for sizes in SIZES.values():
+        for r in paper_plan(sizes, None, "/nonexistent-nadlib-results"):
+            for dev in ("cpu", "cuda"):
+                sec, src = r.cost(sizes, dev)
+                assert sec > 0 and src
+    assert all(src == "estimate" for (_, _, dev), (_, src) in COSTS.items() if dev == "cuda")
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("12m", 720), ("2h", 7200), ("1.5h", 5400),
+                                           (" 0.5s ", 0.5)])
+def test_parse_budget(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "12", "m", "-5m", "0s", "1d", "1.h", "12 m", "1e3s", "2h30m", None])
+def test_parse_budget_refuses(text):
+    with pytest.raises(ValueError, match="budget"):
+        parse_budget(text)
+
+
+def test_bad_paper_arguments_are_one_line_errors(tmp_path, capsys):
+    for argv, message in ([(["--budget", "12x"], "a budget is a number"), (["--only", "nads,foo"], "--only takes"),
+                          (["--device-type", "cuda"], "--device-type only changes"),
+                          (["--address", "auto"], "--address is for the Ray engine"),
+                          (["--only", "trainability"], "include 'nads' in --only"),
+                          (["--profile", "huge"], "invalid choice"), (["--engine", "spark"], "invalid choice")]
+                         + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available")])):
+        code = _exit_code(["paper", "--out-dir", str(tmp_path), *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (argv, err)
+    assert not any(tmp_path.iterdir())
+    assert parse_only("grid,nads") == ("nads", "grid")
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse errors
+        return stop.code
+
+
+# --------------------------------------------------------------------------------------------------
+# deadlines
+
+def test_estimate_nads_deadline_stops_after_one_batch_and_resumes(tmp_path):
+    ckpt = tmp_path / "n.ckpt.npz"
+    with pytest.raises(DeadlineReached, match="networks 8 of 24") as stop:
+        estimate_nads("lenet", 24, seed=2, batch_size=8, progress=False, checkpoint=ckpt, deadline=time.monotonic())
+    assert (stop.value.done, stop.value.total) == (8, 24) and ckpt.exists()
+    resumed = estimate_nads("lenet", 24, seed=2, batch_size=8, progress=False, checkpoint=ckpt)
+    whole = estimate_nads("lenet", 24, seed=2, batch_size=8, progress=False)
+    assert torch.equal(resumed.eigenvalues, whole.eigenvalues) and resumed.n_networks == 24
+
+
+def test_grid_and_runs_deadlines(tmp_path):
+    kw = dict(freqs=[(1, 0), (0, 1), (5, 3)], n_train=200, n_test=100, epochs=1, workers=1, progress=False)
+    ckpt = tmp_path / "g.ckpt.npz"
+    with pytest.raises(DeadlineReached, match="directions 1 of 3"):
+        accuracy_grid("logreg", checkpoint=ckpt, deadline=time.monotonic(), **kw)
+    assert accuracy_grid("logreg", checkpoint=ckpt, **kw).accuracy == accuracy_grid("logreg", **kw).accuracy
+    calls = []
+    runs = ResumableRuns(tmp_path / "r.ckpt.npz", {"s": 1})
+    with pytest.raises(DeadlineReached, match="runs 1 of 3"):
+        runs.run("abc", lambda k: calls.append(k) or {"v": len(k)}, progress=False, deadline=time.monotonic())
+    ResumableRuns(tmp_path / "r.ckpt.npz", {"s": 1}).run("abc", lambda k: calls.append(k) or {"v": 1}, progress=False)
+    assert calls == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="deadline"):
+        runs.run("abc", lambda k: {}, deadline="soon")
+
+
+# --------------------------------------------------------------------------------------------------
+# chunked NAD statistics (what the Ray engine merges)
+
+def test_chunked_statistics_merge_to_the_serial_estimate():
+    whole = estimate_nads("lenet", 40, seed=5, progress=False)
+    batch = N.nad_run_settings("lenet", seed=5)["batch_size"]
+    assert batch == 8
+    parts = [N.nad_statistics("lenet", a, min(a + 16, 40), seed=5) for a in range(0, 40, 16)]
+    merged = NADStatistics.merge(parts)
+    assert merged.count.tolist() == [20, 20] and merged.n_networks == 40
+    est = N.nads_from_statistics(merged, (1, 32, 32), "secant")
+    rel = ((est.eigenvalues - whole.eigenvalues).abs().max() / whole.eigenvalues.max()).item()
+    assert rel < 1e-10
+    assert abs(abs(float(est.directions[0].flatten() @ whole.directions[0].flatten())) - 1) < 1e-6
+    with pytest.raises(ValueError, match="start < stop"):
+        N.nad_statistics("lenet", 8, 8)
+    with pytest.raises(ValueError, match="different dimensions"):
+        NADStatistics.merge([NADStatistics(4), NADStatistics(5)])
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole smoke-sized run: budgeted calls resume and equal one uninterrupted run
+
+def _arrays(path):
+    arrays, meta = load_artifact(path)
+    return {k: v for k, v in arrays.items() if "wall_time" not in k}, meta
+
+
+def test_budgeted_paper_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsys):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert run_paper("smoke", out_dir=whole, device="cpu", progress=False, echo=lambda s: None) is True
+    outputs = []
+    for _ in range(60):
+        code = main(["paper", "--profile", "smoke", "--budget", "0.05s", "--quiet", "--out-dir", str(split),
+                     "--device", "cpu"])
+        assert code == 0
+        outputs.append(capsys.readouterr().out)
+        if "complete:" in outputs[-1]:
+            break
+    assert "complete:" in outputs[-1], outputs[-1]
+    assert sum("budget reached: run again to continue" in o for o in outputs) >= 2
+    assert "partial" in "".join(outputs)  # some call resumed a checkpoint
+    names = sorted(p.name for p in whole.iterdir())
+    assert names == sorted(p.name for p in split.iterdir()) and len(names) == 6  # no checkpoints left
+    for name in names:
+        a, meta_a = _arrays(whole / name)
+        b, meta_b = _arrays(split / name)
+        assert a.keys() == b.keys(), name
+        for k in a:
+            assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), (name, k)
+        assert meta_b["device"] == "cpu" and meta_b["precision"] == "float32" and "wall_time_s" in meta_b
+        assert meta_b["device_name"].startswith("CPU")
+
+
+def test_batched_generic_secant_equals_the_per_network_path():
+    # the CUDA path for non-LeNet models: several networks per vmapped forward; checked here on the CPU with a
+    # small conv + batch-norm network (VGG-11 with 2 networks gave a max relative difference of 3e-6)
+    def make():
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                   torch.nn.MaxPool2d(4), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 1))
+    x = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(0))
+    nets = []
+    for j in range(2):
+        torch.manual_seed(N.network_seed(0, j))
+        nets.append(make().eval())
+    with torch.inference_mode():
+        batched = IG.secant_batched(nets, x, 100.0, 128)
+        single = torch.stack([IG.secant_plain(n, x, 100.0, 256) for n in nets])
+    assert batched.shape == (2, 1024) and not torch.equal(batched[0], batched[1])
+    assert (batched - single).abs().max() <= 1e-5 * single.abs().max()
