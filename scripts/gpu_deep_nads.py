@@ -50,10 +50,11 @@ def secant_nads(arch: str, n_max: int, budget_s: float, device, out: Path, log: 
     return nads
 
 
-def trainability(nads, arch: str, sizes: dict, budget_s: float, device, out: Path, log: dict) -> None:
+def trainability(nads, arch: str, sizes: dict, budget_s: float, device, out: Path, log: dict,
+                 indices=INDICES, name: str = "secant") -> None:
     start = time.monotonic()
     done, accs, times = [], [], []
-    for i in INDICES:
+    for i in indices:
         if i >= len(nads) or time.monotonic() - start > budget_s:
             break
         t = time.monotonic()
@@ -61,12 +62,12 @@ def trainability(nads, arch: str, sizes: dict, budget_s: float, device, out: Pat
         times.append(time.monotonic() - t)
         done.append(i)
         print(f"{arch} on D(u_{i}): {accs[-1]:.3f} ({times[-1]:.1f} s)", flush=True)
-        meta = provenance(device=device, arch=arch, nads="secant NADs of this run",
+        meta = provenance(device=device, arch=arch, nads=name,
                           nads_networks=nads.n_networks, seed=0, precision="float32",
                           seconds_per_direction=times, **sizes)
-        save_artifact(out / f"trainability_{arch}_secant_gpu.npz",
+        save_artifact(out / f"trainability_{arch}_{name.split()[0]}_gpu.npz",
                       {"indices": np.array(done), "test_acc": np.array(accs)}, meta)
-    log[f"trainability_{arch}"] = dict(zip(map(str, done), accs))
+    log[f"trainability_{arch}_{name.split()[0]}"] = dict(zip(map(str, done), accs))
 
 
 def main() -> None:
@@ -77,6 +78,11 @@ def main() -> None:
     p.add_argument("--nads-budget", type=float, default=70.0, help="seconds per architecture")
     p.add_argument("--train-budget", type=float, default=100.0, help="seconds for the trainability curve")
     p.add_argument("--tiny", action="store_true", help="a few networks and small data (CPU check)")
+    p.add_argument("--nads-file", type=Path, default=None,
+                   help="ResNet-18 NADs of an earlier run: skip the estimates, continue the curve")
+    p.add_argument("--indices", default=None, help="comma-separated NAD indices (default: all of INDICES)")
+    p.add_argument("--published-indices", default=None,
+                   help="also train on the authors' published ResNet-18 NADs at these indices (< 64)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = nadlib.get_device(args.device)
@@ -87,15 +93,25 @@ def main() -> None:
                  if device.type == "cuda" else "cpu", "torch": torch.__version__}
     t0 = time.monotonic()
     results = {}
-    for arch in args.archs.split(","):
+    for arch in ([] if args.nads_file else args.archs.split(",")):
         try:
             results[arch] = secant_nads(arch, n_max, args.nads_budget, device, args.out, log)
         except Exception as err:  # one architecture failing must not cost the others their GPU time
             log[arch] = {"error": f"{type(err).__name__}: {err}"}
             print(f"{arch} failed: {type(err).__name__}: {err}", flush=True)
         (args.out / "log.json").write_text(json.dumps(log, indent=1, default=str))
+    if args.nads_file:
+        results["resnet18"] = nadlib.load_nads(args.nads_file)
+    indices = INDICES if args.indices is None else tuple(int(i) for i in args.indices.split(","))
+    budget_end = time.monotonic() + args.train_budget
     if "resnet18" in results:
-        trainability(results["resnet18"], "resnet18", sizes, args.train_budget, device, args.out, log)
+        trainability(results["resnet18"], "resnet18", sizes, args.train_budget, device, args.out, log,
+                     indices=indices, name=f"secant NADs of this run ({results['resnet18'].n_networks} networks)")
+    if args.published_indices:
+        from nadlib.paper import published_nads
+        pub = tuple(int(i) for i in args.published_indices.split(","))
+        trainability(published_nads("resnet18"), "resnet18", sizes, max(0.0, budget_end - time.monotonic()),
+                     device, args.out, log, indices=pub, name="published NADs of the authors")
     log["total_s"] = round(time.monotonic() - t0, 1)
     (args.out / "log.json").write_text(json.dumps(log, indent=1, default=str))
     print(json.dumps(log, default=str))
