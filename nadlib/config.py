@@ -67,6 +67,22 @@ class CIFARConfig:
 
 
 @dataclass(frozen=True)
+class SignatureConfig:
+    """Sizes of the non-linearity signature experiments (Chapter 4)."""
+
+    n_samples: int  # CIFAR-10 test images per live signature (LeNet, LeNet without pooling)
+    n_seeds: int  # random initialisations per architecture in the live comparisons
+    n_train: int  # CIFAR-10 training images for the short LeNet training (before vs after)
+    epochs: int
+    # run_signatures (all 8 architectures, results/signatures_<profile>.npz): more samples than the
+    # widest activation (DenseNet-121: 1,024 channels); seeds of the cheap and of the costly networks
+    artifact_n_samples: int = 1152
+    artifact_seeds: int = 3
+    artifact_seeds_nopool_deep: int = 1  # VGG-11/ResNet-18/DenseNet-121 without pooling: ~0.2-0.5 s/image on a CPU core
+    widget_n: int = 2000  # 1-D samples behind the widget (answers in milliseconds)
+
+
+@dataclass(frozen=True)
 class Profile:
     """All experiment sizes of one run profile; see the module docstring."""
 
@@ -74,6 +90,7 @@ class Profile:
     separability: SeparabilityConfig
     nads: NADConfig
     cifar: CIFARConfig
+    signature: SignatureConfig = SignatureConfig(n_samples=512, n_seeds=3, n_train=5_000, epochs=2)
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **sections) -> "Profile":
@@ -90,6 +107,8 @@ _PROFILES = {
         nads=NADConfig(n_networks=64, trainability_indices=(0, 1000), n_networks_large=4,
                        n_train=512, n_test=256, epochs=1),
         cifar=CIFARConfig(n_train=500, n_test=200, epochs=2, poison_indices=(0, 1000)),
+        signature=SignatureConfig(n_samples=256, n_seeds=2, n_train=500, epochs=1, artifact_n_samples=1088,
+                                  artifact_seeds=1, widget_n=1000),
     ),
     "default": Profile(
         name="default",
@@ -103,6 +122,7 @@ _PROFILES = {
                        n_train=10_000, n_test=1_000, epochs=3),
         cifar=CIFARConfig(n_train=20_000, n_test=5_000, epochs=10,
                           poison_indices=(0, 10, 50, 100, 300, 600, 1000)),
+        signature=SignatureConfig(n_samples=1024, n_seeds=5, n_train=10_000, epochs=3),
     ),
     "paper": Profile(
         name="paper",
@@ -119,6 +139,8 @@ _PROFILES = {
         cifar=CIFARConfig(
             n_train=50_000, n_test=10_000, epochs=30, poison_indices=(0, 10, 50, 100, 300, 600, 1000)
         ),
+        signature=SignatureConfig(n_samples=2048, n_seeds=10, n_train=50_000, epochs=10,
+                                  artifact_n_samples=2048, artifact_seeds=5, artifact_seeds_nopool_deep=3),
     ),
 }
 
