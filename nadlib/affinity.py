@@ -53,10 +53,12 @@ from tqdm.auto import tqdm
 
 from .cifar import CIFAR10NotFoundError, cifar_data
 from .config import get_device, get_profile
+from .directions import fourier_energy
 from .models import ARCHITECTURES, get_model
 from .results import load_artifact, provenance, save_artifact
 
-__all__ = ["REGULARISATION", "ACTIVATION_MODULES", "Signature", "affinity_score",
+__all__ = ["REGULARISATION", "ACTIVATION_MODULES", "FUNCTIONS_1D", "AffineFit1D", "affine_fit_1d",
+           "nad_low_frequency_energy", "Signature", "affinity_score",
            "nonlinearity_signature", "signature_inputs", "run_signatures", "load_signatures",
            "relative_depth"]
 
@@ -167,7 +169,7 @@ def affinity_score(x, y) -> float:
     return _affinity(xs, ys)
 
 
-def _affinity(xs: torch.Tensor, ys: torch.Tensor) -> float:
+def _affinity(xs: torch.Tensor, ys: torch.Tensor, return_map: bool = False):
     n, d = xs.shape
     mx, my = xs.mean(0), ys.mean(0)
     xc, yc = xs - mx, ys - my
@@ -182,8 +184,96 @@ def _affinity(xs: torch.Tensor, ys: torch.Tensor) -> float:
         a = sy_half @ _sym_pow(sy_half @ sx @ sy_half, -0.5) @ sy_half
     tx = xc @ a.T + my
     w = max(_ot_cost(tx, ys), 0.0)
-    rho = 1.0 - math.sqrt(w / (2.0 * float(torch.trace(sy))))
-    return min(max(rho, 0.0), 1.0)
+    rho = min(max(1.0 - math.sqrt(w / (2.0 * float(torch.trace(sy)))), 0.0), 1.0)
+    return (rho, a, mx, my) if return_map else rho
+
+
+# --------------------------------------------------------------------------------------------------
+# 1-D pictures
+# --------------------------------------------------------------------------------------------------
+
+def _affine(x: torch.Tensor) -> torch.Tensor:
+    return 2.0 * x + 1.0
+
+
+def _cube(x: torch.Tensor) -> torch.Tensor:
+    return x ** 3
+
+
+def _leaky(x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.leaky_relu(x, 0.1)
+
+
+#: The 1-D functions of Chapter 4's pictures and widget (all increasing except GELU, which dips below 0).
+FUNCTIONS_1D = {"ReLU": torch.relu, "leaky ReLU (0.1)": _leaky, "GELU": nn.functional.gelu,
+                "softplus": nn.functional.softplus, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                "x^3": _cube, "2x + 1": _affine}
+
+
+@dataclass(frozen=True)
+class AffineFit1D:
+    """One activation on 1-D Gaussian inputs: samples, the affine OT map ``T`` and the scores.
+
+    ``r`` is the Pearson correlation of ``x`` and ``y``; for increasing functions the population score
+    is ``1 - sqrt(1 - r)``, printed as ``rho_from_r`` next to the exact finite-sample ``rho``.
+    """
+
+    name: str
+    mean: float
+    std: float
+    x: np.ndarray
+    y: np.ndarray
+    tx: np.ndarray
+    slope: float
+    intercept: float
+    rho: float
+    r: float
+
+    @property
+    def rho_from_r(self) -> float:
+        return 1.0 - math.sqrt(max(1.0 - self.r, 0.0))
+
+
+def affine_fit_1d(f="ReLU", mean: float = 0.0, std: float = 1.0, n: int = 2000, seed: int = 0) -> AffineFit1D:
+    """Apply ``f`` (a name from :data:`FUNCTIONS_1D` or a callable on tensors) to ``n`` samples of
+    ``N(mean, std^2)`` and fit the affine OT map; milliseconds for a few thousand samples."""
+    if isinstance(f, str):
+        if f not in FUNCTIONS_1D:
+            raise ValueError(f"unknown function {f!r}; choose one of {', '.join(FUNCTIONS_1D)}")
+        name, f = f, FUNCTIONS_1D[f]
+    elif callable(f):
+        name = getattr(f, "__name__", "f")
+    else:
+        raise TypeError(f"f must be a function name or a callable, got {type(f).__name__}")
+    if not (isinstance(std, (int, float)) and std > 0 and math.isfinite(mean)):
+        raise ValueError(f"need a finite mean and std > 0, got mean={mean!r}, std={std!r}")
+    gen = torch.Generator().manual_seed(seed)
+    x = mean + std * torch.randn(n, generator=gen, dtype=torch.float64)
+    y = f(x).to(torch.float64)
+    xs, ys = _check_pair(x, y)
+    rho, a, mx, my = _affinity(xs, ys, return_map=True)
+    slope = float(a[0, 0])
+    xc, yc = x - x.mean(), y - y.mean()
+    denom = float(xc.norm() * yc.norm())
+    r = float((xc * yc).sum()) / denom if denom > 0 else 0.0
+    return AffineFit1D(name=name, mean=float(mean), std=float(std), x=x.numpy(), y=y.numpy(),
+                       tx=(slope * (x - mx[0]) + my[0]).numpy(), slope=slope,
+                       intercept=float(my[0] - slope * mx[0]), rho=rho, r=r)
+
+
+def nad_low_frequency_energy(nads, k: int = 10, radius: float = 4.0) -> float:
+    """Mean fraction of Fourier energy within ``radius`` of the zero frequency in the top-``k`` NADs.
+
+    ``nads``: a :class:`nadlib.NADs` or a ``k x C x H x W`` tensor of directions.  A flat spectrum on a
+    32 x 32 grid would give about ``pi radius^2 / 1024`` (0.05 for radius 4).
+    """
+    d = getattr(nads, "directions", nads)
+    d = torch.as_tensor(d)[:k]
+    energy = fourier_energy(d)  # k x H x W, zero frequency at the centre
+    h, w = energy.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
+    mask = (yy.double() ** 2 + xx.double() ** 2) <= radius ** 2
+    return float(energy[..., mask].sum(-1).mean())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +354,7 @@ class _Recorder(TorchFunctionMode):
     def _reduce(t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
         if t.dim() == 4:
-            t = t.mean(dim=(2, 3))
+            return t.mean(dim=(2, 3), dtype=torch.float64)  # as affinity_score does: float64 first
         return t.reshape(len(t), -1).to(torch.float64)
 
     def _name(self, base: str) -> str:

@@ -386,3 +386,72 @@ def accuracy_map_switcher(grids: dict, display_widget: bool = True):
     if display_widget:
         display(box)
     return box
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 4: the affinity score of a 1-D activation
+# --------------------------------------------------------------------------------------------------
+
+class AffinityExplorer:
+    """Choose an activation and the mean/spread of its Gaussian input; see the affine OT fit and rho.
+
+    Each change recomputes :func:`nadlib.affinity.affine_fit_1d` on ``n`` samples (exact 1-D OT, a few
+    milliseconds) and redraws :func:`nadlib.plotting.plot_affine_fit_1d`; :attr:`last_seconds` is the
+    time of the last computation.  Use ``AffinityExplorer(n).show()`` in a notebook.
+    """
+
+    def __init__(self, n: int = 2000, function: str = "ReLU", mean: float = 0.0, std: float = 1.0,
+                 seed: int = 0):
+        import ipywidgets as W
+
+        from .affinity import FUNCTIONS_1D
+
+        self.n, self.seed = int(n), int(seed)
+        self.function = W.Dropdown(options=list(FUNCTIONS_1D), value=function, description="f")
+        self.mean = W.FloatSlider(value=mean, min=-4.0, max=4.0, step=0.1, description="input mean",
+                                  continuous_update=False)
+        self.std = W.FloatLogSlider(value=std, base=10, min=-1, max=1, step=0.05,
+                                    description="input std", continuous_update=False)
+        self.info, self.out = W.HTML(), W.Output()
+        self.fit = None
+        self.last_seconds = float("nan")
+        for w in (self.function, self.mean, self.std):
+            w.observe(self.update, names="value")
+        self.box = W.VBox([W.HBox([self.function, self.mean, self.std]), self.info, self.out])
+        self.update()
+
+    def compute(self):
+        """Recompute the fit for the current settings (no drawing); returns it."""
+        import time
+
+        from .affinity import affine_fit_1d
+
+        start = time.perf_counter()
+        self.fit = affine_fit_1d(self.function.value, self.mean.value, self.std.value, self.n, self.seed)
+        self.last_seconds = time.perf_counter() - start
+        return self.fit
+
+    def update(self, *_):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from .plotting import plot_affine_fit_1d
+
+        fit = self.compute()
+        increasing = fit.name != "GELU"
+        formula = (f", population formula 1 - sqrt(1 - r) = {fit.rho_from_r:.4f} (r = {fit.r:.4f})"
+                   if increasing else " (GELU is not increasing: the 1 - sqrt(1 - r) formula does not apply)")
+        self.info.value = (f"<b>rho = {fit.rho:.4f}</b> on {self.n} samples{formula}; "
+                           f"computed in {1000 * self.last_seconds:.1f} ms")
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig = plot_affine_fit_1d(fit)[0].figure
+            display(fig)
+            plt.close(fig)
+
+    def show(self):
+        """Display the widget; returns ``self``."""
+        from IPython.display import display
+
+        display(self.box)
+        return self
