@@ -725,6 +725,22 @@ def plot_affine_fit_1d(fit, axes=None, bins: int = 60):
     return axes
 
 
+def plot_rho_curves(means, curves: dict, ax=None, xlabel: str = "mean of the Gaussian input (std 1)"):
+    """Affinity score against the input mean, one line per activation (``curves``: name -> scores)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    for name, rho in curves.items():
+        ax.plot(means, rho, marker="o", ms=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("affinity score rho")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def _rho_matrix(sigs):
     """``seeds x layers`` array from a list of :class:`~nadlib.affinity.Signature` (or one)."""
     import numpy as _np

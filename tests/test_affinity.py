@@ -267,6 +267,19 @@ def test_run_signatures_round_trip(tmp_path):
         nadlib.run_signatures(["lenet5"], x)
 
 
+def test_run_signatures_resumes_from_a_checkpoint(tmp_path, monkeypatch):
+    x = torch.randn(130, 3, 32, 32)
+    ckpt = tmp_path / "s.ckpt.npz"
+    first = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0], checkpoint=ckpt, progress=False)
+    assert ckpt.exists()  # kept: no `out` was written
+    calls = []
+    monkeypatch.setattr(affinity, "nonlinearity_signature", lambda *a, **k: calls.append(1) or first["lenet"][0])
+    again = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0], checkpoint=ckpt, progress=False)
+    assert not calls  # the finished network was read back, not recomputed
+    np.testing.assert_array_equal(again["lenet"][0].rho, first["lenet"][0].rho)
+    assert again["lenet"][0].names == first["lenet"][0].names
+
+
 def test_affine_fit_1d_widget_is_fast():
     pytest.importorskip("ipywidgets")
     from nadlib.widgets import AffinityExplorer
