@@ -67,6 +67,7 @@ def main() -> None:
             print(f"| {arch} | {len(ss[0])} | {max(ss[0].dims)} | {len(ss)} | {np.mean(secs):.1f} |")
         return
     x, source = signature_inputs(nadlib.get_profile(), args.n)
+    nadlib.affinity_score(torch.randn(64, 4), torch.randn(64, 4))  # warm-up: imports POT, first eigh
     print(f"# {source}; n = {args.n}; {machine}")
     print("| architecture | activation layers | widest | forward passes (s) | signature (s) | "
           "of which scores (s) | ms / image |")
