@@ -802,6 +802,7 @@ def plot_signature_pairs(signatures: dict, families=("lenet", "vgg11", "resnet18
             ax.plot(d, r, color="0.5", lw=1, ls=":", label="ReLU on Gaussian data")
         ax.legend(fontsize=6, loc="lower right")
         ax.set_xlabel("relative depth")
+        ax.set_ylim(0.4, 1.02)
     for ax in axes[0][1:]:
         ax.set_ylabel("")
     fig.tight_layout()
@@ -822,6 +823,7 @@ def plot_nad_link(low_freq: dict, mean_rho: dict, ax=None):
         ax.scatter(_np.full(len(vals), lf), vals, s=12, alpha=0.5, color=style["color"])
         ax.plot(lf, vals.mean(), "D", color=style["color"], ms=7)
         ax.annotate(label, (lf, vals.mean()), xytext=(6, 4), textcoords="offset points", fontsize=8)
+    ax.margins(x=0.2, y=0.15)
     ax.set_xlabel("Fourier energy of the top-10 NADs within radius 4 of DC")
     ax.set_ylabel("mean affinity score over layers")
     ax.grid(alpha=0.3)
