@@ -14,12 +14,14 @@ Modules, from the ground up (each imports only from the rows above it):
 """
 
 from ._version import __version__
+from .affinity import Signature, affinity_score, load_signatures, nonlinearity_signature, run_signatures
 from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_radius, nad_coefficients, nad_energy,
                     poison_assignment, poison_with_nads)
 from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
 from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_metrics, penultimate_layer,
                        run_collapse, separable_data)
-from .config import CIFAR10_CLASSES, PROFILE_NAMES, Profile, describe_environment, get_device, get_profile
+from .config import (CIFAR10_CLASSES, PROFILE_NAMES, Profile, SignatureConfig, describe_environment, get_device,
+                     get_profile)
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
@@ -44,4 +46,5 @@ __all__ = [
     "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
     "run_collapse", "separable_data",
     "NADStatistics", "nad_statistics", "nads_from_statistics",
+    "SignatureConfig", "Signature", "affinity_score", "nonlinearity_signature", "run_signatures", "load_signatures",
 ]

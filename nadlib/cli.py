@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ._checks import positive_float, unit_interval
+from .affinity import run_signatures, signature_inputs
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse, separable_data
 from .config import PROFILE_NAMES, get_device, get_profile
@@ -352,6 +353,39 @@ def _run_collapse(args) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# signature (Chapter 4)
+
+def _add_signature(sub) -> None:
+    p = sub.add_parser("signature", help="non-linearity signatures (affinity scores) of random networks on "
+                                         "CIFAR-10 test images (resumable)")
+    p.add_argument("--archs", nargs="+", required=True, choices=ARCHITECTURES, metavar="ARCH",
+                   help=f"one or more of: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--n-samples", type=_positive_int, default=None,
+                   help="test images per signature; must exceed the widest layer (default: the profile's)")
+    p.add_argument("--seeds", type=_positive_int, default=None,
+                   help="random networks per architecture, seeds 0..K-1 (default: the profile's)")
+    p.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in images (no CIFAR-10)")
+    _common(p)
+    p.set_defaults(func=_run_signature)
+
+
+def _run_signature(args) -> None:
+    profile = get_profile(args.profile)
+    n = args.n_samples or profile.signature.artifact_n_samples
+    inputs, source = signature_inputs(profile, n, synthetic=True if args.synthetic else None)
+    seeds = range(args.seeds) if args.seeds else None  # None: the profile's (fewer for costly networks)
+    results = run_signatures(args.archs, inputs, profile=profile, n_samples=n, init_seeds=seeds, seed=args.seed,
+                             out=args.out, device=args.device, data_source=source,
+                             checkpoint=checkpoint_path(args.out))
+    checkpoint_path(args.out).unlink(missing_ok=True)
+    for arch, sigs in results.items():
+        rho = [float(s.rho.mean()) for s in sigs]
+        print(f"{arch}: {len(sigs[0])} activation layers, mean rho {sum(rho) / len(rho):.3f} over "
+              f"{len(sigs)} network(s)")
+    print(f"wrote {args.out} ({source}, {n} images)")
+
+
+# --------------------------------------------------------------------------------------------------
 # paper: every artifact at the paper's sizes, within a budget
 
 def _budget(text: str) -> float:
@@ -414,7 +448,8 @@ def _run_paper(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip, _add_collapse, _add_paper):
+    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip, _add_signature, _add_collapse,
+                _add_paper):
         add(sub)
     return parser
 

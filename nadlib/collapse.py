@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import positive_int
 from .config import get_device
 from .data import as_direction, linear_separable
 from .experiments import Normaliser
@@ -283,9 +284,7 @@ class CollapseTracker:
         self.x_test = self.y_test = None
         if x_test is not None:
             self.x_test, self.y_test = self._check_set(x_test, y_test, "_test")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.batch_size = batch_size
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.rows: list[dict] = []
 
     @staticmethod
@@ -413,8 +412,7 @@ def run_collapse(arch: str, data: dict, epochs: int, *, lr: float = 0.02, moment
     """
     if not isinstance(data, dict) or "x_train" not in data or "y_train" not in data:
         raise TypeError("data must be a dict with at least 'x_train' and 'y_train' (see cifar.cifar_data)")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    positive_int(epochs, "epochs")
     if on_epoch_end is not None and not callable(on_epoch_end):
         raise TypeError("on_epoch_end must be callable as f(epoch, model, tracker)")
     device = get_device(device)

@@ -104,6 +104,22 @@ class CollapseConfig:
 
 
 @dataclass(frozen=True)
+class SignatureConfig:
+    """Sizes of the non-linearity signature experiments (Chapter 4)."""
+
+    n_samples: int  # CIFAR-10 test images per live signature (LeNet, LeNet without pooling)
+    n_seeds: int  # random initialisations per architecture in the live comparisons
+    n_train: int  # CIFAR-10 training images for the short LeNet training (before vs after)
+    epochs: int
+    # run_signatures (all 8 architectures, results/signatures_<profile>.npz): more samples than the
+    # widest activation (DenseNet-121: 1,024 channels); seeds of the cheap and of the costly networks
+    artifact_n_samples: int = 1152
+    artifact_seeds: int = 3
+    artifact_seeds_nopool_deep: int = 1  # VGG-11/ResNet-18/DenseNet-121 without pooling: ~0.2-0.5 s/image on a CPU core
+    widget_n: int = 2000  # 1-D samples behind the widget (answers in milliseconds)
+
+
+@dataclass(frozen=True)
 class Profile:
     """All experiment sizes of one run profile; see the module docstring."""
 
@@ -111,6 +127,7 @@ class Profile:
     separability: SeparabilityConfig
     nads: NADConfig
     cifar: CIFARConfig
+    signature: SignatureConfig = SignatureConfig(n_samples=512, n_seeds=3, n_train=5_000, epochs=2)
     extra: dict = field(default_factory=dict)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
@@ -130,6 +147,8 @@ _PROFILES = {
         cifar=CIFARConfig(n_train=500, n_test=200, epochs=2, poison_indices=(0, 1000)),
         collapse=CollapseConfig(n_train=200, n_test=200, epochs=40, batch_size=32, nad_n_train=200,
                                 nad_n_test=200, nad_epochs=40, widget_n_train=100, widget_epochs=3),
+        signature=SignatureConfig(n_samples=256, n_seeds=2, n_train=500, epochs=1, artifact_n_samples=1088,
+                                  artifact_seeds=1, widget_n=1000),
     ),
     "default": Profile(
         name="default",
@@ -145,6 +164,7 @@ _PROFILES = {
                           poison_indices=(0, 10, 50, 100, 300, 600, 1000)),
         # LeNet on 50 images per class reaches zero training error after ~40 of 80 epochs
         collapse=CollapseConfig(n_train=500, n_test=1_000, epochs=80, batch_size=32),
+        signature=SignatureConfig(n_samples=1024, n_seeds=5, n_train=10_000, epochs=3),
     ),
     "paper": Profile(
         name="paper",
@@ -166,6 +186,8 @@ _PROFILES = {
         collapse=CollapseConfig(arch="resnet18", n_train=50_000, n_test=10_000, epochs=200, lr=0.05,
                                 batch_size=128, nad_n_train=1_000, nad_n_test=10_000, nad_epochs=60,
                                 nad_epsilon=3.0, widget_n_train=1_000, widget_epochs=30),
+        signature=SignatureConfig(n_samples=2048, n_seeds=10, n_train=50_000, epochs=10,
+                                  artifact_n_samples=2048, artifact_seeds=5, artifact_seeds_nopool_deep=3),
     ),
 }
 

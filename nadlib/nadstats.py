@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._checks import positive_int
+
 __all__ = ["NADStatistics", "subspace_overlap", "split_half_stability", "eig_desc"]
 
 
@@ -24,8 +26,7 @@ def _as_rows(a, k: int | None, name: str) -> torch.Tensor:
     if not torch.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if k is not None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        positive_int(k, "k")
         if k > a.shape[0]:
             raise ValueError(f"k={k} but {name} has only {a.shape[0]} rows")
         a = a[:k]
@@ -78,8 +79,7 @@ class NADStatistics:
     """
 
     def __init__(self, dim: int):
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        positive_int(dim, "dim")
         self.dim = int(dim)
         self.count = np.zeros(2, dtype=np.int64)
         self.s1 = torch.zeros(2, dim, dtype=torch.float64)

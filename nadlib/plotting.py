@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Patch
 
+from ._checks import is_int
 from .config import CIFAR10_CLASSES
 from .directions import fill_symmetric, fourier_direction, fourier_energy, signed_frequency
 from .tables import MarkdownTable, markdown_table
@@ -179,7 +180,7 @@ def plot_accuracy_map(grid, ax=None, title: str | None = None, colorbar: bool = 
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     if zoom is not None:
-        if isinstance(zoom, bool) or not isinstance(zoom, int) or not 0 < zoom <= n // 2:
+        if not is_int(zoom) or not 0 < zoom <= n // 2:
             raise ValueError(f"zoom must be an int in [1, {n // 2}], got {zoom!r}")
         ticks = list(range(-zoom, zoom + 1, max(1, zoom // 4)))
         ax.set_xticks(ticks)

@@ -22,6 +22,7 @@ try:
 except ImportError as err:  # pragma: no cover - installed with the book's requirements
     raise ImportError("nadlib.widgets needs ipywidgets and IPython: pip install 'nadlib[book]'") from err
 
+from .affinity import FUNCTIONS_1D, affine_fit_1d
 from .bases import as_nad_basis, poison_with_nads
 from .cifar10 import balanced_subset, cifar_data
 from .collapse import run_collapse, separable_data
@@ -32,6 +33,7 @@ from .models import ARCHITECTURES
 from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, flip_table, grid_caption, plot_accuracy_map,
                        plot_fourier_directions, plot_learning_curves, plot_poisoned_examples)
 from .plotting_collapse import plot_collapse
+from .plotting_signature import plot_affine_fit_1d
 from .training import direction_accuracy
 
 #: Architectures offered by the Chapter 1 "train now" widget (others can be passed explicitly).
@@ -545,3 +547,57 @@ class CollapseWidget(W.VBox):
 def collapse_widget(profile=None, display_widget: bool = True, **kwargs) -> CollapseWidget:
     """Build (and display) a :class:`CollapseWidget`."""
     return _shown(CollapseWidget(profile, **kwargs), display_widget)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 4: the affinity score of a 1-D activation
+# --------------------------------------------------------------------------------------------------
+
+class AffinityExplorer(W.VBox):
+    """Choose an activation and the mean/spread of its Gaussian input; see the affine OT fit and rho.
+
+    Each change recomputes :func:`nadlib.affinity.affine_fit_1d` on ``n`` samples (exact 1-D OT, a few
+    milliseconds) and redraws :func:`nadlib.plotting_signature.plot_affine_fit_1d`; :attr:`last_seconds`
+    is the time of the last computation.  Parts: ``function``, ``mean``, ``std``, ``info``, ``out``.
+    """
+
+    def __init__(self, n: int = 2000, function: str = "ReLU", mean: float = 0.0, std: float = 1.0,
+                 seed: int = 0):
+        self.n, self.seed = int(n), int(seed)
+        self.function = W.Dropdown(options=list(FUNCTIONS_1D), value=function, description="f")
+        self.mean = W.FloatSlider(value=mean, min=-4.0, max=4.0, step=0.1, description="input mean",
+                                  continuous_update=False)
+        self.std = W.FloatLogSlider(value=std, base=10, min=-1, max=1, step=0.05,
+                                    description="input std", continuous_update=False)
+        self.info, self.out = W.HTML(), W.Output()
+        self.fit = None
+        self.last_seconds = float("nan")
+        for w in (self.function, self.mean, self.std):
+            w.observe(lambda _: self.update(), names="value")
+        super().__init__([W.HBox([self.function, self.mean, self.std]), self.info, self.out])
+        self.update()
+
+    @property
+    def box(self) -> "AffinityExplorer":
+        return self
+
+    def compute(self):
+        """Recompute the fit for the current settings (no drawing); returns it."""
+        start = time.perf_counter()
+        self.fit = affine_fit_1d(self.function.value, self.mean.value, self.std.value, self.n, self.seed)
+        self.last_seconds = time.perf_counter() - start
+        return self.fit
+
+    def update(self) -> None:
+        fit = self.compute()
+        increasing = fit.name != "GELU"
+        formula = (f", population formula 1 - sqrt(1 - r) = {fit.rho_from_r:.4f} (r = {fit.r:.4f})"
+                   if increasing else " (GELU is not increasing: the 1 - sqrt(1 - r) formula does not apply)")
+        self.info.value = (f"<b>rho = {fit.rho:.4f}</b> on {self.n} samples{formula}; "
+                           f"computed in {1000 * self.last_seconds:.1f} ms")
+        _show(self.out, figure_png(plot_affine_fit_1d(fit)[0].figure))
+
+    def show(self) -> "AffinityExplorer":
+        """Display the widget; returns ``self``."""
+        display(self)
+        return self
