@@ -25,7 +25,7 @@ from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_fli
 from .grid import GridResult, accuracy_grid, profile_grid
 from .models import ARCHITECTURES, get_model, seeded_model
 from .nads import NADs, estimate_nads, load_nads, split_half_stability, subspace_overlap
-from .results import load_artifact, provenance, results_dir, save_artifact
+from .results import ResultNotAvailableError, load_artifact, provenance, result_path, results_dir, save_artifact
 from .tables import markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
@@ -33,6 +33,7 @@ __all__ = [
     "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
+    "result_path", "ResultNotAvailableError",
     "save_artifact", "markdown_table", "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy",
     "evaluate", "profile_grid", "train", "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset",
     "cifar_data", "load_cifar10", "synthetic_cifar10", "as_nad_basis", "change_basis", "flip_basis",
