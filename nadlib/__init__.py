@@ -8,7 +8,7 @@ Modules, from the ground up (each imports only from the rows above it):
 4. ``training`` (one SGD recipe)
 5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path)
 6. ``experiments`` (trainability, poisoning, flip)
-7. ``paper`` (published numbers), ``plotting``, ``widgets``, ``tables``
+7. ``paper`` (published numbers), ``plotting``, ``widgets``, ``interactive`` (kernel-free Plotly sliders), ``tables``
 8. ``cli`` (``python -m nadlib``)
 """
 
