@@ -238,7 +238,8 @@ def poisoning_plotly(sweep_arrays: dict, examples, *, max_steps: int = MAX_STEPS
                            line=dict(color="gray", dash="dot")))
     fig.update_layout(
         title=dict(text=title(keep[0]), x=0.01, y=0.98, font=dict(size=14)), height=420, shapes=shapes,
-        margin=dict(t=90, l=50, r=20, b=40), plot_bgcolor="white", legend=dict(x=0.0, y=-0.25, orientation="h"),
+        margin=dict(t=110, l=50, r=20, b=40), plot_bgcolor="white",
+        legend=dict(x=0.0, y=1.12, xanchor="left", yanchor="bottom", orientation="h"),
         sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="NAD index: "), pad=dict(t=60))],
     )
     fig.update_xaxes(title_text="NAD index of the carrier", row=1, col=1)

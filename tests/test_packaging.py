@@ -80,15 +80,25 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _clean_env(**extra) -> dict:
+    """This process's environment without what would make the venv see this checkout (PYTHONPATH: pip
+    would then take the checkout's nadlib.egg-info for an installed nadlib) or other results."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "NADLIB_RESULTS", "NADLIB_RESULTS_URL", "VIRTUAL_ENV")}
+    env.update(extra)
+    return env
+
+
 def _fresh_venv(path: Path) -> Path:
     """A new venv with the runtime dependencies; skips the test when it cannot be made (offline)."""
     python = shutil.which("python3.11") or sys.executable
-    proc = subprocess.run([python, "-m", "venv", str(path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([python, "-m", "venv", str(path)], capture_output=True, text=True, timeout=300,
+                          env=_clean_env())
     if proc.returncode != 0:
         pytest.skip(f"cannot create a venv with {python}: {proc.stderr.strip()[-500:]}")
     py = path / "bin" / "python"
     proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", *VENV_DEPS], capture_output=True, text=True,
-                          timeout=VENV_TIMEOUT_S)
+                          timeout=VENV_TIMEOUT_S, env=_clean_env())
     if proc.returncode != 0:
         pytest.skip("cannot install nadlib's dependencies into a fresh venv (no package index reachable?): "
                     + proc.stderr.strip()[-800:])
@@ -110,8 +120,9 @@ def test_build_then_install_the_wheel_in_a_fresh_venv(tmp_path):
 
     py = _fresh_venv(tmp_path / "venv")
     proc = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--quiet", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=_clean_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (py.parent / "nadlib").is_file(), "the wheel's console script `nadlib` was not installed"
 
     served = tmp_path / "served"
     served.mkdir()
@@ -121,9 +132,8 @@ def test_build_then_install_the_wheel_in_a_fresh_venv(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NADLIB_RESULTS", "VIRTUAL_ENV")}
-    env.update(NADLIB_RESULTS_URL=f"http://127.0.0.1:{srv.server_address[1]}/", NADLIB_DATA=str(tmp_path / "cache"),
-               OMP_NUM_THREADS="1")
+    env = _clean_env(NADLIB_RESULTS_URL=f"http://127.0.0.1:{srv.server_address[1]}/",
+                     NADLIB_DATA=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
     check = (
         "import nadlib, pathlib, sys\n"
         "print(nadlib.__file__)\n"
