@@ -111,3 +111,20 @@ def test_poisoning_accepts_a_sequence_and_refuses_bad_input():
         interactive.poisoning_plotly(sweep, {0: seq[0]})
     with pytest.raises(ValueError, match="carrier_acc"):
         interactive.poisoning_plotly({"indices": [0], "test_acc": [0.1]}, [seq[0]])
+
+
+def test_figures_render_through_the_books_offline_plotly_path():
+    """The static HTML path (book/_ext/nadbook_sphinx.py): no CDN, the slider steps are in the page."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "nadbook_sphinx.py"
+    spec = importlib.util.spec_from_file_location("nadbook_sphinx_for_interactive", path)
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    figs = [interactive.nad_explorer_plotly({"A": _nads()}, max_steps=3),
+            interactive.poisoning_plotly(_sweep(), [np.zeros((3, 4, 4))] * 5)]
+    for fig in figs:
+        html = ext.plotly_json_to_html(json.loads(fig.to_json()))
+        assert "Plotly.newPlot" in html and "cdn" not in html.lower()
+        assert html.count('"method":"update"') == len(fig.layout.sliders[0].steps)
