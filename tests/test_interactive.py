@@ -118,6 +118,7 @@ def test_figures_render_through_the_books_offline_plotly_path():
     import importlib.util
     from pathlib import Path
 
+    pytest.importorskip("docutils", reason="the book's Sphinx extension needs docutils (pip install -r requirements.txt)")
     path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "nadbook_sphinx.py"
     spec = importlib.util.spec_from_file_location("nadbook_sphinx_for_interactive", path)
     ext = importlib.util.module_from_spec(spec)
