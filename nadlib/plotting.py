@@ -86,6 +86,16 @@ def accuracy_lattice(grid, size: int | None = None):
     return signed[keep], shifted[np.ix_(keep, keep)], step
 
 
+def _accuracy_axis(ax, xlabel: str, ylabel: str):
+    """The common frame of accuracy plots: labels, accuracy range from below chance to 1, grid, legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0.4, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def _accuracy_cmap():
 
     return matplotlib.colormaps["viridis"].with_extremes(bad=NOT_TRAINED_COLOR)
@@ -326,12 +336,7 @@ def plot_accuracy_vs_pooling(grids: dict, ax=None):
         ax.plot([st["max_contrast"] for st in stats], [g.accuracy[f] for f in freqs], "o", ms=4, alpha=0.75,
                 color=f"C{i % 10}", label=f"{name} ({len(freqs)} directions)")
     ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
-    ax.set_xlabel("class contrast after one 2x2 max pool")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0.4, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    return _accuracy_axis(ax, "class contrast after one 2x2 max pool", "test accuracy")
 
 
 _HOVER_JS = """
@@ -510,12 +515,7 @@ def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
     ax.axhline(chance, color="grey", ls=":", lw=1)
     ax.set_xscale("symlog", linthresh=10)
     ax.set_xlim(left=-0.5)
-    ax.set_xlabel("NAD index i (linear below 10, logarithmic above)")
-    ax.set_ylabel("test accuracy on D(u_i)")
-    ax.set_ylim(0.4, 1.02)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return ax
+    return _accuracy_axis(ax, "NAD index i (linear below 10, logarithmic above)", "test accuracy on D(u_i)")
 
 
 

@@ -39,7 +39,7 @@ import pytest
 from booktoc import toc_pages
 from browser import chromium_or_skip, headless_chromium
 
-pytestmark = pytest.mark.book
+pytestmark = [pytest.mark.book, pytest.mark.timeout(1800)]  # the module builds the whole book once
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 1500  # smoke chapters take well under a minute each; this only guards a hang

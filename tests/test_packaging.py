@@ -106,6 +106,7 @@ def _fresh_venv(path: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2 * VENV_TIMEOUT_S)  # installing PyTorch into the fresh venv alone may take minutes
 def test_build_then_install_the_wheel_in_a_fresh_venv(tmp_path):
     pytest.importorskip("build", reason="`build` is not installed (pip install -r requirements.txt)")
     dist = tmp_path / "dist"

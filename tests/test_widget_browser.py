@@ -27,7 +27,7 @@ import pytest
 
 from browser import chromium_or_skip, headless_chromium
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # guards a hang of the server or browser
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the square clicked: (kx, ky) = (8, 0), on the grid for every widget stride that divides 8
