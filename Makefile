@@ -1,6 +1,7 @@
 # Two entry points that set everything up on a fresh machine with Python 3.11:
 #   make book   -> .venv + requirements, executes the chapters, writes _build/html/index.html
 #   make test   -> .venv + requirements, unit tests, every chapter under nbval, book build + Chromium
+#   make lab    -> .venv + requirements, JupyterLab on the chapters (widgets work: ipywidgets 8 + JupyterLab 4)
 # Options: make book PROFILE=smoke|default|paper   (default: $NADLIB_PROFILE, else default)
 #          make test PYTEST_ARGS="-k notebooks -x"
 
@@ -14,11 +15,14 @@ STAMP := $(VENV)/.requirements-installed
 PROFILE ?= $(or $(NADLIB_PROFILE),default)
 PYTEST_ARGS ?=
 
-.PHONY: help install book test clean distclean
+LAB_ARGS ?=
+
+.PHONY: help install book test lab clean distclean
 
 help:
 	@echo "make book [PROFILE=smoke|default|paper]  build the book into _build/html/index.html"
 	@echo "make test                                run the whole test suite (smoke profile)"
+	@echo "make lab [PROFILE=...] [LAB_ARGS=...]     open JupyterLab on the chapters in book/"
 	@echo "make install                             only create .venv and install requirements.txt"
 	@echo "make clean                               remove _build/ (forces the chapters to re-execute)"
 	@echo "make distclean                           also remove .venv/"
@@ -46,6 +50,10 @@ test: $(STAMP)
 	set -eo pipefail; export NADLIB_PROFILE=smoke; \
 	  $(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	  -ra $(PYTEST_ARGS)
+
+# JupyterLab on the chapters; the kernel is this .venv (nadlib editable), the profile is PROFILE.
+lab: $(STAMP)
+	NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter lab --notebook-dir=book $(LAB_ARGS)
 
 clean:
 	rm -rf _build

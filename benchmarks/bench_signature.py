@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 import nadlib
-from nadlib.affinity import load_signatures, nonlinearity_signature, signature_inputs
+from nadlib.affinity import nonlinearity_signature
+from nadlib.signature_runs import load_signatures, signature_inputs
 
 
 def measure(arch: str, x: torch.Tensor, n: int, batch_size: int = 256) -> dict:

@@ -9,12 +9,12 @@ Modules, from the ground up (each imports only from the rows above it):
 5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
    secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
 6. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
-7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``plotting``, ``widgets``, ``tables``
+7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``plotting``, ``widgets``, ``interactive`` (kernel-free Plotly sliders), ``tables``
 8. ``cli`` (``python -m nadlib``)
 """
 
 from ._version import __version__
-from .affinity import Signature, affinity_score, load_signatures, nonlinearity_signature, run_signatures
+from .affinity import Signature, affinity_score, nonlinearity_signature
 from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_radius, nad_coefficients, nad_energy,
                     poison_assignment, poison_with_nads)
 from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
@@ -29,7 +29,8 @@ from .grid import GridResult, accuracy_grid, profile_grid
 from .models import ARCHITECTURES, get_model, seeded_model
 from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
                    split_half_stability, subspace_overlap)
-from .results import load_artifact, provenance, results_dir, save_artifact
+from .results import ResultNotAvailableError, load_artifact, provenance, result_path, results_dir, save_artifact
+from .signature_runs import load_signatures, run_signatures
 from .tables import markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
@@ -37,6 +38,7 @@ __all__ = [
     "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
+    "result_path", "ResultNotAvailableError",
     "save_artifact", "markdown_table", "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy",
     "evaluate", "profile_grid", "train", "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset",
     "cifar_data", "load_cifar10", "synthetic_cifar10", "as_nad_basis", "change_basis", "flip_basis",

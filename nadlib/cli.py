@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ._checks import positive_float, unit_interval
-from .affinity import run_signatures, signature_inputs
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse, separable_data
 from .config import PROFILE_NAMES, get_device, get_profile
@@ -29,6 +28,7 @@ from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
 from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from .results import CHECKPOINT_EVERY_S, checkpoint_path, provenance, save_artifact
+from .signature_runs import run_signatures, signature_inputs
 
 #: Errors that are the user's to fix: reported in one line with exit code 2.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CIFAR10NotFoundError, ImportError)

@@ -8,7 +8,6 @@ is repeated, so an interrupted sweep (Ctrl-C, or SIGTERM from a cluster) resumes
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -40,7 +40,6 @@ def _map_of(grid, size: int | None = None):
     """``(map, size)`` for a :class:`~nadlib.training.GridResult`, a ``{(kx, ky): acc}`` dict or a
     square array (rows ``ky``, columns ``kx``, unshifted)."""
 
-
     if hasattr(grid, "accuracy") and hasattr(grid, "size"):
         return np.asarray(grid.map, dtype=float), int(grid.size)
     if isinstance(grid, dict):
@@ -74,7 +73,6 @@ def accuracy_lattice(grid, size: int | None = None):
     ``[-size/2, size/2)``), the accuracy at ``(kx, ky) = (coords[j], coords[i])`` in ``values[i, j]``
     (NaN where not trained) and ``step``, the largest divisor of ``size`` dividing every trained index.
     """
-
 
     signed, shifted = shifted_accuracy_map(grid, size)
     n = len(signed)
@@ -125,7 +123,6 @@ def plot_fourier_directions(freqs, size: int = 32, ncols: int | None = None, axe
 
     Colours: red positive, blue negative, white zero (shared symmetric scale).
     """
-
 
     freqs = [tuple(int(k) for k in f) for f in freqs]
     if not freqs:
@@ -278,7 +275,6 @@ def pooling_aliasing(freqs, size: int = 32) -> list[dict]:
     ``||maxpool(v) - maxpool(-v)|| / ||v - (-v)||`` rescaled so that a constant image gives 1.
     """
 
-
     rows = []
     half = size // 2
     for kx, ky in freqs:
@@ -299,7 +295,6 @@ def plot_pooling_aliasing(freqs, size: int = 32):
     """Per direction (columns): the image ``v``, its 2x2 average pool, and ``maxpool(v) - maxpool(-v)``
     (what is left of the class difference after a max pool); titles give the numbers of
     :func:`pooling_aliasing`."""
-
 
     freqs = [tuple(int(k) for k in f) for f in freqs]
     if not freqs:
@@ -462,7 +457,6 @@ def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, 
     """Top row: NADs ``u_i`` in pixel space (diverging colours, channels summed); bottom row: their Fourier
     energy ``|DFT(u_i)|²`` with the zero frequency at the centre.  Returns the figure."""
 
-
     d = _nad_rows(nads)
     indices = [int(i) for i in indices]
     if axes is None:
@@ -542,7 +536,6 @@ def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float | None =
             change of each image to fill the grey range (``0.5 + 0.5 * d / max|d|``), ``0`` hides the row.
         labels: names of the first two rows (e.g. ``("original", "flipped")``).
     """
-
 
     names = class_names or CIFAR10_CLASSES
     n = min(int(n), len(x))

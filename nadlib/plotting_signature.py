@@ -78,7 +78,6 @@ def plot_signatures(signatures: dict, ax=None, title: str | None = None, band: b
     containing ``nopool`` are dashed in the colour of their family.
     """
 
-
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.6))
     for label, sigs in signatures.items():

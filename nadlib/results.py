@@ -33,13 +33,36 @@ CHECKPOINT_EVERY_S = 30.0
 
 #: Environment variable naming the folder of precomputed results (default: the repository's ``results/``).
 RESULTS_ENV = "NADLIB_RESULTS"
+#: Environment variable overriding the base URL the large artifacts are fetched from (a mirror, a test server).
+RESULTS_URL_ENV = "NADLIB_RESULTS_URL"
+#: Environment variable naming the cache folder of downloads (shared with CIFAR-10: ``$NADLIB_DATA``).
+CACHE_ENV = "NADLIB_DATA"
+#: The small artifacts shipped inside the wheel (package data ``nadlib/_results``, mapped from ``results/``).
+PACKAGED_RESULTS = Path(__file__).resolve().with_name("_results")
+#: Large artifacts that are *not* in the wheel: base URL and SHA-256 of each, written by
+#: ``tools/results_registry.py`` from ``_config.yml`` (``repository.url``) and ``results/``.
+REGISTRY_FILE = Path(__file__).resolve().with_name("results_registry.txt")
+
+
+class ResultNotAvailableError(FileNotFoundError):
+    """A precomputed artifact is neither on disk nor downloadable right now (offline, wrong URL, bad hash)."""
+
+
+def _checkout_results() -> Path | None:
+    """``results/`` of the source checkout this package lives in (editable install), else None."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "results").is_dir():
+        return root / "results"
+    return None
 
 
 def results_dir() -> Path:
     """The folder of precomputed artifacts that the chapters read.
 
-    ``$NADLIB_RESULTS`` when set; else the ``results/`` folder of the repository this package lives in;
-    else the first ``results/`` found in the current folder or one of its parents.
+    In this order: ``$NADLIB_RESULTS`` when set; the ``results/`` folder of the source checkout this
+    package lives in (``pip install -e .``); the small artifacts installed with the package (a wheel,
+    ``pip install nadlib``), whatever the current folder is.  The large NAD files are not in the wheel:
+    get their path with :func:`result_path`, which downloads them once (SHA-256 checked) when missing.
 
     Raises:
         FileNotFoundError: when none exists (the message says how to point at one).
@@ -50,12 +73,109 @@ def results_dir() -> Path:
         if not path.is_dir():
             raise FileNotFoundError(f"${RESULTS_ENV}={env!r} is not a folder")
         return path
-    here = Path.cwd().resolve()
-    for candidate in (Path(__file__).resolve().parents[1], here, *here.parents):
-        if (candidate / "results").is_dir():
-            return candidate / "results"
-    raise FileNotFoundError(f"no results/ folder next to nadlib or above {str(here)!r}; "
-                            f"set ${RESULTS_ENV} to the folder of precomputed artifacts")
+    for candidate in (_checkout_results(), PACKAGED_RESULTS):
+        if candidate is not None and candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no results/ folder next to nadlib ({str(Path(__file__).resolve().parent)!r}) and "
+                            f"no packaged results in {str(PACKAGED_RESULTS)!r}; reinstall nadlib or set "
+                            f"${RESULTS_ENV} to the folder of precomputed artifacts")
+
+
+def results_registry(path: str | os.PathLike | None = None) -> tuple[str, dict[str, tuple[str, int]]]:
+    """Read the registry of downloadable artifacts: ``(url_template, {name: (sha256, size)})``.
+
+    The file (``nadlib/results_registry.txt`` by default) has one ``url <template>`` line, where
+    ``{version}`` stands for the package version, and one ``<name> <sha256> <size>`` line per file.
+    """
+    path = Path(path) if path is not None else REGISTRY_FILE
+    url, files = None, {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if parts[0] == "url" and len(parts) == 2:
+            url = parts[1]
+        elif len(parts) == 3 and len(parts[1]) == 64:
+            files[parts[0]] = (parts[1].lower(), int(parts[2]))
+        else:
+            raise ValueError(f"{str(path)!r} line {n} is neither `url <template>` nor `<name> <sha256> <size>`: "
+                             f"{line!r}")
+    if url is None:
+        raise ValueError(f"{str(path)!r} has no `url <template>` line")
+    return url, files
+
+
+def results_url() -> str:
+    """Base URL of the downloadable artifacts: ``$NADLIB_RESULTS_URL``, else the registry's template with
+    this version (``<repository.url>/raw/v<version>/results/``)."""
+    env = os.environ.get(RESULTS_URL_ENV, "").strip()
+    url = env or results_registry()[0].format(version=__version__)
+    return url if url.endswith("/") else url + "/"
+
+
+def results_cache_dir() -> Path:
+    """Where downloaded artifacts are kept: ``$NADLIB_DATA/results-v<version>``, else
+    ``~/.cache/nadlib/results-v<version>``."""
+    base = os.environ.get(CACHE_ENV, "").strip()
+    root = Path(base).expanduser() if base else Path.home() / ".cache" / "nadlib"
+    return root / f"results-v{__version__}"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def result_path(name: str, *, download: bool = True) -> Path:
+    """The path of the precomputed artifact ``name`` (e.g. ``"nads_lenet_secant.npz"``), from any folder.
+
+    Looks in :func:`results_dir` first.  A large artifact listed in the registry (not shipped in the
+    wheel) is otherwise taken from the cache (:func:`results_cache_dir`) or downloaded there once from
+    :func:`results_url` with ``pooch``, its SHA-256 checked against the registry.
+
+    Raises:
+        ValueError: ``name`` is not a plain file name.
+        FileNotFoundError: an unknown artifact (not on disk, not in the registry); the message lists
+            where it was looked for.
+        ResultNotAvailableError: a registered artifact that could not be downloaded (offline, wrong URL,
+            hash mismatch) or ``download=False``; the message names the file, its URL and what to do.
+    """
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ValueError(f"name must be a plain file name such as 'nads_lenet_secant.npz', got {name!r}")
+    local = results_dir()
+    if (local / name).is_file():
+        return local / name
+    _, files = results_registry()
+    if name not in files:
+        raise FileNotFoundError(f"no precomputed artifact {name!r} in {str(local)!r}, and it is not one of the "
+                                f"downloadable ones ({', '.join(sorted(files))}); the chapter that reads it "
+                                "shows the `python -m nadlib ...` command that writes it")
+    sha, size = files[name]
+    cache = results_cache_dir()
+    target = cache / name
+    if target.is_file() and _file_sha256(target) == sha:
+        return target
+    url = results_url() + name
+    advice = (f"Download {url} ({size / 2**20:.1f} MiB, SHA-256 {sha}) on a machine with internet access and "
+              f"put it into {str(cache)!r} (or into a folder named by ${RESULTS_ENV}), or compute it again "
+              f"with the `python -m nadlib ...` command the chapter shows.")
+    if not download:
+        raise ResultNotAvailableError(f"{name!r} is not on this machine (download=False). {advice}")
+    try:
+        import pooch
+    except ImportError as err:
+        raise ResultNotAvailableError(f"{name!r} must be downloaded, which needs pooch (pip install pooch). "
+                                      f"{advice}") from err
+    try:
+        fetched = pooch.retrieve(url, known_hash=f"sha256:{sha}", fname=name, path=cache, progressbar=False)
+    except Exception as err:  # requests' connection errors, HTTP errors, pooch's hash mismatch
+        raise ResultNotAvailableError(f"could not download {name!r} from {url}: {type(err).__name__}: {err}. "
+                                      f"{advice}") from err
+    return Path(fetched)
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:

@@ -8,7 +8,6 @@ when the error is not raised, has another type, or does not name what was wrong.
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 import nadlib
-from nadlib import bases, cli, grid, paper_run, results, training
+from nadlib import cli, grid, paper_run, results, training
 
 V = nadlib.fourier_direction(1, 0)
 U8 = torch.eye(1024)[:8]

@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 import pytest
 
 from booktoc import toc_pages
+from browser import chromium_or_skip, headless_chromium
 
 pytestmark = [pytest.mark.book, pytest.mark.timeout(1800)]  # the module builds the whole book once
 
@@ -74,14 +75,6 @@ def test_book_builds_with_all_pages(built_book):
     assert not missing, f"pages listed in _toc.yml but not built: {missing}"
 
 
-def _find_chromium() -> str | None:
-    for candidate in (os.environ.get("NADBOOK_CHROMIUM"), "/usr/bin/chromium", "chromium",
-                      "chromium-browser", "google-chrome"):
-        if candidate and (Path(candidate).is_file() or shutil.which(candidate)):
-            return candidate if Path(candidate).is_file() else shutil.which(candidate)
-    return None
-
-
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output readable
         pass
@@ -101,12 +94,7 @@ def served_book(built_book):
 
 
 def test_pages_load_without_javascript_errors(served_book, tmp_path_factory):
-    chromium = _find_chromium()
-    if chromium is None:
-        pytest.skip("no Chromium found (install Debian's `chromium` or set NADBOOK_CHROMIUM); "
-                    "the built pages were not checked in a browser")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                                   "(pip install -r requirements.txt)")
+    chromium, sync_api = chromium_or_skip("the built pages")
     shots = Path(os.environ.get("NADBOOK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     local_host = urlparse(served_book).netloc
@@ -114,55 +102,47 @@ def test_pages_load_without_javascript_errors(served_book, tmp_path_factory):
     problems: dict[str, list[str]] = {}
     blocked: set[str] = set()
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-dev-shm-usage"],
-        )
-        try:
-            for page_name in pages:
-                errors: list[str] = []
-                blocked_here: set[str] = set()
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with headless_chromium(sync_api, chromium) as browser:
+        for page_name in pages:
+            errors: list[str] = []
+            blocked_here: set[str] = set()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
 
-                def route(r, request):
-                    if urlparse(request.url).netloc == local_host:
-                        r.continue_()
-                    else:
-                        blocked_here.add(request.url)  # noqa: B023 (used within this iteration)
-                        r.abort()
+            def route(r, request):
+                if urlparse(request.url).netloc == local_host:
+                    r.continue_()
+                else:
+                    blocked_here.add(request.url)  # noqa: B023 (used within this iteration)
+                    r.abort()
 
-                def on_console(msg, errors=errors, blocked_here=blocked_here):
-                    if msg.type != "error":
-                        return
-                    url = (msg.location or {}).get("url", "")
-                    if msg.text.startswith("Failed to load resource") and url in blocked_here:
-                        return
-                    errors.append(f"console.error: {msg.text} ({url})")
+            def on_console(msg, errors=errors, blocked_here=blocked_here):
+                if msg.type != "error":
+                    return
+                url = (msg.location or {}).get("url", "")
+                if msg.text.startswith("Failed to load resource") and url in blocked_here:
+                    return
+                errors.append(f"console.error: {msg.text} ({url})")
 
-                def on_response(resp, errors=errors):
-                    if urlparse(resp.url).netloc == local_host and resp.status >= 400:
-                        errors.append(f"HTTP {resp.status} for {resp.url}")
+            def on_response(resp, errors=errors):
+                if urlparse(resp.url).netloc == local_host and resp.status >= 400:
+                    errors.append(f"HTTP {resp.status} for {resp.url}")
 
-                page.route("**/*", route)
-                page.on("console", on_console)
-                page.on("pageerror", lambda exc, errors=errors: errors.append(f"uncaught: {exc}"))
-                page.on("response", on_response)
-                page.goto(f"{served_book}/{page_name}.html", wait_until="load", timeout=60_000)
-                page.wait_for_timeout(1_000)  # let deferred scripts and Plotly finish drawing
-                n_plots = page.locator(".plotly-graph-div").count()
-                n_drawn = page.locator(".plotly-graph-div .main-svg").count()
-                if n_plots and n_drawn == 0:
-                    errors.append(f"{n_plots} Plotly figure(s) did not draw")
-                shot = shots / f"{page_name.replace('/', '__')}.png"
-                page.screenshot(path=str(shot), full_page=True)
-                page.close()
-                blocked |= blocked_here
-                if errors:
-                    problems[page_name] = errors
-        finally:
-            browser.close()
+            page.route("**/*", route)
+            page.on("console", on_console)
+            page.on("pageerror", lambda exc, errors=errors: errors.append(f"uncaught: {exc}"))
+            page.on("response", on_response)
+            page.goto(f"{served_book}/{page_name}.html", wait_until="load", timeout=60_000)
+            page.wait_for_timeout(1_000)  # let deferred scripts and Plotly finish drawing
+            n_plots = page.locator(".plotly-graph-div").count()
+            n_drawn = page.locator(".plotly-graph-div .main-svg").count()
+            if n_plots and n_drawn == 0:
+                errors.append(f"{n_plots} Plotly figure(s) did not draw")
+            shot = shots / f"{page_name.replace('/', '__')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            page.close()
+            blocked |= blocked_here
+            if errors:
+                problems[page_name] = errors
 
     print(f"\nscreenshots of {len(pages)} pages: {shots}")
     if blocked:

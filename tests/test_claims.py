@@ -48,7 +48,7 @@ def test_trainability_falls_with_the_nad_index():
     0.5 / sqrt(2000) = 0.011; the difference of two has standard error <= 0.016.  We require a
     difference of 0.15 (over 9 standard errors) and chance level (0.5 +- 5 standard errors) at NAD 1000.
     """
-    nads = nadlib.load_nads(nadlib.results_dir() / "nads_lenet_secant_n2048.npz")
+    nads = nadlib.load_nads(nadlib.result_path("nads_lenet_secant_n2048.npz"))
     out = nadlib.nad_trainability(nads, [0, 1000], arch="lenet", n_train=10_000, n_test=2_000, epochs=4,
                                   seed=0, device="cpu", progress=False)
     acc0, acc1000 = out["test_acc"]
@@ -76,7 +76,7 @@ def test_poisoning_a_first_nad_hijacks_training_and_a_late_one_does_not():
     two <= 0.041): we require the NAD-0 run to lose more than 0.3 (over 7 standard errors) against the
     clean run, and the NAD-1000 run to stay within 0.1 of it.
     """
-    nads = nadlib.load_nads(nadlib.results_dir() / "nads_lenet_secant_n2048.npz")
+    nads = nadlib.load_nads(nadlib.result_path("nads_lenet_secant_n2048.npz"))
     arrays, _ = nadlib.run_poison_sweep("lenet", nads, _synthetic(1000, 300), indices=[0, 1000], epsilon=1.0,
                                         epochs=4, seed=0, device="cpu", progress=False,
                                         hp=nadlib.CIFARHyperParams(batch_size=16))
@@ -106,6 +106,7 @@ def test_flip_trains_and_tests_on_flipped_images(monkeypatch):
     (orig_tr, orig_te), (flip_tr, flip_te) = seen[0], seen[1]
     norm_o = experiments.Normaliser(data["x_train"])
     norm_f = experiments.Normaliser(nadlib.change_basis(data["x_train"], u))
+    torch.testing.assert_close(orig_tr, norm_o(data["x_train"]))
     torch.testing.assert_close(orig_te, norm_o(data["x_test"]))
     torch.testing.assert_close(flip_tr, norm_f(nadlib.change_basis(data["x_train"], u)))
     torch.testing.assert_close(flip_te, norm_f(nadlib.change_basis(data["x_test"], u)))

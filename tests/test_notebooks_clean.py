@@ -1,15 +1,19 @@
-"""Committed chapters are clean: no outputs, no library code, a standard first cell; the TOC is complete.
+"""Committed chapters are clean: no outputs, no library code, standard first cells; the TOC is complete.
 
 The book executes the chapters at build time (``execute_notebooks: cache``), so a committed output
 would only be stale.  Chapters call ``nadlib`` instead of defining functions or classes, so that the
 code the book shows is the code that is tested.  Fix a failure with::
 
     .venv/bin/jupyter nbconvert --clear-output --inplace book/*.ipynb
+
+The first code cell installs nadlib on Colab (written by ``tools/sync_chapters.py``; fix a failure with
+``python tools/sync_chapters.py``), the second prints the environment.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import nbformat
@@ -19,6 +23,8 @@ from IPython.core.inputtransformer2 import TransformerManager
 from booktoc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import sync_chapters  # noqa: E402
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 
 
@@ -72,11 +78,18 @@ def test_chapter_is_committed_clean(path: Path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
-def test_first_code_cell_describes_the_environment(path: Path):
+def test_first_code_cell_installs_nadlib_when_missing(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    why = sync_chapters.out_of_sync(nb, sync_chapters.install_cell_source())
+    assert why is None, f"{path.name}: {why}; run `python tools/sync_chapters.py`"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_second_code_cell_describes_the_environment(path: Path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code, f"{path.name} has no code cell"
-    tree = _python(code[0].source)
+    assert len(code) >= 2, f"{path.name} needs the install cell and the environment cell"
+    tree = _python(code[1].source)
     imports_nadlib = any(isinstance(n, ast.Import) and any(a.name == "nadlib" for a in n.names)
                          for n in ast.walk(tree))
     prints_env = any(
@@ -86,5 +99,6 @@ def test_first_code_cell_describes_the_environment(path: Path):
                 and isinstance(a.func.value, ast.Name) and a.func.value.id == "nadlib" for a in n.args)
         for n in ast.walk(tree))
     assert imports_nadlib and prints_env, (
-        f"{path.name}: the first code cell must be `import nadlib; print(nadlib.describe_environment())`"
-        f" (it prints version, profile and device); found:\n{code[0].source}")
+        f"{path.name}: the second code cell (after the install cell) must be "
+        f"`import nadlib; print(nadlib.describe_environment())` (it prints version, profile and device); "
+        f"found:\n{code[1].source}")
