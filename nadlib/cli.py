@@ -9,7 +9,6 @@ reported in one line (``nadlib grid: error: ...``, exit code 2) before any work 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from .grid import profile_grid
 from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
 from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
-from .results import CHECKPOINT_EVERY_S, checkpoint_path, provenance, save_artifact
+from .results import CHECKPOINT_EVERY_S, checkpoint_path, file_sha256, provenance, save_artifact
 from .signature_runs import run_signatures, signature_inputs
 
 #: Errors that are the user's to fix: reported in one line with exit code 2.
@@ -113,10 +112,6 @@ def _common(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
 def _finish(out: Path, arrays: dict, meta: dict) -> None:
     save_artifact(out, arrays, meta)
     checkpoint_path(out).unlink(missing_ok=True)
-
-
-def _file_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -223,7 +218,7 @@ def _run_trainability(args) -> None:
     arrays = nad_trainability(nads, indices, arch=args.arch, seed=args.seed, device=args.device, checkpoint=ckpt,
                               **sizes)
     meta = provenance(device=get_device(args.device), arch=args.arch, nads=str(args.nads),
-                      nads_file_sha256=_file_sha256(args.nads), nads_method=nads.method,
+                      nads_file_sha256=file_sha256(args.nads), nads_method=nads.method,
                       nads_networks=nads.n_networks, seed=args.seed, resumed=resumed,
                       wall_time_s=round(time.perf_counter() - t0, 1), **sizes)
     _finish(args.out, arrays, meta)
@@ -274,7 +269,7 @@ def _cifar_setup(args):
 def _cifar_meta(args, profile, settings, data, wall, start, resumed) -> dict:
     return provenance(device=get_device(args.device), profile=profile.name, wall_time=wall, settings=settings,
                       nads_file=str(args.nads), data_source=data["source"], resumed=resumed,
-                      nads_file_sha256=None if args.nads == "fourier" else _file_sha256(args.nads),
+                      nads_file_sha256=None if args.nads == "fourier" else file_sha256(args.nads),
                       elapsed_this_session=time.perf_counter() - start)
 
 

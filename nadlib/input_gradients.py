@@ -19,10 +19,10 @@ __all__ = ["secant_plain", "secant_batched", "grad_loop", "grad_vmap"]
 # secant: plain batched path (any model)
 
 
-def secant_plain(net: nn.Module, x: torch.Tensor, step: float, chunk: int) -> torch.Tensor:
-    """Central differences with step ``step`` over every input coordinate of one network."""
+def _perturbed(x: torch.Tensor, step: float, chunk: int):
+    """Chunks of central-difference inputs: ``(start, n, xs)`` where ``xs`` holds ``x + step e_j`` for the
+    ``n`` coordinates ``j = start .. start + n - 1``, then ``x - step e_j`` for the same ones."""
     d = x.numel()
-    grad = torch.empty(d, device=x.device, dtype=torch.float32)
     flat = x.reshape(-1)
     for start in range(0, d, chunk):
         idx = torch.arange(start, min(start + chunk, d), device=x.device)
@@ -30,7 +30,14 @@ def secant_plain(net: nn.Module, x: torch.Tensor, step: float, chunk: int) -> to
         xs = flat.expand(2 * n, d).clone()
         xs[torch.arange(n), idx] += step
         xs[torch.arange(n, 2 * n), idx] -= step
-        out = net(xs.view(2 * n, *x.shape)).reshape(2 * n).float()
+        yield start, n, xs.view(2 * n, *x.shape)
+
+
+def secant_plain(net: nn.Module, x: torch.Tensor, step: float, chunk: int) -> torch.Tensor:
+    """Central differences with step ``step`` over every input coordinate of one network."""
+    grad = torch.empty(x.numel(), device=x.device, dtype=torch.float32)
+    for start, n, xs in _perturbed(x, step, chunk):
+        out = net(xs).reshape(2 * n).float()
         grad[start:start + n] = (out[:n] - out[n:]) / (2 * step)
     return grad
 
@@ -42,17 +49,11 @@ def secant_batched(nets: list[nn.Module], x: torch.Tensor, step: float, chunk: i
     params, buffers = stack_module_state(nets)
     base = copy.deepcopy(nets[0]).to("meta")
     forward = vmap(lambda p, b, xs: functional_call(base, (p, b), (xs,)), in_dims=(0, 0, None))
-    d, n_nets = x.numel(), len(nets)
-    grads = torch.empty(n_nets, d, device=x.device, dtype=torch.float32)
-    flat = x.reshape(-1)
+    n_nets = len(nets)
+    grads = torch.empty(n_nets, x.numel(), device=x.device, dtype=torch.float32)
     fmt = torch.channels_last if x.device.type == "cuda" and x.dim() == 3 else torch.contiguous_format
-    for start in range(0, d, chunk):
-        idx = torch.arange(start, min(start + chunk, d), device=x.device)
-        n = idx.numel()
-        xs = flat.expand(2 * n, d).clone()
-        xs[torch.arange(n), idx] += step
-        xs[torch.arange(n, 2 * n), idx] -= step
-        out = forward(params, buffers, xs.view(2 * n, *x.shape).contiguous(memory_format=fmt))
+    for start, n, xs in _perturbed(x, step, chunk):
+        out = forward(params, buffers, xs.contiguous(memory_format=fmt))
         out = out.reshape(n_nets, 2 * n).float()
         grads[:, start:start + n] = (out[:, :n] - out[:, n:]) / (2 * step)
     return grads

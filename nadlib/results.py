@@ -122,7 +122,8 @@ def results_cache_dir() -> Path:
     return root / f"results-v{__version__}"
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -157,7 +158,7 @@ def result_path(name: str, *, download: bool = True) -> Path:
     sha, size = files[name]
     cache = results_cache_dir()
     target = cache / name
-    if target.is_file() and _file_sha256(target) == sha:
+    if target.is_file() and file_sha256(target) == sha:
         return target
     url = results_url() + name
     advice = (f"Download {url} ({size / 2**20:.1f} MiB, SHA-256 {sha}) on a machine with internet access and "

@@ -17,13 +17,13 @@ The large files must also be listed under ``[tool.setuptools.exclude-package-dat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bookconfig import ROOT, repository_url  # noqa: E402
+from nadlib.results import file_sha256 as sha256  # noqa: E402  (the one checksum of the downloads)
 
 #: Artifacts larger than this are downloaded on demand instead of shipped in the wheel.
 MAX_PACKAGED_BYTES = 1 << 20
@@ -37,14 +37,6 @@ def artifacts(root: Path = ROOT) -> list[Path]:
 
 def large_artifacts(root: Path = ROOT) -> list[Path]:
     return [p for p in artifacts(root) if p.stat().st_size > MAX_PACKAGED_BYTES]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def registry_text(root: Path = ROOT) -> str:
