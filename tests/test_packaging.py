@@ -37,6 +37,19 @@ import results_registry  # noqa: E402
 VENV_DEPS = ["torch==2.14.1", "torchvision==0.29.1", "numpy==2.4.6", "tqdm==4.70.1", "matplotlib==3.11.2",
              "pooch==1.9.0"]
 VENV_TIMEOUT_S = 1200
+#: What a chapter needs beyond the core (the ``widgets`` extra, pinned as in requirements.txt).
+CHAPTER_DEPS = ["ipywidgets==8.1.9", "plotly==7.1.0", "ipykernel==7.4.0"]
+
+
+def _chapter_script(notebook: Path, folder: Path) -> Path:
+    """The code cells of a chapter as one Python script (IPython-only lines dropped), written to ``folder``."""
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    script = folder / f"{notebook.stem}.py"
+    script.write_text("\n\n".join(TransformerManager().transform_cell(c) for c in cells))
+    return script
 
 
 def _build_wheel(out: Path) -> Path:
@@ -127,8 +140,9 @@ def test_build_then_install_the_wheel_in_a_fresh_venv(tmp_path):
 
     served = tmp_path / "served"
     served.mkdir()
+    for artifact in results_registry.large_artifacts():
+        shutil.copy(artifact, served / artifact.name)
     big = results_registry.large_artifacts()[0]
-    shutil.copy(big, served / big.name)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     elsewhere = tmp_path / "elsewhere"
@@ -147,7 +161,14 @@ def test_build_then_install_the_wheel_in_a_fresh_venv(tmp_path):
         "print(nadlib.load_nads(p))\n"
     )
     try:
+        chapter = _chapter_script(ROOT / "book" / "03_cifar10.ipynb", elsewhere)
+        extras = subprocess.run([str(py), "-m", "pip", "install", "--quiet", *CHAPTER_DEPS], capture_output=True,
+                                text=True, timeout=VENV_TIMEOUT_S, env=_clean_env())
+        assert extras.returncode == 0, extras.stderr[-2000:]
         runs = {
+            "chapter 3 from a temporary folder": subprocess.run(
+                [str(py), str(chapter)], cwd=elsewhere, capture_output=True, text=True, timeout=900,
+                env=dict(env, NADLIB_PROFILE="smoke", MPLBACKEND="Agg", PLOTLY_RENDERER="json")),
             "nadlib --help": subprocess.run([str(py.parent / "nadlib"), "--help"], cwd=elsewhere, env=env,
                                             capture_output=True, text=True, timeout=300),
             "python -m nadlib --help": subprocess.run([str(py), "-m", "nadlib", "--help"], cwd=elsewhere, env=env,
