@@ -117,7 +117,7 @@ def nad_explorer_plotly(nads_by_arch: dict, trainability: dict | None = None, *,
     steps_idx = slider_indices(n, max_steps, wanted)
 
     cols = 3 if trainability else 2
-    titles = ["NAD (pixels, channels summed)", "Fourier energy (/ max)"] + (["trainability on D(u_i)"] if trainability else [])
+    titles = ["NAD (pixels)", "Fourier energy"] + (["trainability on D(u_i)"] if trainability else [])
     fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
                         column_widths=[0.28, 0.28, 0.44][:cols] if trainability else None)
     first = steps_idx[0]
