@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 import nadlib
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -37,13 +38,13 @@ import results_registry  # noqa: E402
 VENV_DEPS = ["torch==2.14.1", "torchvision==0.29.1", "numpy==2.4.6", "tqdm==4.70.1", "matplotlib==3.11.2",
              "pooch==1.9.0"]
 VENV_TIMEOUT_S = 1200
-#: What a chapter needs beyond the core (the ``widgets`` extra, pinned as in requirements.txt).
-CHAPTER_DEPS = ["ipywidgets==8.1.9", "plotly==7.1.0", "ipykernel==7.4.0"]
+#: What a chapter needs beyond the core: the ``widgets`` extra, and nbformat, which every Jupyter brings and
+#: plotly's notebook renderers need (pinned as in requirements.txt / this environment).
+CHAPTER_DEPS = ["ipywidgets==8.1.9", "plotly==7.1.0", "ipykernel==7.4.0", f"nbformat=={nbformat.__version__}"]
 
 
 def _chapter_script(notebook: Path, folder: Path) -> Path:
     """The code cells of a chapter as one Python script (IPython-only lines dropped), written to ``folder``."""
-    import nbformat
     from IPython.core.inputtransformer2 import TransformerManager
 
     cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
