@@ -129,7 +129,7 @@ class LeNetSecant:
         self.D = C * H * W
 
     def __call__(self, nets: list[nn.Module], x: torch.Tensor, step: float) -> torch.Tensor:
-        B, D, dev = len(nets), self.D, self.device
+        B, D = len(nets), self.D
         layers = [lenet_layers(n) for n in nets]
         w1 = torch.stack([l[0].weight for l in layers])      # (B, c1, C, k, k)
         b1 = torch.stack([l[0].bias for l in layers])

@@ -213,31 +213,42 @@ def fourier_train_widget(grids: dict | None = None, profile=None, *, display_wid
     return _shown(FourierTrainWidget(grids, profile, **kwargs), display_widget)
 
 
-class MapSwitcher(W.VBox):
-    """A dropdown that switches the displayed precomputed accuracy map by architecture.
+class Chooser(W.VBox):
+    """A dropdown over the keys of ``items`` and an output that shows the chosen item (``.choice``,
+    ``.output``); subclasses say how in :meth:`render`, which returns something ``display`` shows."""
 
-    ``grids``: ``{name: GridResult}`` (``None`` entries are listed as missing); ``.choice``, ``.output``.
-    """
-
-    def __init__(self, grids: dict):
-        if not grids:
-            raise ValueError("grids is empty: give at least one {name: GridResult}")
-        self.grids = grids
-        self.choice = W.Dropdown(options=list(grids), description="architecture")
+    def __init__(self, items: dict, empty_message: str):
+        if not items:
+            raise ValueError(empty_message)
+        self.items = items
+        self.choice = W.Dropdown(options=list(items), description="architecture")
         self.output = W.Output()
         self.choice.observe(lambda _: self.show(), names="value")
         super().__init__([self.choice, self.output])
         self.show()
 
     def show(self) -> None:
-        name = self.choice.value
-        grid = self.grids[name]
+        _show(self.output, self.render(self.choice.value, self.items[self.choice.value]))
+
+    def render(self, name: str, item):
+        raise NotImplementedError
+
+
+class MapSwitcher(Chooser):
+    """A dropdown that switches the displayed precomputed accuracy map by architecture.
+
+    ``grids``: ``{name: GridResult}`` (``None`` entries are listed as missing); ``.choice``, ``.output``.
+    """
+
+    def __init__(self, grids: dict):
+        super().__init__(grids, "grids is empty: give at least one {name: GridResult}")
+
+    def render(self, name: str, grid):
         if grid is None:
-            _show(self.output, Markdown(f"No precomputed map for **{name}** in `results/`."))
-            return
+            return Markdown(f"No precomputed map for **{name}** in `results/`.")
         fig, ax = plt.subplots(figsize=(5.0, 4.2))
         plot_accuracy_map(grid, ax=ax, title=f"{name}\n{grid_caption(grid)}")
-        _show(self.output, figure_png(fig))
+        return figure_png(fig)
 
 
 def accuracy_map_switcher(grids: dict, display_widget: bool = True) -> MapSwitcher:
@@ -393,21 +404,14 @@ def poisoning_widget(x, y, nads, display_widget: bool = True, **kwargs) -> Poiso
     return _shown(PoisoningWidget(x, y, nads, **kwargs), display_widget)
 
 
-class FlipWidget(W.VBox):
+class FlipWidget(Chooser):
     """Choose an architecture and see its flip table row (``results``: ``{arch: (arrays, meta) or None}``)."""
 
     def __init__(self, results: dict):
-        if not results:
-            raise ValueError("results is empty")
-        self.results = results
-        self.choice = W.Dropdown(options=list(results), description="architecture")
-        self.output = W.Output()
-        self.choice.observe(lambda _: self.show(), names="value")
-        super().__init__([self.choice, self.output])
-        self.show()
+        super().__init__(results, "results is empty")
 
-    def show(self) -> None:
-        _show(self.output, Markdown(flip_table({self.choice.value: self.results[self.choice.value]})))
+    def render(self, name: str, item):
+        return Markdown(flip_table({name: item}))
 
 
 def flip_widget(results: dict, display_widget: bool = True) -> FlipWidget:
