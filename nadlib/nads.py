@@ -39,7 +39,6 @@ project was developed on CPUs only).
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from contextlib import contextmanager
@@ -59,7 +58,7 @@ from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
 from .models import get_model
 from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
-from .results import (CHECKPOINT_EVERY_S, Checkpoint, DeadlineReached, check_deadline, interruptible, load_artifact, past,
+from .results import (CHECKPOINT_EVERY_S, Checkpoint, array_sha256, DeadlineReached, check_deadline, interruptible, load_artifact, past,
                       provenance, save_artifact)
 
 METHODS = ("secant", "gradient")
@@ -227,10 +226,6 @@ def _default_batch(method: str, fast_lenet: bool, n_params: int, device: torch.d
     if fast_lenet:
         return 64 if gpu else 8
     return 4 if gpu else 1
-
-
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -446,7 +441,7 @@ class _Setup:
         self.path = "lenet-windowed" if self.fast is not None else ("vmap" if req.method == "gradient" else "batched")
         self.settings = {"arch": self.arch_name, "method": req.method, "input_shape": list(req.input_shape),
                          "seed": req.seed, "step": req.step if req.method == "secant" else None,
-                         "eval_point_sha": _digest(x_cpu), "device_type": device.type, "batch_size": self.batch,
+                         "eval_point_sha256": array_sha256(x_cpu.numpy()), "device_type": device.type, "batch_size": self.batch,
                          "path": self.path}
 
     def run(self) -> "_Run":
