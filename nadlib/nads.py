@@ -58,8 +58,8 @@ from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
 from .models import get_model
 from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
-from .results import (CHECKPOINT_EVERY_S, Checkpoint, array_sha256, DeadlineReached, check_deadline, interruptible, load_artifact, past,
-                      provenance, save_artifact)
+from .results import (CHECKPOINT_EVERY_S, array_sha256, check_deadline, Checkpoint, DeadlineReached,
+                      interruptible, load_artifact, past, provenance, save_artifact)
 
 METHODS = ("secant", "gradient")
 
