@@ -25,6 +25,7 @@ from .experiments import load_basis, nad_trainability, run_flip, run_poison_swee
 from .grid import profile_grid
 from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
+from .pooling import ABLATION, ABLATION_FREQS, ablation_table, run_pooling_ablation
 from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from .results import CHECKPOINT_EVERY_S, checkpoint_path, file_sha256, provenance, save_artifact
 from .signature_runs import run_signatures, signature_inputs
@@ -99,6 +100,17 @@ def _freqs(text: str) -> list[tuple[int, int]]:
     return freqs
 
 
+def _names(known: list[str]):
+    """An argument type for a comma-separated subset of ``known`` names."""
+    def parse(text: str) -> list[str]:
+        names = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [n for n in names if n not in known]
+        if not names or unknown:
+            raise argparse.ArgumentTypeError(f"unknown or no names in {text!r}; known: {','.join(known)}")
+        return names
+    return parse
+
+
 def _common(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
     if profile:
         p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
@@ -150,6 +162,39 @@ def _run_grid(args) -> None:
     acc = np.array(list(result.accuracy.values()))
     print(f"wrote {args.out}: {len(acc)} directions, accuracy min {acc.min():.3f} / median "
           f"{np.median(acc):.3f} / max {acc.max():.3f}, {result.wall_time:.0f} s (this session)")
+
+
+def _add_pooling(sub) -> None:
+    names = [s.name for s in ABLATION]
+    p = sub.add_parser("pooling", help="the pooling ablation of Chapter 1: LeNet without pooling, one change "
+                                       "at a time (resumable)")
+    p.add_argument("--settings", type=_names(names), default=None,
+                   help=f"comma-separated settings (default: all): {','.join(names)}")
+    p.add_argument("--freqs", type=_freqs, default=None,
+                   help="Fourier directions 'kx,ky;kx,ky;...' (default: "
+                        + ";".join(f"{a},{b}" for a, b in ABLATION_FREQS) + ")")
+    p.add_argument("--n-test", type=_positive_int, default=10_000)
+    p.add_argument("--scale", type=_fraction, default=1.0,
+                   help="multiply every training-set size and epoch count (quick checks)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    _common(p, profile=False)
+    p.set_defaults(func=_run_pooling)
+
+
+def _run_pooling(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    chosen = [s for s in ABLATION if args.settings is None or s.name in args.settings]
+    ckpt = checkpoint_path(args.out)
+    resumed = ckpt.exists()
+    arrays, record = run_pooling_ablation(chosen, args.freqs or ABLATION_FREQS, n_test=args.n_test,
+                                          seed=args.seed, device=args.device, checkpoint=ckpt, scale=args.scale)
+    meta = provenance(device=get_device(args.device), resumed=resumed, threads=torch.get_num_threads(),
+                      wall_time_s=round(time.perf_counter() - t0, 1), **record)
+    _finish(args.out, arrays, meta)
+    print(f"wrote {args.out}")
+    print(ablation_table(arrays, n_test=args.n_test))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -443,7 +488,7 @@ def _run_paper(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_grid, _add_nads, _add_trainability, _add_poison_flip, _add_signature, _add_collapse,
+    for add in (_add_grid, _add_pooling, _add_nads, _add_trainability, _add_poison_flip, _add_signature, _add_collapse,
                 _add_paper):
         add(sub)
     return parser
