@@ -296,6 +296,11 @@ def _add_poison_flip(sub) -> None:
     p.set_defaults(func=_run_poison)
     p = sub.add_parser("flip", help="train on CIFAR-10 and on its NAD-flipped version")
     _add_cifar(p)
+    p.add_argument("--until-train-acc", type=_fraction, default=None,
+                   help="train each version to this training accuracy: rerun with twice the epochs until "
+                        "reached (compares networks that fit equally well)")
+    p.add_argument("--max-epochs", type=_positive_int, default=None,
+                   help="longest run with --until-train-acc (default: 8 x --epochs)")
     p.set_defaults(func=_run_flip)
 
 
@@ -336,16 +341,19 @@ def _run_poison(args) -> None:
 
 
 def _run_flip(args) -> None:
+    if args.max_epochs is not None and args.until_train_acc is None:
+        raise ValueError("--max-epochs needs --until-train-acc")
     profile, start, u, data = _cifar_setup(args)
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
     arrays, settings = run_flip(args.arch, u, data, epochs=args.epochs, seed=args.seed, device=args.device,
-                                checkpoint=ckpt, profile=profile)
+                                checkpoint=ckpt, profile=profile, until_train_acc=args.until_train_acc,
+                                max_epochs=args.max_epochs)
     wall = float(arrays["wall_time"].sum())
     _finish(args.out, arrays, _cifar_meta(args, profile, settings, data, wall, start, resumed))
     print(f"wrote {args.out} ({wall:.0f} s of training)")
-    for v, a, b in zip(arrays["variants"], arrays["train_acc"], arrays["test_acc"]):
-        print(f" {v:9s} train {a:.3f}  test {b:.3f}")
+    for v, a, b, e in zip(arrays["variants"], arrays["train_acc"], arrays["test_acc"], arrays["epochs"]):
+        print(f" {v:9s} train {a:.3f}  test {b:.3f}  ({e} epochs)")
 
 
 # --------------------------------------------------------------------------------------------------

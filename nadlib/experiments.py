@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import integer, positive_float, positive_int, seed as _check_seed
+from ._checks import integer, positive_float, positive_int, seed as _check_seed, unit_interval
 from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, poison_assignment, poison_with_nads
 from .config import get_device, get_profile
 from .models import seeded_model
@@ -267,21 +267,38 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
 
 def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int = 0, device=None,
              hp: CIFARHyperParams | None = None, checkpoint=None, progress: bool = True,
-             profile=None, deadline: float | None = None) -> tuple[dict, dict]:
+             profile=None, deadline: float | None = None, until_train_acc: float | None = None,
+             max_epochs: int | None = None) -> tuple[dict, dict]:
     """Train ``arch`` on CIFAR-10 and on its NAD-flipped version (:func:`nadlib.change_basis`), same recipe
     and seed.
 
     Returns ``(arrays, settings)`` with ``variants = ["original", "flipped"]`` and, per variant,
-    ``train_acc`` (eval mode, after training), ``test_acc`` and ``test_curve`` (per epoch) and ``wall_time``.
-    The flipped test set is the flip of the clean test set (same ``U``).  ``deadline``: as in
-    :func:`run_poison_sweep`.
+    ``train_acc`` (eval mode, after training), ``test_acc`` and ``test_curve`` (per epoch), ``epochs``
+    and ``wall_time``.  The flipped test set is the flip of the clean test set (same ``U``).
+    ``deadline``: as in :func:`run_poison_sweep`.
+
+    With ``until_train_acc`` (e.g. 0.99) each variant is trained to that training accuracy, so that test
+    accuracies are compared between networks that fit their training sets equally well: a run of
+    ``epochs`` epochs that ends below the target is repeated from the same initialisation with twice the
+    epochs (the whole recipe, learning-rate decay included, stretched over the longer run), up to
+    ``max_epochs`` (default ``8 * epochs``).  ``epochs`` in the result is the length of the kept run, and
+    ``train_acc`` says whether the target was reached.
     """
     cfg = (profile or get_profile()).cifar
     epochs = positive_int(cfg.epochs if epochs is None else epochs, "epochs")
+    if until_train_acc is not None:
+        until_train_acc = unit_interval(until_train_acc, "until_train_acc")
+        max_epochs = positive_int(8 * epochs if max_epochs is None else max_epochs, "max_epochs")
+        if max_epochs < epochs:
+            raise ValueError(f"max_epochs ({max_epochs}) is smaller than epochs ({epochs})")
+    elif max_epochs is not None:
+        raise ValueError("max_epochs needs until_train_acc")
     hp = hp or cifar_hyperparams(profile)
     device = get_device(device)
     u = flip_basis(U)
     settings = _cifar_settings(arch, data, epochs, seed, hp, basis_sha256=_digest(u))
+    if until_train_acc is not None:
+        settings.update(until_train_acc=until_train_acc, max_epochs=max_epochs)
     x_tr, y_tr = data["x_train"].to(device), data["y_train"].to(device)
     x_te, y_te = data["x_test"].to(device), data["y_test"].to(device)
     variants = ("original", "flipped")
@@ -290,9 +307,15 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
         start = time.perf_counter()
         a, b = (x_tr, x_te) if name == "original" else (change_basis(x_tr, u), change_basis(x_te, u))
         norm = Normaliser(a)
-        result = _train_cifar(arch, norm(a), y_tr, norm(b), y_te, epochs=epochs, seed=seed, device=device,
-                              hp=hp, progress=progress)
-        return {"train_acc": evaluate(result.model, norm(a), y_tr), "test_acc": result.final_test_acc,
+        n_epochs = epochs
+        while True:
+            result = _train_cifar(arch, norm(a), y_tr, norm(b), y_te, epochs=n_epochs, seed=seed,
+                                  device=device, hp=hp, progress=progress)
+            train_acc = evaluate(result.model, norm(a), y_tr)
+            if until_train_acc is None or train_acc >= until_train_acc or 2 * n_epochs > max_epochs:
+                break
+            n_epochs *= 2
+        return {"train_acc": train_acc, "test_acc": result.final_test_acc, "epochs": n_epochs,
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
     done = ResumableRuns(checkpoint, settings).run(variants, work, desc=f"{arch} flip", progress=progress,
@@ -300,7 +323,12 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
     arrays = {"variants": np.array(variants)}
     for name in ("train_acc", "test_acc", "wall_time"):
         arrays[name] = np.array([float(done[v][name]) for v in variants])
-    arrays["test_curve"] = np.stack([done[v]["test_curve"] for v in variants])
+    arrays["epochs"] = np.array([int(done[v]["epochs"]) for v in variants])
+    curves = [done[v]["test_curve"] for v in variants]
+    if len({len(c) for c in curves}) > 1:  # runs of different lengths: pad the shorter with NaN
+        longest = max(len(c) for c in curves)
+        curves = [np.pad(np.asarray(c, float), (0, longest - len(c)), constant_values=np.nan) for c in curves]
+    arrays["test_curve"] = np.stack(curves)
     return arrays, settings
 
 
