@@ -177,6 +177,9 @@ def _add_pooling(sub) -> None:
     p.add_argument("--scale", type=_fraction, default=1.0,
                    help="multiply every training-set size and epoch count (quick checks)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--budget", type=_positive_float, default=None,
+                   help="minutes: stop after the run that passes it and write the runs done so far "
+                        "(the others are 'not run'); rerun the same command to finish")
     _common(p, profile=False)
     p.set_defaults(func=_run_pooling)
 
@@ -188,12 +191,18 @@ def _run_pooling(args) -> None:
     chosen = [s for s in ABLATION if args.settings is None or s.name in args.settings]
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
+    deadline = None if args.budget is None else time.monotonic() + 60 * args.budget
     arrays, record = run_pooling_ablation(chosen, args.freqs or ABLATION_FREQS, n_test=args.n_test,
-                                          seed=args.seed, device=args.device, checkpoint=ckpt, scale=args.scale)
+                                          seed=args.seed, device=args.device, checkpoint=ckpt, scale=args.scale,
+                                          deadline=deadline)
     meta = provenance(device=get_device(args.device), resumed=resumed, threads=torch.get_num_threads(),
                       wall_time_s=round(time.perf_counter() - t0, 1), **record)
-    _finish(args.out, arrays, meta)
-    print(f"wrote {args.out}")
+    if record["complete"]:
+        _finish(args.out, arrays, meta)
+        print(f"wrote {args.out}")
+    else:  # keep the checkpoint: the same command finishes the runs not done
+        save_artifact(args.out, arrays, meta)
+        print(f"wrote {args.out} with the runs done so far (budget reached); run the same command to finish")
     print(ablation_table(arrays, n_test=args.n_test))
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from ._checks import positive_int, seed as _check_seed
 from .directions import fourier_direction
 from .experiments import ResumableRuns
+from .results import DeadlineReached
 from .tables import markdown_table
 from .training import direction_accuracy
 
@@ -163,7 +164,10 @@ def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
     ``scale`` multiplies every training-set size and epoch count (e.g. 0.05 for a quick check; at least
     256 samples and 1 epoch).  Returns ``(arrays, settings_dict)``: ``names`` and ``labels`` (one per
     setting), ``freqs`` (k x 2), ``test_acc`` and ``train_acc`` (settings x directions) and ``wall_time``
-    (seconds per setting).  Resumable through ``checkpoint`` (see :class:`nadlib.ResumableRuns`).
+    (seconds per setting).  Resumable through ``checkpoint`` (see :class:`nadlib.ResumableRuns`).  With
+    ``deadline`` (a ``time.monotonic()`` value) the runs stop after the one that finishes past it and the
+    runs not done are NaN; ``settings_dict["complete"]`` says whether every run was done (rerun the same
+    call with the same checkpoint to finish).
     """
     settings = _settings_by_name(settings)
     freqs = [tuple(int(c) for c in f) for f in freqs]
@@ -193,15 +197,19 @@ def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
                                return_history=True, **recipe)
         return {"test_acc": h.final_test_acc, "train_acc": h.final_train_acc, "wall_time": h.wall_time}
 
-    done = ResumableRuns(checkpoint, record).run(keys, work, desc="pooling ablation", progress=progress,
-                                                 deadline=deadline)
+    runner = ResumableRuns(checkpoint, record)
+    try:
+        done = runner.run(keys, work, desc="pooling ablation", progress=progress, deadline=deadline)
+    except DeadlineReached:
+        done = runner.done
     shape = (len(settings), len(freqs))
     arrays = {"names": np.array([s.name for s in settings]), "labels": np.array([s.label for s in settings]),
               "freqs": np.array(freqs, dtype=np.int64)}
     for field_name in ("test_acc", "train_acc", "wall_time"):
-        arrays[field_name] = np.array([float(done[k][field_name]) for k in keys]).reshape(shape)
-    arrays["wall_time"] = arrays["wall_time"].sum(axis=1)
-    return arrays, record
+        values = [float(done[k][field_name]) if k in done else np.nan for k in keys]
+        arrays[field_name] = np.array(values).reshape(shape)
+    arrays["wall_time"] = np.nansum(arrays["wall_time"], axis=1)
+    return arrays, dict(record, complete=all(k in done for k in keys))
 
 
 def ablation_table(arrays: dict, n_test: int = 10_000):
@@ -213,12 +221,14 @@ def ablation_table(arrays: dict, n_test: int = 10_000):
     if "lenet" not in names:
         raise ValueError("the ablation has no 'lenet' row to define the hard directions")
     lenet = test[names.index("lenet")]
-    hard = [j for j in range(len(freqs)) if abs(lenet[j] - 0.5) <= chance_margin(n_test)]
+    hard = [j for j in range(len(freqs)) if np.isfinite(lenet[j]) and abs(lenet[j] - 0.5) <= chance_margin(n_test)]
     header = ["setting", *[f"{f}{' (hard)' if j in hard else ''}" for j, f in enumerate(freqs)],
               f"hard directions learned (> {LEARNED})"]
     rows = []
     for i, label in enumerate(labels):
-        cells = [f"{test[i, j]:.3f} ({train[i, j]:.2f})" for j in range(len(freqs))]
-        learned = sum(test[i, j] > LEARNED for j in hard)
-        rows.append([label, *cells, f"{learned} / {len(hard)}"])
+        cells = [f"{test[i, j]:.3f} ({train[i, j]:.2f})" if np.isfinite(test[i, j]) else "not run"
+                 for j in range(len(freqs))]
+        ran = [j for j in hard if np.isfinite(test[i, j])]
+        learned = sum(test[i, j] > LEARNED for j in ran)
+        rows.append([label, *cells, f"{learned} / {len(ran)}" if ran else "not run"])
     return markdown_table(header, rows)

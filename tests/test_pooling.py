@@ -209,3 +209,27 @@ def test_flip_without_target_trains_once(monkeypatch):
     with pytest.raises(ValueError, match="smaller than epochs"):
         nadlib.run_flip("lenet", torch.eye(1024), data, epochs=3, until_train_acc=0.9, max_epochs=2,
                         progress=False)
+
+
+def test_a_deadline_leaves_the_runs_not_done_as_nan_and_resume_finishes(monkeypatch, tmp_path):
+    """With a deadline already passed, exactly one run is done (runs stop after the one that passes it);
+    the others are NaN and 'not run' in the table; the same call without a deadline finishes from the
+    checkpoint, training only the missing runs."""
+    import time
+
+    trained = []
+
+    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+        trained.append(1)
+        return nadlib.TrainResult(epochs=[1], train_acc=[1.0], test_acc=[0.5], wall_time=2.0)
+
+    monkeypatch.setattr(P, "direction_accuracy", fake)
+    settings = [P.AblationSetting("lenet", "LeNet", compensation="pool"), P.AblationSetting("nopool", "no pool")]
+    ckpt = tmp_path / "c.ckpt.npz"
+    arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)], checkpoint=ckpt,
+                                            deadline=time.monotonic() - 1, progress=False)
+    assert len(trained) == 1 and record["complete"] is False
+    assert np.isfinite(arrays["test_acc"]).sum() == 1 and arrays["test_acc"][0, 0] == 0.5
+    assert "not run" in str(P.ablation_table(arrays))
+    arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)], checkpoint=ckpt, progress=False)
+    assert len(trained) == 4 and record["complete"] is True and np.isfinite(arrays["test_acc"]).all()
