@@ -118,6 +118,8 @@ def test_run_passes_each_setting_to_training_and_resumes(monkeypatch, tmp_path):
     np.testing.assert_array_equal(arrays["freqs"], freqs)
     assert list(arrays["names"]) == ["lenet", "big"]
     np.testing.assert_allclose(arrays["wall_time"], [3.0, 3.0])
+    np.testing.assert_allclose(arrays["best_test_acc"], arrays["test_acc"])  # one epoch each: the final one
+    np.testing.assert_array_equal(arrays["best_epoch"], [[10, 10, 10], [5, 5, 5]])
     assert record["scale"] == 0.5 and record["seed"] == 4
     again, _ = P.run_pooling_ablation(settings, freqs, n_test=300, seed=4, checkpoint=ckpt, scale=0.5,
                                       progress=False)
@@ -233,3 +235,17 @@ def test_a_deadline_leaves_the_runs_not_done_as_nan_and_resume_finishes(monkeypa
     assert "not run" in str(P.ablation_table(arrays))
     arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)], checkpoint=ckpt, progress=False)
     assert len(trained) == 4 and record["complete"] is True and np.isfinite(arrays["test_acc"]).all()
+
+
+def test_best_epoch_is_the_epoch_of_the_highest_test_accuracy(monkeypatch):
+    """A run whose test accuracy peaks at epoch 2 (0.8) and ends at 0.6 reports 0.6 as final, 0.8 at epoch 2
+    as its best; the table shows both."""
+    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+        return nadlib.TrainResult(epochs=[1, 2, 3], train_acc=[0.6, 0.9, 1.0], test_acc=[0.55, 0.8, 0.6])
+
+    monkeypatch.setattr(P, "direction_accuracy", fake)
+    arrays, _ = P.run_pooling_ablation([P.AblationSetting("lenet", "LeNet", compensation="pool")], [(0, 8)],
+                                       progress=False)
+    assert arrays["test_acc"][0, 0] == 0.6 and arrays["best_test_acc"][0, 0] == 0.8
+    assert arrays["best_epoch"][0, 0] == 2
+    assert "0.800 (epoch 2)" in str(P.ablation_table(arrays))
