@@ -13,7 +13,8 @@ row of the plan:
 
 Before starting, the plan is printed with an estimated cost per row from :data:`COSTS`, a small table of
 per-unit costs per (step kind, architecture, device type): measured on this project's 2-core CPU where
-marked ``measured``, otherwise estimates (all CUDA costs: not measured on a GPU yet).  A *budget* turns
+marked ``measured``, otherwise estimates (on CUDA: the secant NADs of the deep CNNs and ResNet-18 on D(v)
+were measured on one H200).  A *budget* turns
 into a ``time.monotonic()`` deadline handed to every step: the step stops after its current unit (a batch
 of networks, a direction, a training run), keeps its checkpoint ``<out>.ckpt.npz`` and the run ends with
 "budget reached"; the next call skips finished artifacts and resumes the checkpoints, so a run split over
@@ -116,18 +117,20 @@ COSTS: dict[tuple[str, str, str], tuple[float, str]] = {
     ("direction", "resnet18_nopool", "cpu"): (4 * 3600.0, "estimate"),
     ("direction", "densenet121", "cpu"): (2.5 * 3600.0, "estimate"),
     ("direction", "densenet121_nopool", "cpu"): (8 * 3600.0, "estimate"),
-    # CUDA: documented targets and guesses, NOT measured on a GPU yet (one H100-class GPU)
+    # CUDA: measured on one NVIDIA H200 where marked (scripts/gpu_deep_nads.py, batched secant, float32;
+    # results/*_gpu.npz: 568 VGG-11 networks in 63 s, 256 ResNet-18 in 64 s, 36 DenseNet-121 in 64 s, and
+    # ResNet-18 on D(v) at 14-16 s per direction, one at a time); the rest are estimates
     ("nads", "lenet", "cuda"): (0.0005, "estimate"),
-    ("nads", "vgg11", "cuda"): (0.004, "estimate"),
-    ("nads", "resnet18", "cuda"): (0.006, "estimate"),  # target: 10,000 networks in <= 60 s
-    ("nads", "densenet121", "cuda"): (0.03, "estimate"),
+    ("nads", "vgg11", "cuda"): (1 / 9.1, "measured (H200)"),
+    ("nads", "resnet18", "cuda"): (1 / 4.0, "measured (H200)"),  # target was 10,000 networks in <= 60 s
+    ("nads", "densenet121", "cuda"): (1 / 0.56, "measured (H200)"),
     ("direction", "logreg", "cuda"): (0.2, "estimate"),
     ("direction", "lenet", "cuda"): (0.5, "estimate"),
     ("direction", "lenet_nopool", "cuda"): (1.0, "estimate"),
     ("direction", "vgg11", "cuda"): (2.0, "estimate"),
     ("direction", "vgg11_nopool", "cuda"): (5.0, "estimate"),
-    ("direction", "resnet18", "cuda"): (3.0, "estimate"),  # target: <= 3 s per direction, batched
-    ("direction", "resnet18_nopool", "cuda"): (8.0, "estimate"),
+    ("direction", "resnet18", "cuda"): (15.0, "measured (H200)"),  # target was <= 3 s per direction
+    ("direction", "resnet18_nopool", "cuda"): (50.0, "estimate"),  # ~3.4x ResNet-18, as on the CPU
     ("direction", "densenet121", "cuda"): (10.0, "estimate"),
     ("direction", "densenet121_nopool", "cuda"): (30.0, "estimate"),
     # one CIFAR-10 training (50,000 images, 30 epochs) is not batched over runs like D(v) directions are
@@ -309,7 +312,8 @@ def format_plan(rows: list[PlanRow], sizes: str | RunSizes = "paper", device_typ
         sources.add(src.split(" ")[0] if not src.startswith("derived") else "derived")
         status = f"partial ({r.done_units:,}/{r.units:,})" if r.status == "partial" else r.status
         table.append([r.step, r.arch, f"{r.units:,} {r.unit}s", _human(sec), status, r.out.name])
-    note = ("costs on CUDA are estimates, not measured on a GPU yet" if device_type == "cuda" else
+    note = ("costs on CUDA measured on one H200 where marked measured in nadlib.paper_run.COSTS (secant NADs "
+            "of the three deep CNNs, ResNet-18 on D(v)); the rest are estimates" if device_type == "cuda" else
             "costs measured on a 2-core CPU, one thread per process, where marked measured in nadlib.paper_run.COSTS"
             "; the rest are estimates")
     head = (f"paper run, sizes {sizes.name}, device type {device_type}: {len(rows)} steps, "
