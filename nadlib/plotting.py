@@ -623,8 +623,11 @@ def flip_table(results: dict) -> MarkdownTable:
         arrays, meta = item
         s = meta.get("settings", {})
         tr, te = arrays["train_acc"], arrays["test_acc"]
+        epochs = ("/".join(str(int(e)) for e in arrays["epochs"]) + " epochs (original/flipped, trained to "
+                  f"train acc. {s['until_train_acc']})" if "until_train_acc" in s and "epochs" in arrays
+                  else f"{s.get('epochs', '?')} epochs")
         where = (f"{meta.get('profile', '?')}, {s.get('n_train', '?')}/{s.get('n_test', '?')} images, "
-                 f"{s.get('epochs', '?')} epochs, {meta.get('device', '?')}, {float(meta.get('wall_time', 0)):.0f} s")
+                 f"{epochs}, {meta.get('device', '?')}, {float(meta.get('wall_time', 0)):.0f} s")
         rows.append([arch, meta.get("data_source", s.get("source", "?")), float(tr[0]), float(tr[1]),
                      float(te[0]), float(te[1]), where])
     return markdown_table(["architecture", "data", "train acc. original", "train acc. flipped",

@@ -249,3 +249,21 @@ def test_best_epoch_is_the_epoch_of_the_highest_test_accuracy(monkeypatch):
     assert arrays["test_acc"][0, 0] == 0.6 and arrays["best_test_acc"][0, 0] == 0.8
     assert arrays["best_epoch"][0, 0] == 2
     assert "0.800 (epoch 2)" in str(P.ablation_table(arrays))
+
+
+def test_flip_table_reports_both_variants_and_the_epochs_each_needed():
+    from nadlib.plotting import flip_table
+
+    fixed = ({"train_acc": np.array([1.0, 0.715]), "test_acc": np.array([0.4751, 0.375])},
+             {"settings": {"n_train": 5000, "n_test": 2000, "epochs": 60}, "profile": "default", "device": "cpu",
+              "wall_time": 748.5, "data_source": "CIFAR-10"})
+    fitted = ({"train_acc": np.array([0.995, 0.991]), "test_acc": np.array([0.36, 0.21]),
+               "epochs": np.array([100, 400])},
+              {"settings": {"n_train": 1000, "n_test": 2000, "epochs": 50, "until_train_acc": 0.99},
+               "profile": "default", "device": "cpu", "wall_time": 10.0, "data_source": "CIFAR-10"})
+    lines = str(flip_table({"a": fixed, "b": fitted, "c": None})).splitlines()
+    assert lines[2] == ("| a | CIFAR-10 | 1.000 | 0.715 | 0.475 | 0.375 | default, 5000/2000 images, 60 epochs, cpu, "
+                        "748 s |")
+    assert "| 0.995 | 0.991 | 0.360 | 0.210 |" in lines[3]
+    assert "100/400 epochs (original/flipped, trained to train acc. 0.99)" in lines[3]
+    assert lines[4].startswith("| c | – | not yet measured |")
