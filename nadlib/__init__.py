@@ -28,7 +28,7 @@ from .directions import fill_symmetric, fourier_basis, fourier_direction, fourie
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import GridResult, accuracy_grid, profile_grid
 from .models import ARCHITECTURES, get_model, seeded_model
-from .pooling import PoolFreeLeNet, ablation_table, run_pooling_ablation
+from .pooling import PoolFreeLeNet, ablation_table, combine_ablations, run_pooling_ablation
 from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
                    split_half_stability, subspace_overlap)
 from .results import ResultNotAvailableError, load_artifact, provenance, result_path, results_dir, save_artifact
@@ -50,6 +50,6 @@ __all__ = [
     "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
     "run_collapse", "separable_data",
     "NADStatistics", "nad_statistics", "nads_from_statistics",
-    "coverage_table", "PoolFreeLeNet", "ablation_table", "run_pooling_ablation",
+    "coverage_table", "PoolFreeLeNet", "ablation_table", "combine_ablations", "run_pooling_ablation",
     "SignatureConfig", "Signature", "affinity_score", "nonlinearity_signature", "run_signatures", "load_signatures",
 ]

@@ -25,7 +25,7 @@ from .experiments import load_basis, nad_trainability, run_flip, run_poison_swee
 from .grid import profile_grid
 from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
-from .pooling import ABLATION, ABLATION_FREQS, ablation_table, run_pooling_ablation
+from .pooling import ABLATION, ABLATION_FREQS, CONTROLS, ablation_table, run_pooling_ablation
 from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from .results import CHECKPOINT_EVERY_S, checkpoint_path, file_sha256, provenance, save_artifact
 from .signature_runs import run_signatures, signature_inputs
@@ -165,11 +165,11 @@ def _run_grid(args) -> None:
 
 
 def _add_pooling(sub) -> None:
-    names = [s.name for s in ABLATION]
+    names = [s.name for s in (*ABLATION, *CONTROLS)]
     p = sub.add_parser("pooling", help="the pooling ablation of Chapter 1: LeNet without pooling, one change "
                                        "at a time (resumable)")
     p.add_argument("--settings", type=_names(names), default=None,
-                   help=f"comma-separated settings (default: all): {','.join(names)}")
+                   help=f"comma-separated settings (default: all but the controls): {','.join(names)}")
     p.add_argument("--freqs", type=_freqs, default=None,
                    help="Fourier directions 'kx,ky;kx,ky;...' (default: "
                         + ";".join(f"{a},{b}" for a, b in ABLATION_FREQS) + ")")
@@ -188,7 +188,8 @@ def _run_pooling(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    chosen = [s for s in ABLATION if args.settings is None or s.name in args.settings]
+    chosen = list(ABLATION) if args.settings is None else [s for s in (*ABLATION, *CONTROLS)
+                                                            if s.name in args.settings]
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
     deadline = None if args.budget is None else time.monotonic() + 60 * args.budget

@@ -29,7 +29,7 @@ from .results import DeadlineReached
 from .tables import markdown_table
 from .training import direction_accuracy
 
-__all__ = ["PoolFreeLeNet", "AblationSetting", "ABLATION", "ABLATION_FREQS", "LEARNED", "chance_margin",
+__all__ = ["PoolFreeLeNet", "AblationSetting", "ABLATION", "CONTROLS", "combine_ablations", "ABLATION_FREQS", "LEARNED", "chance_margin",
            "run_pooling_ablation", "ablation_table"]
 
 #: Test accuracy above which a direction counts as learned.
@@ -132,6 +132,14 @@ ABLATION: tuple[AblationSetting, ...] = (
     AblationSetting("kaiming", "He (Kaiming-normal) init", init="kaiming"),
     AblationSetting("hidden32", "first FC layer 32 wide", hidden=32),
     AblationSetting("lr0.02_noclip", "lr 0.02, no clipping", lr=0.02, clip=None),
+)
+
+#: Controls run on their own (``nadlib pooling --settings lenet_n40k``): whether a larger training set
+#: also lets LeNet *with* pooling learn the hard direction, which would make it a matter of data, not
+#: of pooling.
+CONTROLS: tuple[AblationSetting, ...] = (
+    AblationSetting("lenet_n40k", "LeNet (with pooling), 40,000 training samples", compensation="pool",
+                    n_train=40_000),
 )
 
 
@@ -240,3 +248,20 @@ def ablation_table(arrays: dict, n_test: int = 10_000):
         learned = sum(test[i, j] > LEARNED for j in ran)
         rows.append([label, *cells, f"{learned} / {len(ran)}" if ran else "not run"])
     return markdown_table(header, rows)
+
+
+def combine_ablations(*parts: dict) -> dict:
+    """Stack the rows of several ablation results (e.g. the main ablation and a control run) that were run on
+    the same directions, in the order given."""
+    if not parts:
+        raise ValueError("nothing to combine")
+    freqs = np.asarray(parts[0]["freqs"])
+    for p in parts[1:]:
+        if not np.array_equal(np.asarray(p["freqs"]), freqs):
+            raise ValueError(f"the parts were run on different directions: {freqs.tolist()} vs "
+                             f"{np.asarray(p['freqs']).tolist()}")
+    out = {"freqs": freqs}
+    for name in ("names", "labels", "test_acc", "train_acc", "wall_time", "best_test_acc", "best_epoch"):
+        if all(name in p for p in parts):
+            out[name] = np.concatenate([np.asarray(p[name]) for p in parts])
+    return out

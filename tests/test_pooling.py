@@ -267,3 +267,22 @@ def test_flip_table_reports_both_variants_and_the_epochs_each_needed():
     assert "| 0.995 | 0.991 | 0.360 | 0.210 |" in lines[3]
     assert "100/400 epochs (original/flipped, trained to train acc. 0.99)" in lines[3]
     assert lines[4].startswith("| c | – | not yet measured |")
+
+
+def test_the_control_differs_from_lenet_only_in_the_training_set_size():
+    lenet = next(s for s in P.ABLATION if s.name == "lenet")
+    (control,) = P.CONTROLS
+    fields = ("compensation", "hidden", "init", "n_train", "epochs", "lr", "clip", "weight_decay")
+    assert [f for f in fields if getattr(control, f) != getattr(lenet, f)] == ["n_train"]
+    assert control.n_train == next(s for s in P.ABLATION if s.name == "n40k").n_train
+
+
+def test_combine_ablations_stacks_rows_of_the_same_directions():
+    a = {"names": np.array(["lenet"]), "labels": np.array(["L"]), "freqs": np.array([[0, 8]]),
+         "test_acc": np.array([[0.5]]), "train_acc": np.array([[0.7]])}
+    b = dict(a, names=np.array(["c"]), labels=np.array(["C"]), test_acc=np.array([[0.9]]))
+    both = P.combine_ablations(a, b)
+    assert list(both["names"]) == ["lenet", "c"]
+    np.testing.assert_array_equal(both["test_acc"], [[0.5], [0.9]])
+    with pytest.raises(ValueError, match="different directions"):
+        P.combine_ablations(a, dict(b, freqs=np.array([[16, 16]])))
