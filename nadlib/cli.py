@@ -204,7 +204,10 @@ def _run_pooling(args) -> None:
     else:  # keep the checkpoint: the same command finishes the runs not done
         save_artifact(args.out, arrays, meta)
         print(f"wrote {args.out} with the runs done so far (budget reached); run the same command to finish")
-    print(ablation_table(arrays, n_test=args.n_test))
+    if "lenet" in arrays["names"]:
+        print(ablation_table(arrays, n_test=args.n_test))
+    for label, row in zip(arrays["labels"], arrays["test_acc"]):
+        print(f" {label}: test accuracy " + ", ".join(f"{a:.3f}" for a in row))
 
 
 # --------------------------------------------------------------------------------------------------

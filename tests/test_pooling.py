@@ -286,3 +286,19 @@ def test_combine_ablations_stacks_rows_of_the_same_directions():
     np.testing.assert_array_equal(both["test_acc"], [[0.5], [0.9]])
     with pytest.raises(ValueError, match="different directions"):
         P.combine_ablations(a, dict(b, freqs=np.array([[16, 16]])))
+
+
+def test_cli_control_run_without_a_lenet_row_writes_and_prints(tmp_path, monkeypatch, capsys):
+    """A control run has no 'lenet' row (no hard directions to mark): the CLI still writes the artifact and
+    prints each row's test accuracy."""
+    from nadlib.cli import main
+
+    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+        return nadlib.TrainResult(epochs=[1], train_acc=[0.7], test_acc=[0.499])
+
+    monkeypatch.setattr(P, "direction_accuracy", fake)
+    out = tmp_path / "c.npz"
+    assert main(["pooling", "--settings", "lenet_n40k", "--freqs", "0,8", "--out", str(out)]) == 0
+    arrays, meta = nadlib.load_artifact(out)
+    assert list(arrays["names"]) == ["lenet_n40k"] and meta["complete"] is True
+    assert "LeNet (with pooling), 40,000 training samples: test accuracy 0.499" in capsys.readouterr().out
