@@ -249,7 +249,7 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
     Args:
         ours: ``{arch: GridResult, a list of them, or None}`` for archs among :data:`FOURIER_MAP_ARCHS`:
             the book's measured grids (several grids of one network are merged, e.g. a coarse grid and
-            a low-frequency band).  Their ``settings['n_test']`` sets their chance margin.
+            a low-frequency band; ``None`` entries, also inside a list, are skipped).  Their ``settings['n_test']`` sets their chance margin.
         published: ``{arch: {(kx, ky): accuracy}}`` replacing the bundled published maps (for tests);
             default :func:`paper_fourier_accuracy`, measured on :data:`PAPER_N_TEST` test samples.
         sigmas: the *at chance* margin of :func:`chance_threshold`.
@@ -266,7 +266,9 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
     is 1.0 everywhere), ``mean_abs`` (mean absolute difference), ``failing_ours`` and
     ``failing_published`` (shares at chance over the shared directions, each with its own test-set size).
     """
-    ours = {k: v for k, v in (ours or {}).items() if v is not None and (not isinstance(v, (list, tuple)) or v)}
+    ours = {k: ([g for g in v if g is not None] if isinstance(v, (list, tuple)) else v)
+            for k, v in (ours or {}).items()}
+    ours = {k: v for k, v in ours.items() if v is not None and v != []}
     unknown = sorted(set(ours) - set(FOURIER_MAP_ARCHS))
     if unknown:
         raise ValueError(f"no published Fourier map for {unknown}; available: {', '.join(FOURIER_MAP_ARCHS)}")

@@ -134,7 +134,7 @@ def test_constant_published_map_gives_no_correlation():
 
 def test_no_book_entry_for_networks_without_a_grid():
     _, grid, _ = _pair()
-    fig = fourier_map_explorer({"lenet": grid, "vgg11": None, "resnet18": []})
+    fig = fourier_map_explorer({"lenet": grid, "vgg11": None, "resnet18": [], "densenet121": [None]})
     labels = _labels(fig)
     assert [lab for lab in labels if "this book" in lab] == ["LeNet: this book (stride 1, smoke profile, cpu)"]
     titles = {lab: b.args[1]["title.text"] for lab, b in zip(labels, fig.layout.updatemenus[0].buttons)}
