@@ -267,24 +267,27 @@ def _published_block(accuracy: dict, size: int = 32) -> np.ndarray:
     return full[np.ix_(PUBLISHED_KY % size, PUBLISHED_KX % size)]
 
 
-def _agreement_text(entry: dict) -> str:
+def _agreement_lines(entry: dict) -> list[str]:
     ag = entry["agreement"]
     if ag is None:
-        return f"no map of {entry['network']} in this book (needs a GPU): the authors' values only"
+        return [f"no map of {entry['network']} in this book (it needs a GPU): the authors' values only"]
     r = ag["pearson"]
     r_text = f"Pearson r = {r:.2f}" if np.isfinite(r) else "Pearson r undefined (a constant map)"
-    return (f"this book vs published on {ag['shared']} shared directions: {r_text}, mean |diff.| "
-            f"{ag['mean_abs']:.3f}; at chance: {ag['failing_ours']:.0%} (this book), "
-            f"{ag['failing_published']:.0%} (published)")
+    t_ours, t_pub = ag["threshold_ours"], ag["threshold_published"]
+    limit = f"{t_ours:.3f}" if abs(t_ours - t_pub) < 5e-4 else f"{t_ours:.3f} / {t_pub:.3f}"
+    return [f"vs published on {ag['shared']} shared directions: {r_text}, mean |diff.| {ag['mean_abs']:.3f}",
+            f"at chance (test acc. < {limit}): {ag['failing_ours']:.0%} in this book, "
+            f"{ag['failing_published']:.0%} published"]
 
 
 def _map_title(entry: dict) -> str:
+    """Title of one map: network and source (bold line), how it was measured, agreement (small lines)."""
     if entry["source"] == "published":
-        head = (f"<b>{entry['network']}</b>: {entry['label']}, NeurIPS 2020 — "
-                f"{len(entry['accuracy'])} directions, their measurements")
+        head = f"<b>{entry['network']}</b> — published (Ortiz-Jimenez et al., NeurIPS 2020)"
     else:
-        head = f"<b>{entry['network']}</b>: {entry['label']}"
-    return f"{head}<br><span style='font-size:12px'>{_agreement_text(entry)}</span>"
+        head = f"<b>{entry['network']}</b> — this book"
+    small = [entry["details"], *_agreement_lines(entry)]
+    return head + "".join(f"<br><span style='font-size:12px'>{line}</span>" for line in small)
 
 
 def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", published: dict | None = None,
@@ -355,12 +358,13 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
     fig.update_layout(
         title=dict(text=init["title.text"], x=0.01, y=0.97, yanchor="top", font=dict(size=13)),
         updatemenus=[dict(buttons=buttons, direction="down", active=first, x=0.0, xanchor="left", y=1.01,
-                          yanchor="bottom", showactive=True, pad=dict(l=0, t=0, b=0, r=0))],
-        height=600, margin=dict(t=110, l=60, r=20, b=60), plot_bgcolor="white",
+                          yanchor="bottom", showactive=True, pad=dict(l=0, t=0, b=4, r=0))],
+        height=660, margin=dict(t=150, l=60, r=20, b=75), plot_bgcolor="white",
         shapes=[dict(type="rect", xref="x domain", yref="y domain", x0=0, x1=1, y0=0, y1=1,
                      fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below"), block],
-        annotations=[dict(text=("menu: network and source · grey: not measured · dashed: the published 16 × 16 "
-                                "block · published values: the authors' (Ortiz-Jimenez et al.)"),
+        modebar=dict(remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"]),
+        annotations=[dict(text=("menu: network and source · grey: not measured · dashed: the published "
+                                "16 × 16 block<br>published values: the authors' (Ortiz-Jimenez et al.)"),
                           showarrow=False, xref="paper", yref="paper", x=0.0, y=-0.1, xanchor="left",
                           yanchor="top", font=dict(size=11))],
         meta={"source": PAPER_SOURCE, "chance_sigmas": float(sigmas),

@@ -257,14 +257,15 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
     Returns one dict per (network, source) that exists, networks in :data:`FOURIER_MAP_ARCHS` order, the
     published map first: ``arch``, ``network`` (display name), ``source`` (``"published"`` or
     ``"this book"``), ``label`` (:data:`PUBLISHED_LABEL` or ``"this book (<how it was made>)"``),
-    ``short_label`` (the same, in fewer words, for menus),
+    ``short_label`` (the same, in fewer words, for menus), ``details`` (how it was measured, in words),
     ``accuracy`` (``{(kx, ky): acc}``, one member per symmetric pair), ``grid`` (the book's merged
     :class:`GridResult`, None for published), ``n_test``, ``threshold`` (at chance below it),
     ``failing`` (share of its directions at chance) and ``agreement`` (the same dict on both entries of
     a network; None without a book map): ``shared`` (number of directions in both maps), ``pearson``
     (:func:`compare_with_paper` over them; NaN when either side is constant, e.g. LogReg's published map
     is 1.0 everywhere), ``mean_abs`` (mean absolute difference), ``failing_ours`` and
-    ``failing_published`` (shares at chance over the shared directions, each with its own test-set size).
+    ``failing_published`` (shares at chance over the shared directions, each with its own test-set size),
+    ``threshold_ours`` and ``threshold_published`` (the two limits).
     """
     ours = {k: ([g for g in v if g is not None] if isinstance(v, (list, tuple)) else v)
             for k, v in (ours or {}).items()}
@@ -280,6 +281,8 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
             pub = paper_fourier_accuracy(arch)
         pub_entry = dict(arch=arch, network=name, source="published", label=PUBLISHED_LABEL,
                          short_label=PUBLISHED_LABEL, accuracy=dict(pub),
+                         details=(f"their measurements: {len(pub)} directions, {PAPER_N_TEST:,} test samples "
+                                  "each"),
                          grid=None, n_test=PAPER_N_TEST, threshold=chance_threshold(PAPER_N_TEST, sigmas),
                          failing=failing_share(pub.values(), PAPER_N_TEST, sigmas), agreement=None)
         entries.append(pub_entry)
@@ -291,10 +294,13 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
         agreement = dict(shared=len(cmp["freqs"]), pearson=cmp["pearson"],
                          mean_abs=float(np.abs(cmp["ours"] - cmp["paper"]).mean()) if cmp["freqs"] else float("nan"),
                          failing_ours=failing_share(cmp["ours"], n_test, sigmas),
-                         failing_published=failing_share(cmp["paper"], PAPER_N_TEST, sigmas))
+                         failing_published=failing_share(cmp["paper"], PAPER_N_TEST, sigmas),
+                         threshold_ours=chance_threshold(n_test, sigmas),
+                         threshold_published=chance_threshold(PAPER_N_TEST, sigmas))
         pub_entry["agreement"] = agreement
         entries.append(dict(arch=arch, network=name, source="this book", label=f"this book ({_describe_grid(grid)})",
                             short_label=f"this book ({_describe_grid(grid, short=True)})",
+                            details=_describe_grid(grid),
                             accuracy=dict(grid.accuracy), grid=grid, n_test=n_test,
                             threshold=chance_threshold(n_test, sigmas),
                             failing=failing_share(grid.accuracy.values(), n_test, sigmas), agreement=agreement))
@@ -309,7 +315,8 @@ def fourier_map_table(ours: dict | None = None, *, published: dict | None = None
                       sigmas: float = CHANCE_SIGMAS) -> MarkdownTable:
     """The table behind :func:`nadlib.interactive.fourier_map_explorer`, one row per map.
 
-    Columns: network | source | directions (book maps: how many of them the published map shares) |
+    Columns: network | source (book maps: the short label) | directions (book maps: how many of them the
+    published map shares) |
     r with published (Pearson, over the shared directions; "–" when undefined) | failing share (of all
     the map's directions, at chance as in :func:`chance_threshold`) | failing share on the shared
     directions, this book / published.  Arguments as :func:`fourier_map_entries`.
@@ -321,15 +328,14 @@ def fourier_map_table(ours: dict | None = None, *, published: dict | None = None
         if e["source"] == "published":
             rows.append([e["network"], PUBLISHED_LABEL, len(e["accuracy"]), None, _percent(e["failing"]), None])
         else:
-            rows.append([e["network"], e["label"], f"{len(e['accuracy'])} ({ag['shared']} shared)", ag["pearson"],
+            rows.append([e["network"], e["short_label"], f"{len(e['accuracy'])} ({ag['shared']} shared)", ag["pearson"],
                          _percent(e["failing"]),
                          f"{_percent(ag['failing_ours'])} / {_percent(ag['failing_published'])}"])
     limits = "; ".join(f"{t:.3f} for {n:,} test samples"
                        for n, t in sorted({(e["n_test"], e["threshold"]) for e in entries}))
     return markdown_table(
         ["network", "source", "directions", "r with published", "failing share",
-         "failing share, shared directions (this book / published)"], rows, digits=2,
-        caption=(f"failing: test accuracy at chance, i.e. below 0.5 + {sigmas:g} x 0.5 / sqrt(n_test) "
-                 f"({limits}); r: Pearson correlation with the published map over the directions both maps "
-                 f"hold, – where undefined (a constant map, such as LogReg's published 100 %); published "
-                 f"maps: {PAPER_SOURCE}"))
+         "failing share on shared directions: this book / published"], rows, digits=2,
+        caption=(f"Failing: test accuracy at chance, below 0.5 + {sigmas:g} × 0.5 / √n_test ({limits}).  "
+                 f"r: Pearson correlation with the published map over the directions both maps hold (– where "
+                 f"undefined: one map is constant).  Published maps: {PAPER_SOURCE}."))

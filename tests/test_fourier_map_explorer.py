@@ -79,7 +79,7 @@ def test_published_traces_are_labelled_as_the_authors_and_hold_their_values():
         title = button.args[1]["title.text"]
         if "published" in trace.name:
             assert PUBLISHED_LABEL in trace.name and "published</b> (Ortiz-Jimenez et al.)" in trace.hovertemplate
-            assert PUBLISHED_LABEL in title and "their measurements" in title
+            assert "published (Ortiz-Jimenez et al., NeurIPS 2020)" in title and "their measurements" in title
             assert list(trace.x) == list(range(-7, 9)) and list(trace.y) == list(range(-8, 8))
         else:
             assert "this book" in trace.name and "this book" in trace.hovertemplate
@@ -116,7 +116,8 @@ def test_agreement_equals_an_independent_computation():
         assert m["failing_ours"] == pytest.approx(fail_ours) and m["failing_published"] == pytest.approx(fail_pub)
     title = fig.layout.title.text  # the figure opens on the LeNet book map
     assert (f"on {len(freqs)} shared directions: Pearson r = 0.60" in title
-            and f"at chance: {fail_ours:.0%} (this book), {fail_pub:.0%} (published)" in title), title
+            and f"at chance (test acc. < 0.530 / 0.515): {fail_ours:.0%} in this book, {fail_pub:.0%} published"
+            in title), title
     assert meta[("vgg11", "published")]["pearson"] is None  # no book map of VGG-11
     # the entries behind it: failing share of all the book's directions (3 extra, one of them at chance)
     book = [e for e in fourier_map_entries({"lenet": grid}, published={"lenet": paper}) if e["source"] == "this book"]
@@ -165,6 +166,7 @@ def test_table_rows_and_numbers():
     assert len(rows) == 6 and table._repr_markdown_() == str(table)
     lenet_book = next(r for r in rows if r.startswith("| LeNet | this book"))
     cells = [c.strip() for c in lenet_book.strip("|").split("|")]
+    assert cells[1] == "this book (stride 1, smoke profile, cpu)"
     assert cells[2] == f"{len(grid.accuracy)} ({len(freqs)} shared)" and cells[3] == "0.60"
     assert all(PUBLISHED_LABEL in r for r in rows if "this book" not in r)
     assert "0.530 for 2,500 test samples; 0.515 for 10,000 test samples" in table
