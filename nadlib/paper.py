@@ -338,4 +338,4 @@ def fourier_map_table(ours: dict | None = None, *, published: dict | None = None
          "failing share on shared directions: this book / published"], rows, digits=2,
         caption=(f"Failing: test accuracy at chance, below 0.5 + {sigmas:g} × 0.5 / √n_test ({limits}).  "
                  f"r: Pearson correlation with the published map over the directions both maps hold (– where "
-                 f"undefined: one map is constant).  Published maps: {PAPER_SOURCE}."))
+                 f"undefined: one map is constant).  Source of the published maps: {PAPER_SOURCE}."))
