@@ -275,7 +275,8 @@ def _agreement_lines(entry: dict) -> list[str]:
     r_text = f"Pearson r = {r:.2f}" if np.isfinite(r) else "Pearson r undefined (a constant map)"
     t_ours, t_pub = ag["threshold_ours"], ag["threshold_published"]
     limit = f"{t_ours:.3f}" if abs(t_ours - t_pub) < 5e-4 else f"{t_ours:.3f} / {t_pub:.3f}"
-    return [f"vs published on {ag['shared']} shared directions: {r_text}, mean |diff.| {ag['mean_abs']:.3f}",
+    return [f"this book vs published on {ag['shared']} shared directions: {r_text}, mean |diff.| "
+            f"{ag['mean_abs']:.3f}",
             f"at chance (test acc. < {limit}): {ag['failing_ours']:.0%} in this book, "
             f"{ag['failing_published']:.0%} published"]
 
