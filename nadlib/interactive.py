@@ -1,7 +1,8 @@
-"""Kernel-free interactive figures for Chapters 2 and 3: Plotly figures with a slider.
+"""Kernel-free interactive figures: Chapter 1's Fourier-map explorer (a menu), Chapters 2 and 3's sliders.
 
 Unlike the ipywidgets of :mod:`nadlib.widgets`, these figures need no running kernel: every slider
-position is precomputed and stored in the figure (``layout.sliders[0].steps``), so they stay interactive
+position or menu entry is precomputed and stored in the figure (``layout.sliders[0].steps``,
+``layout.updatemenus[0].buttons``), so they stay interactive
 in the static HTML of the book (rendered offline by ``book/_ext/nadbook_sphinx.py`` with a local
 plotly.js, as :func:`nadlib.plotting.accuracy_map_plotly`) and in JupyterLab.
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .directions import fourier_energy
+from .directions import fill_symmetric, fourier_energy
+from .paper import CHANCE_SIGMAS, PAPER_SOURCE, fourier_map_entries
+from .plotting import ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, accuracy_lattice
 
 #: Slider positions stored in a figure by default (each holds the images of every architecture).
 MAX_STEPS = 24
@@ -246,4 +249,135 @@ def poisoning_plotly(sweep_arrays: dict, examples, *, max_steps: int = MAX_STEPS
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1)
     fig.update_xaxes(showticklabels=False, row=1, col=2)
     fig.update_yaxes(showticklabels=False, row=1, col=2)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 1: the published Fourier maps of the five networks beside the book's own
+# --------------------------------------------------------------------------------------------------
+
+#: Signed frequencies of the published 16 x 16 block: columns ``kx = -7 .. 8``, rows ``ky = -8 .. 7``
+#: (the authors' grid, see :mod:`nadlib.paper`; every cell holds a measurement or its mirror's).
+PUBLISHED_KX, PUBLISHED_KY = np.arange(-7, 9), np.arange(-8, 8)
+
+
+def _published_block(accuracy: dict, size: int = 32) -> np.ndarray:
+    """The published accuracies as the 16 x 16 block (rows ``PUBLISHED_KY``, columns ``PUBLISHED_KX``)."""
+    full = fill_symmetric(accuracy, size)
+    return full[np.ix_(PUBLISHED_KY % size, PUBLISHED_KX % size)]
+
+
+def _agreement_lines(entry: dict) -> list[str]:
+    ag = entry["agreement"]
+    if ag is None:
+        return [f"no map of {entry['network']} in this book (it needs a GPU): the authors' values only"]
+    r = ag["pearson"]
+    r_text = f"Pearson r = {r:.2f}" if np.isfinite(r) else "Pearson r undefined (a constant map)"
+    t_ours, t_pub = ag["threshold_ours"], ag["threshold_published"]
+    limit = f"{t_ours:.3f}" if abs(t_ours - t_pub) < 5e-4 else f"{t_ours:.3f} / {t_pub:.3f}"
+    return [f"this book vs published on {ag['shared']} shared directions: {r_text}, mean |diff.| "
+            f"{ag['mean_abs']:.3f}",
+            f"at chance (test acc. < {limit}): {ag['failing_ours']:.0%} in this book, "
+            f"{ag['failing_published']:.0%} published"]
+
+
+def _map_title(entry: dict) -> str:
+    """Title of one map: network and source (bold line), how it was measured, agreement (small lines)."""
+    if entry["source"] == "published":
+        head = f"<b>{entry['network']}</b> — published (Ortiz-Jimenez et al., NeurIPS 2020)"
+    else:
+        head = f"<b>{entry['network']}</b> — this book"
+    small = [entry["details"], *_agreement_lines(entry)]
+    return head + "".join(f"<br><span style='font-size:12px'>{line}</span>" for line in small)
+
+
+def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", published: dict | None = None,
+                         sigmas: float = CHANCE_SIGMAS):
+    """The five networks' Fourier accuracy maps, published and the book's, behind one menu.
+
+    One heatmap per (network, source) that exists (:func:`nadlib.paper.fourier_map_entries`, in its
+    order); a menu entry per heatmap, labelled ``"<network>: published (Ortiz-Jimenez et al.)"`` or
+    ``"<network>: this book (<lattice>, <profile>, <device>)"``, shows it alone.  The published maps are
+    the authors' measurements (:data:`nadlib.paper.PAPER_SOURCE`), drawn as their 16 x 16 block of signed
+    frequencies (``kx = -7 .. 8``, ``ky = -8 .. 7``); the book's maps as their measured lattice
+    (:func:`nadlib.plotting.accuracy_lattice`), over which a dashed square marks the published block.
+    Colours: test accuracy from 0.5 (chance) to 1, the same scale for every map; grey: not measured.
+
+    The title names the source and, when both maps of a network exist, their agreement: Pearson ``r``
+    over the directions both hold, the mean absolute difference, and the *failing share* of each, i.e.
+    the fraction of those directions at chance.  A direction is at chance when its test accuracy lies
+    below ``0.5 + sigmas * 0.5 / sqrt(n_test)`` (:func:`nadlib.paper.chance_threshold`): an untrained
+    classifier's accuracy on ``n_test`` balanced samples is Binomial(n_test, 1/2) / n_test, with standard
+    deviation ``0.5 / sqrt(n_test)``; ``n_test`` is the grid's own test-set size (the paper's 10,000
+    for the published maps), so with ``sigmas = 3`` both margins are 0.515.
+
+    Args:
+        ours: ``{arch: GridResult, a list of them (merged), or None}`` (see
+            :func:`nadlib.paper.fourier_map_entries`).
+        start: the network shown first: its book map if there is one, else its published map.
+        published, sigmas: as :func:`nadlib.paper.fourier_map_entries`.
+
+    ``layout.meta["entries"]`` lists, per trace, ``arch``, ``source``, ``pearson`` (None when undefined
+    or absent) and the two failing shares over the shared directions.
+    """
+    go, _ = _plotly()
+    entries = fourier_map_entries(ours, published=published, sigmas=sigmas)
+    first = next((i for i, e in enumerate(entries) if e["arch"] == start and e["source"] == "this book"),
+                 next((i for i, e in enumerate(entries) if e["arch"] == start), 0))
+    fig = go.Figure()
+    ranges = []
+    for i, e in enumerate(entries):
+        if e["source"] == "published":
+            kx, ky, z = PUBLISHED_KX, PUBLISHED_KY, _published_block(e["accuracy"])
+            step = 1
+            who = "<b>published</b> (Ortiz-Jimenez et al.)"
+        else:
+            coords, z, step = accuracy_lattice(e["grid"])
+            kx = ky = coords
+            who = "<b>this book</b>"
+        ranges.append(([float(kx[0] - step / 2), float(kx[-1] + step / 2)],
+                       [float(ky[0] - step / 2), float(ky[-1] + step / 2)]))
+        fig.add_trace(go.Heatmap(
+            z=np.where(np.isnan(z), None, np.round(z, 4)).tolist(), x=kx.tolist(), y=ky.tolist(),
+            name=f"{e['network']}: {e['short_label']}", visible=i == first, zmin=ACC_VMIN, zmax=ACC_VMAX,
+            colorscale="Viridis", hoverongaps=False, xgap=0.5, ygap=0.5,
+            colorbar=dict(title="test acc.", len=1.0),
+            hovertemplate=(f"{who}, {e['network']}<br>(kx, ky) = (%{{x}}, %{{y}})<br>test accuracy "
+                           "%{z:.3f}<extra></extra>")))
+    n = len(entries)
+
+    def view(i):
+        (x0, x1), (y0, y1) = ranges[i]
+        return {"title.text": _map_title(entries[i]), "xaxis.range": [x0, x1], "yaxis.range": [y0, y1]}
+
+    buttons = [dict(label=f"{e['network']}: {e['short_label']}", method="update",
+                    args=[{"visible": [j == i for j in range(n)]}, view(i)]) for i, e in enumerate(entries)]
+    block = dict(type="rect", xref="x", yref="y", x0=float(PUBLISHED_KX[0]) - 0.5, x1=float(PUBLISHED_KX[-1]) + 0.5,
+                 y0=float(PUBLISHED_KY[0]) - 0.5, y1=float(PUBLISHED_KY[-1]) + 0.5,
+                 line=dict(color="white", width=1.5, dash="dash"), layer="above")
+    init = view(first)
+    fig.update_layout(
+        title=dict(text=init["title.text"], x=0.01, y=0.97, yanchor="top", font=dict(size=13)),
+        updatemenus=[dict(buttons=buttons, direction="down", active=first, x=0.0, xanchor="left", y=1.01,
+                          yanchor="bottom", showactive=True, pad=dict(l=0, t=0, b=4, r=0))],
+        height=660, margin=dict(t=150, l=60, r=20, b=75), plot_bgcolor="white",
+        shapes=[dict(type="rect", xref="x domain", yref="y domain", x0=0, x1=1, y0=0, y1=1,
+                     fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below"), block],
+        modebar=dict(remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"]),
+        annotations=[dict(text=("menu: network and source · grey: not measured · dashed: the published "
+                                "16 × 16 block<br>published values: the authors' (Ortiz-Jimenez et al.)"),
+                          showarrow=False, xref="paper", yref="paper", x=0.0, y=-0.1, xanchor="left",
+                          yanchor="top", font=dict(size=11))],
+        meta={"source": PAPER_SOURCE, "chance_sigmas": float(sigmas),
+              "entries": [dict(arch=e["arch"], source=e["source"], n_test=e["n_test"],
+                               pearson=(None if e["agreement"] is None or not np.isfinite(e["agreement"]["pearson"])
+                                        else e["agreement"]["pearson"]),
+                               failing_ours=None if e["agreement"] is None else e["agreement"]["failing_ours"],
+                               failing_published=(None if e["agreement"] is None
+                                                  else e["agreement"]["failing_published"]))
+                          for e in entries]},
+    )
+    fig.update_xaxes(title_text="kx (signed)", range=init["xaxis.range"], constrain="domain", zeroline=False)
+    fig.update_yaxes(title_text="ky (signed)", range=init["yaxis.range"], scaleanchor="x", constrain="domain",
+                     zeroline=False)
     return fig

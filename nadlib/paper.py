@@ -11,6 +11,8 @@ own results.  Every function returns values labelled with :data:`PAPER_SOURCE`-s
   (``nads.csv``).
 * :func:`compare_with_paper`, :func:`nads_agreement`, :func:`trainability_agreement`: one agreement
   number per figure (correlation of maps, top-k subspace overlap, per-index accuracy difference).
+* :func:`fourier_map_entries`, :func:`fourier_map_table`: the published Fourier maps of the five networks
+  beside the book's own, with the agreement numbers (behind :func:`nadlib.interactive.fourier_map_explorer`).
 
 Fourier convention.  The published grid has rows ``y = 0..15`` and columns ``x = 0..15`` and is
 mirror-symmetric in ``x`` (the experiments were run for ``x = 0..8`` and drawn mirrored): cell ``(x, y)``
@@ -28,7 +30,9 @@ import numpy as np
 import torch
 
 from .directions import mirror
+from .grid import GridResult
 from .nads import NADs, subspace_overlap
+from .tables import MarkdownTable, markdown_table
 
 #: Where the published numbers come from (for captions).
 PAPER_SOURCE = ("published by the authors (Ortiz-Jimenez et al., NeurIPS 2020; repository "
@@ -123,15 +127,17 @@ def trainability_agreement(curve: dict, arch: str) -> dict:
             "mean_abs": float(np.abs(diff).mean()) if len(diff) else float("nan")}
 
 
-def compare_with_paper(grid, arch: str | None = None) -> dict:
+def compare_with_paper(grid, arch: str | None = None, published: dict | None = None) -> dict:
     """Match a measured grid (a :class:`nadlib.GridResult`) with the published accuracies.
 
     Returns a dict with ``freqs`` (the common frequencies, in the grid's keys), ``ours`` and ``paper``
     (accuracies in [0, 1], arrays in the same order), and ``pearson`` (their correlation, NaN for fewer
-    than 3 directions).  ``arch`` defaults to the grid's architecture.
+    than 3 directions or when either side is constant).  ``arch`` defaults to the grid's architecture;
+    ``published`` (``{(kx, ky): accuracy}``) replaces :func:`paper_fourier_accuracy` of ``arch``.
     """
     arch = arch or grid.arch
-    published = paper_fourier_accuracy(arch, grid.size)
+    if published is None:
+        published = paper_fourier_accuracy(arch, grid.size)
     freqs, ours, paper = [], [], []
     for f, acc in grid.accuracy.items():
         match = published.get(f, published.get(mirror(*f, grid.size)))
@@ -143,3 +149,193 @@ def compare_with_paper(grid, arch: str | None = None) -> dict:
     ok = len(freqs) >= 3 and ours_a.std() > 0 and paper_a.std() > 0
     pearson = float(np.corrcoef(ours_a, paper_a)[0, 1]) if ok else float("nan")
     return {"freqs": freqs, "ours": ours_a, "paper": paper_a, "pearson": pearson}
+
+
+# --------------------------------------------------------------------------------------------------
+# The five published Fourier maps beside the book's own
+# --------------------------------------------------------------------------------------------------
+
+#: The networks of the published Fourier maps, in the order the book shows them.
+FOURIER_MAP_ARCHS = ("logreg", "lenet", "vgg11", "resnet18", "densenet121")
+#: Their names in figures and tables.
+NETWORK_NAMES = {"logreg": "LogReg", "lenet": "LeNet", "vgg11": "VGG-11", "resnet18": "ResNet-18",
+                 "densenet121": "DenseNet-121"}
+#: Test samples per direction behind the published maps (the paper's 10,000).
+PAPER_N_TEST = 10_000
+#: "At chance" margin, in binomial standard deviations of a chance-level test accuracy.
+CHANCE_SIGMAS = 3.0
+#: Short label of the authors' maps (menus, tables); :data:`PAPER_SOURCE` is the full caption.
+PUBLISHED_LABEL = "published (Ortiz-Jimenez et al.)"
+
+
+def chance_threshold(n_test: int, sigmas: float = CHANCE_SIGMAS) -> float:
+    """The accuracy below which a direction counts as *at chance*: ``0.5 + sigmas * 0.5 / sqrt(n_test)``.
+
+    A classifier that has learned nothing labels each of the ``n_test`` balanced test samples correctly
+    with probability 1/2, so its test accuracy is ``Binomial(n_test, 1/2) / n_test``: mean 0.5, standard
+    deviation ``0.5 / sqrt(n_test)``.  With the default 3 standard deviations and 10,000 test samples
+    the threshold is 0.515; a chance-level run exceeds it with probability about 0.13 %.
+    """
+    n_test = int(n_test)
+    if n_test < 1:
+        raise ValueError(f"n_test must be a positive number of test samples, got {n_test}")
+    return 0.5 + float(sigmas) * 0.5 / np.sqrt(n_test)
+
+
+def failing_share(accuracies, n_test: int, sigmas: float = CHANCE_SIGMAS) -> float:
+    """Fraction of ``accuracies`` at chance (below :func:`chance_threshold`); NaN when there are none."""
+    a = np.asarray(list(accuracies), dtype=float)
+    return float(np.mean(a < chance_threshold(n_test, sigmas))) if a.size else float("nan")
+
+
+def _merge_grids(arch: str, grids) -> GridResult:
+    """One :class:`GridResult` from one or several grids of ``arch`` (the union of their directions;
+    a direction measured twice gets the mean).  ``settings['parts']`` lists each grid's settings."""
+    if isinstance(grids, GridResult):
+        grids = [grids]
+    grids = [g for g in grids if g is not None]
+    if not grids:
+        raise ValueError(f"no grid given for {arch!r}")
+    for g in grids:
+        if g.arch != arch:
+            raise ValueError(f"a grid of {g.arch!r} was given for {arch!r}")
+        if g.size != grids[0].size:
+            raise ValueError(f"the grids of {arch!r} have different sizes: {[g.size for g in grids]}")
+        if not g.settings.get("n_test"):
+            raise ValueError(f"a grid of {arch!r} lacks settings['n_test'] (needed for the chance margin)")
+    n_test = {int(g.settings["n_test"]) for g in grids}
+    if len(n_test) > 1:
+        raise ValueError(f"the grids of {arch!r} have different test-set sizes: {sorted(n_test)}")
+    values: dict = {}
+    for g in grids:
+        for f, a in g.accuracy.items():
+            key = f if f in values or mirror(*f, g.size) not in values else mirror(*f, g.size)
+            values.setdefault(key, []).append(float(a))
+    settings = dict(grids[0].settings) if len(grids) == 1 else {
+        "n_test": n_test.pop(), "parts": [dict(g.settings) for g in grids]}
+    return GridResult(arch, {f: float(np.mean(v)) for f, v in values.items()}, grids[0].size, settings,
+                      sum(g.wall_time for g in grids))
+
+
+def _describe_grid(grid: GridResult, short: bool = False) -> str:
+    """How a book grid was made, in a few words: lattice, directions, profile, sizes, device (``short``:
+    lattice, profile and device only)."""
+    parts = grid.settings.get("parts") or [grid.settings]
+
+    def joined(key_fn):
+        seen = []
+        for p in parts:
+            v = key_fn(p)
+            if v and v not in seen:
+                seen.append(v)
+        return " + ".join(seen)
+
+    lattice = joined(lambda p: f"band {p['band']}" if p.get("band") else
+                     (f"stride {p['stride']}" if p.get("stride") else ""))
+    profile = joined(lambda p: f"{p['profile']} profile" if p.get("profile") else "")
+    sizes = joined(lambda p: (f"{int(p['n_train']):,} / {int(p['n_test']):,} samples, {p.get('epochs', '?')} ep."
+                              if p.get("n_train") else ""))
+    device = joined(lambda p: str(p.get("device_name") or p.get("device") or ""))
+    if short:
+        return ", ".join(w for w in (lattice, profile, device) if w)
+    words = [(f"{lattice}: " if lattice else "") + f"{len(grid.accuracy)} directions", profile, sizes, device]
+    return ", ".join(w for w in words if w)
+
+
+def fourier_map_entries(ours: dict | None = None, *, published: dict | None = None,
+                        sigmas: float = CHANCE_SIGMAS) -> list[dict]:
+    """The Fourier maps of the five networks: the authors' and, where given, the book's, with agreement.
+
+    Args:
+        ours: ``{arch: GridResult, a list of them, or None}`` for archs among :data:`FOURIER_MAP_ARCHS`:
+            the book's measured grids (several grids of one network are merged, e.g. a coarse grid and
+            a low-frequency band; ``None`` entries, also inside a list, are skipped).  Their ``settings['n_test']`` sets their chance margin.
+        published: ``{arch: {(kx, ky): accuracy}}`` replacing the bundled published maps (for tests);
+            default :func:`paper_fourier_accuracy`, measured on :data:`PAPER_N_TEST` test samples.
+        sigmas: the *at chance* margin of :func:`chance_threshold`.
+
+    Returns one dict per (network, source) that exists, networks in :data:`FOURIER_MAP_ARCHS` order, the
+    published map first: ``arch``, ``network`` (display name), ``source`` (``"published"`` or
+    ``"this book"``), ``label`` (:data:`PUBLISHED_LABEL` or ``"this book (<how it was made>)"``),
+    ``short_label`` (the same, in fewer words, for menus), ``details`` (how it was measured, in words),
+    ``accuracy`` (``{(kx, ky): acc}``, one member per symmetric pair), ``grid`` (the book's merged
+    :class:`GridResult`, None for published), ``n_test``, ``threshold`` (at chance below it),
+    ``failing`` (share of its directions at chance) and ``agreement`` (the same dict on both entries of
+    a network; None without a book map): ``shared`` (number of directions in both maps), ``pearson``
+    (:func:`compare_with_paper` over them; NaN when either side is constant, e.g. LogReg's published map
+    is 1.0 everywhere), ``mean_abs`` (mean absolute difference), ``failing_ours`` and
+    ``failing_published`` (shares at chance over the shared directions, each with its own test-set size),
+    ``threshold_ours`` and ``threshold_published`` (the two limits).
+    """
+    ours = {k: ([g for g in v if g is not None] if isinstance(v, (list, tuple)) else v)
+            for k, v in (ours or {}).items()}
+    ours = {k: v for k, v in ours.items() if v is not None and v != []}
+    unknown = sorted(set(ours) - set(FOURIER_MAP_ARCHS))
+    if unknown:
+        raise ValueError(f"no published Fourier map for {unknown}; available: {', '.join(FOURIER_MAP_ARCHS)}")
+    entries = []
+    for arch in FOURIER_MAP_ARCHS:
+        name = NETWORK_NAMES[arch]
+        pub = (published or {}).get(arch)
+        if pub is None:
+            pub = paper_fourier_accuracy(arch)
+        pub_entry = dict(arch=arch, network=name, source="published", label=PUBLISHED_LABEL,
+                         short_label=PUBLISHED_LABEL, accuracy=dict(pub),
+                         details=(f"their measurements: {len(pub)} directions, {PAPER_N_TEST:,} test samples "
+                                  "each"),
+                         grid=None, n_test=PAPER_N_TEST, threshold=chance_threshold(PAPER_N_TEST, sigmas),
+                         failing=failing_share(pub.values(), PAPER_N_TEST, sigmas), agreement=None)
+        entries.append(pub_entry)
+        if arch not in ours:
+            continue
+        grid = _merge_grids(arch, ours[arch])
+        n_test = int(grid.settings["n_test"])
+        cmp = compare_with_paper(grid, arch, published=pub)
+        agreement = dict(shared=len(cmp["freqs"]), pearson=cmp["pearson"],
+                         mean_abs=float(np.abs(cmp["ours"] - cmp["paper"]).mean()) if cmp["freqs"] else float("nan"),
+                         failing_ours=failing_share(cmp["ours"], n_test, sigmas),
+                         failing_published=failing_share(cmp["paper"], PAPER_N_TEST, sigmas),
+                         threshold_ours=chance_threshold(n_test, sigmas),
+                         threshold_published=chance_threshold(PAPER_N_TEST, sigmas))
+        pub_entry["agreement"] = agreement
+        entries.append(dict(arch=arch, network=name, source="this book", label=f"this book ({_describe_grid(grid)})",
+                            short_label=f"this book ({_describe_grid(grid, short=True)})",
+                            details=_describe_grid(grid),
+                            accuracy=dict(grid.accuracy), grid=grid, n_test=n_test,
+                            threshold=chance_threshold(n_test, sigmas),
+                            failing=failing_share(grid.accuracy.values(), n_test, sigmas), agreement=agreement))
+    return entries
+
+
+def _percent(x: float) -> str:
+    return "–" if np.isnan(x) else f"{100 * x:.0f}%"
+
+
+def fourier_map_table(ours: dict | None = None, *, published: dict | None = None,
+                      sigmas: float = CHANCE_SIGMAS) -> MarkdownTable:
+    """The table behind :func:`nadlib.interactive.fourier_map_explorer`, one row per map.
+
+    Columns: network | source (book maps: the short label) | directions (book maps: how many of them the
+    published map shares) |
+    r with published (Pearson, over the shared directions; "–" when undefined) | failing share (of all
+    the map's directions, at chance as in :func:`chance_threshold`) | failing share on the shared
+    directions, this book / published.  Arguments as :func:`fourier_map_entries`.
+    """
+    rows = []
+    entries = fourier_map_entries(ours, published=published, sigmas=sigmas)
+    for e in entries:
+        ag = e["agreement"]
+        if e["source"] == "published":
+            rows.append([e["network"], PUBLISHED_LABEL, len(e["accuracy"]), None, _percent(e["failing"]), None])
+        else:
+            rows.append([e["network"], e["short_label"], f"{len(e['accuracy'])} ({ag['shared']} shared)", ag["pearson"],
+                         _percent(e["failing"]),
+                         f"{_percent(ag['failing_ours'])} / {_percent(ag['failing_published'])}"])
+    limits = "; ".join(f"{t:.3f} for {n:,} test samples"
+                       for n, t in sorted({(e["n_test"], e["threshold"]) for e in entries}))
+    return markdown_table(
+        ["network", "source", "directions", "r with published", "failing share",
+         "failing share on shared directions: this book / published"], rows, digits=2,
+        caption=(f"Failing: test accuracy at chance, below 0.5 + {sigmas:g} × 0.5 / √n_test ({limits}).  "
+                 f"r: Pearson correlation with the published map over the directions both maps hold (– where "
+                 f"undefined: one map is constant).  Source of the published maps: {PAPER_SOURCE}."))
