@@ -259,8 +259,8 @@ RECIPE_DIFFERENCES = (
      "only (0, 0), (16, 0), (0, 16), (16, 16)"),
     ("published Fourier grid", "cell (x, y) of the 16 x 16 figure is frequency (2(y - 8), 2(x - 8)): the whole "
      "spectrum with step 2 (their direction images)", "read as (8 - x, y - 8): the central block with step 1 "
-     "(bug, fixed)", "the comparison matched wrong directions: correlation 0.71 on 40 directions before, "
-     "see the chapter for after"),
+     "(bug, fixed)", "the book compared our directions with other published ones; the agreement after the "
+     "fix is computed in the chapter"),
 )
 
 
