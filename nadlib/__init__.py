@@ -9,7 +9,8 @@ Modules, from the ground up (each imports only from the rows above it):
 5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
    secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
 6. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
-7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``plotting``, ``widgets``, ``interactive`` (kernel-free Plotly sliders), ``tables``
+7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``recipe_sweep`` (the D(v) recipe
+   against the published curves), ``plotting``, ``widgets``, ``interactive`` (kernel-free Plotly sliders), ``tables``
 8. ``cli`` (``python -m nadlib``)
 """
 

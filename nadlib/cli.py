@@ -25,8 +25,10 @@ from .experiments import load_basis, nad_trainability, run_flip, run_poison_swee
 from .grid import profile_grid
 from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
-from .pooling import ABLATION, ABLATION_FREQS, CONTROLS, ablation_table, run_pooling_ablation
+from .paper import published_nads
 from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
+from .pooling import ABLATION, ABLATION_FREQS, CONTROLS, ablation_table, run_pooling_ablation
+from .recipe_sweep import DEFAULT_SETTINGS, parse_settings, recipe_sweep, sweep_probes, sweep_summary
 from .results import CHECKPOINT_EVERY_S, checkpoint_path, file_sha256, provenance, save_artifact
 from .signature_runs import run_signatures, signature_inputs
 
@@ -447,6 +449,70 @@ def _run_signature(args) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# recipe-sweep: which training setting gives the published curves?
+
+def _settings(text: str) -> list[dict]:
+    try:
+        return parse_settings(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _sweep_nads(spec: str) -> torch.Tensor:
+    """``published`` (the bundled first 64 published NADs), a ``.npy`` file of NADs as rows (the authors'
+    format), or a NAD artifact written by ``nads``."""
+    if spec == "published":
+        return published_nads("lenet").directions
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"no NAD file at {spec!r} (give 'published', a .npy file of NADs as rows, or an "
+                                "artifact written by `python -m nadlib nads`)")
+    if path.suffix == ".npy":
+        rows = np.load(path, allow_pickle=False)
+        if rows.ndim != 2 or rows.shape[1] != 1024:
+            raise ValueError(f"{spec!r} must hold NADs as rows of 1024 = 32 x 32 numbers, got shape {rows.shape}")
+        return torch.from_numpy(rows.astype(np.float32)).reshape(-1, 1, 32, 32)
+    return load_nads(path).directions
+
+
+def _add_recipe_sweep(sub) -> None:
+    p = sub.add_parser("recipe-sweep", help="LeNet on published NADs and Fourier directions under variants of the "
+                                            "D(v) recipe, beside the published accuracies (resumable)")
+    p.add_argument("--nads", default="published",
+                   help="the authors' NADs: 'published' (bundled, first 64), a .npy file of rows, or a NAD artifact")
+    p.add_argument("--indices", type=_int_list, default=[0, 100, 400], help="NAD indices (default: 0,100,400)")
+    p.add_argument("--freqs", type=_freqs, default=[(2, 0), (12, 0)],
+                   help="Fourier frequencies 'kx,ky;...' (default: 2,0;12,0)")
+    p.add_argument("--settings", type=_settings, default=parse_settings(DEFAULT_SETTINGS),
+                   help="';'-separated settings, each 'base' or overrides 'key=value[,key=value]' of the paper "
+                        "recipe (keys: epsilon, sigma, n_train, epochs, lr); default: " + DEFAULT_SETTINGS)
+    p.add_argument("--n-test", type=_positive_int, default=10_000)
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes, one torch thread each")
+    _common(p, profile=False)
+    p.set_defaults(func=_run_recipe_sweep)
+
+
+def _run_recipe_sweep(args) -> None:
+    t0 = time.perf_counter()
+    device = get_device(args.device)
+    nads = _sweep_nads(args.nads)
+    probes = sweep_probes(nads, args.indices, args.freqs)  # validates indices and frequencies before any work
+    ckpt = checkpoint_path(args.out)
+    resumed = ckpt.exists()
+    arrays = recipe_sweep(probes, args.settings, n_test=args.n_test, seed=args.seed, device=device,
+                          workers=args.workers, checkpoint=ckpt)
+    source = "published (bundled first 64)" if args.nads == "published" else Path(args.nads).name
+    meta = provenance(device=device, arch="lenet", nads=source,
+                      nads_file_sha256=None if args.nads == "published" else file_sha256(args.nads),
+                      seed=args.seed, n_test=args.n_test, workers=args.workers, resumed=resumed,
+                      wall_time_s=round(time.perf_counter() - t0, 1))
+    _finish(args.out, arrays, meta)
+    best = sweep_summary(arrays)
+    print(f"wrote {args.out}: closest to the published values: {best['label']} (mean abs. difference "
+          f"{best['distance']:.3f}; paper recipe {best['base_distance']:.3f})")
+
+
+# --------------------------------------------------------------------------------------------------
 # paper: every artifact at the paper's sizes, within a budget
 
 def _budget(text: str) -> float:
@@ -509,8 +575,8 @@ def _run_paper(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_grid, _add_pooling, _add_nads, _add_trainability, _add_poison_flip, _add_signature, _add_collapse,
-                _add_paper):
+    for add in (_add_grid, _add_pooling, _add_nads, _add_trainability, _add_poison_flip, _add_signature,
+                _add_collapse, _add_recipe_sweep, _add_paper):
         add(sub)
     return parser
 

@@ -14,10 +14,14 @@ own results.  Every function returns values labelled with :data:`PAPER_SOURCE`-s
 * :func:`fourier_map_entries`, :func:`fourier_map_table`: the published Fourier maps of the five networks
   beside the book's own, with the agreement numbers (behind :func:`nadlib.interactive.fourier_map_explorer`).
 
-Fourier convention.  The published grid has rows ``y = 0..15`` and columns ``x = 0..15`` and is
-mirror-symmetric in ``x`` (the experiments were run for ``x = 0..8`` and drawn mirrored): cell ``(x, y)``
-is the signed frequency ``(kx, ky) = (8 - x, y - 8)`` in this library's convention
-(:mod:`nadlib.directions`).
+Fourier convention.  The published grid has cells ``(x, y)``, ``x, y = 0..15``, and is mirror-symmetric
+in ``x`` (``acc(x, y) = acc(16 - x, y)`` exactly: the experiments were run for ``x = 0..8`` and drawn
+mirrored).  It is *not* the central 16 x 16 block of the spectrum: it covers the whole 32 x 32 spectrum
+with step 2.  The authors' page shows, for each cell, the image of its direction
+(``docs/images/fourier_<x>_<y>.png`` of their repository); read back, cell ``(x, y)`` is the sine wave of
+signed frequency ``(kx, ky) = (2 (y - 8), 2 (x - 8))`` (``kx`` along columns, :mod:`nadlib.directions`),
+e.g. cell (8, 9) is vertical stripes with two periods, (8, 10) four, (0, 0) the checkerboard (16, 16).
+So only even frequencies were published; see :data:`PUBLISHED_STEP`.
 """
 
 from __future__ import annotations
@@ -61,12 +65,23 @@ def _check_arch(arch: str, known) -> str:
     return arch
 
 
+#: Frequency step between neighbouring cells of the published Fourier grid (see the module docstring).
+PUBLISHED_STEP = 2
+
+
+def published_cell_frequency(x: int, y: int, size: int = 32) -> tuple[int, int]:
+    """The frequency ``(kx, ky)`` (this library's convention, ``0 <= kx, ky < size``) of the published
+    grid's cell ``(x, y)``: signed ``(2 (y - 8), 2 (x - 8))``."""
+    return (PUBLISHED_STEP * (y - 8)) % size, (PUBLISHED_STEP * (x - 8)) % size
+
+
 def paper_fourier_accuracy(arch: str, size: int = 32) -> dict[tuple[int, int], float]:
     """Published test accuracy (in [0, 1]) of ``arch`` on D(v) per Fourier frequency ``(kx, ky)``.
 
-    Keys use this library's convention (``0 <= kx, ky < size``); the block covers ``kx = 0 .. 8`` and
-    signed ``ky = -8 .. 7`` (the columns ``x = 0..8`` of the published grid).  Where the published grid
-    holds both members of a symmetric pair (on the ``kx = 0`` column) the two runs are averaged.
+    Keys use this library's convention (``0 <= kx, ky < size``, one member per symmetric pair): the even
+    frequencies of the whole spectrum, ``ky`` signed ``-16 .. 0`` (the rows ``x = 0..8`` that were run) and
+    ``kx`` signed ``-16 .. 14`` (:func:`published_cell_frequency`).  Where the published grid holds both
+    members of a symmetric pair (rows ``ky = 0`` and ``ky = -16``) the two runs are averaged.
     """
     column = _DFT_COLUMNS[_check_arch(arch, _DFT_COLUMNS)]
     values: dict[tuple[int, int], list[float]] = {}
@@ -74,7 +89,7 @@ def paper_fourier_accuracy(arch: str, size: int = 32) -> dict[tuple[int, int], f
         x, y = int(row["x"]), int(row["y"])
         if x > 8:  # the mirrored half of the published figure
             continue
-        key = ((8 - x) % size, (y - 8) % size)
+        key = published_cell_frequency(x, y, size)
         key = min(key, mirror(*key, size), key=lambda k: (k[1], k[0]))  # one member per pair
         values.setdefault(key, []).append(float(row[column]) / 100)
     return {k: float(np.mean(v)) for k, v in values.items()}

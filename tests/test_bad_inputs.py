@@ -314,6 +314,18 @@ CLI_CASES = [
      "nadlib paper: error: --address is for the Ray engine"),
     ("paper trainability without NADs", ["paper", "--only", "trainability", "--out-dir", "{d}"],
      "nadlib paper: error: trainability for lenet needs"),
+    ("recipe-sweep unknown recipe key", ["recipe-sweep", "--settings", "momentum=0.9", "--out", "{o}"],
+     "--settings"),
+    ("recipe-sweep setting not a number", ["recipe-sweep", "--settings", "epsilon=big", "--out", "{o}"],
+     "--settings"),
+    ("recipe-sweep fractional n_train", ["recipe-sweep", "--settings", "n_train=2.5", "--out", "{o}"], "n_train"),
+    ("recipe-sweep setting twice", ["recipe-sweep", "--settings", "base;epsilon=1", "--out", "{o}"], "twice"),
+    ("recipe-sweep NAD index beyond the bundled 64", ["recipe-sweep", "--indices", "0,100", "--out", "{o}"],
+     "nadlib recipe-sweep: error: NAD index 100 out of range"),
+    ("recipe-sweep missing NAD file", ["recipe-sweep", "--nads", "{d}/none.npy", "--out", "{o}"],
+     "nadlib recipe-sweep: error: no NAD file"),
+    ("recipe-sweep NAD file of the wrong shape", ["recipe-sweep", "--nads", "{d}/bad.npy", "--out", "{o}"],
+     "rows of 1024"),
 ]
 
 
@@ -326,6 +338,7 @@ def test_cli_user_error_is_one_line(argv, fragment, tmp_path, capsys, monkeypatc
         monkeypatch.setattr(module, name, no_work)
     monkeypatch.setattr(cli, "profile_grid", no_work)
     monkeypatch.setattr(cli, "run_poison_sweep", no_work)
+    np.save(tmp_path / "bad.npy", np.zeros((3, 100), np.float32))  # NADs must be rows of 32 x 32 numbers
     argv = [a.format(o=tmp_path / "out.npz", d=tmp_path) for a in argv]
     with pytest.raises(SystemExit) as exc:
         raise SystemExit(cli.main(argv))

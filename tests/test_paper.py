@@ -7,25 +7,45 @@ from nadlib.paper import paper_fourier_accuracy
 
 
 @pytest.mark.parametrize("arch", ["logreg", "lenet", "resnet18", "densenet121", "vgg11"])
-def test_published_block_matches_our_grid_keys(arch):
+def test_published_grid_covers_the_even_frequencies_of_the_whole_spectrum(arch):
     acc = paper_fourier_accuracy(arch)
-    ours = set(fourier_grid(32, band=8))
-    # 16 x 9 published runs, 7 of them the mirror of another (kx = 0, ky = +-1..7): 137 directions, each on
-    # our band-8 grid (itself or its mirror) but the corner (kx, ky) = (8, -8), whose mirror is (-8, 8)
-    assert len(acc) == 16 * 9 - 7
-    outside = [k for k in acc if k not in ours and mirror(*k) not in ours]
-    assert outside == [(24, 8)]
+    step2 = set(fourier_grid(32, stride=2))
+    # 16 x 9 published runs (rows x = 0..8); on the rows ky = 0 and ky = -16 the cells (kx, ky) and (-kx, ky)
+    # are one symmetric pair (7 pairs each, averaged): 144 - 14 = 130 directions, every one even
+    assert len(acc) == 16 * 9 - 14
+    assert all(kx % 2 == 0 and ky % 2 == 0 for kx, ky in acc)
+    assert all(k in step2 or mirror(*k) in step2 for k in acc)
+    assert len({k for k in step2 if k in acc or mirror(*k) in acc}) == len(acc)
     assert all(0.45 < a <= 1.0 for a in acc.values())
+
+
+def test_published_cell_frequencies_are_the_authors_images():
+    """The authors' page shows each cell's direction (docs/images/fourier_<x>_<y>.png); read back, cell
+    (8, 9) has two vertical periods, (8, 10) four, (9, 9) the diagonal (2, 2), (10, 9) the frequency (2, 4),
+    (0, 0) is the checkerboard.  The old convention (step 1, central block) put (8, 9) at (0, 1)."""
+    from nadlib.paper import published_cell_frequency
+
+    assert published_cell_frequency(8, 8) == (0, 0)
+    assert published_cell_frequency(8, 9) == (2, 0)
+    assert published_cell_frequency(8, 10) == (4, 0)
+    assert published_cell_frequency(9, 8) == (0, 2)
+    assert published_cell_frequency(9, 9) == (2, 2)
+    assert published_cell_frequency(10, 9) == (2, 4)
+    assert published_cell_frequency(0, 0) == (16, 16)
+    assert published_cell_frequency(5, 11) == (6, 26)  # signed (6, -6)
 
 
 def test_published_lenet_values_and_pattern():
     lenet, resnet = paper_fourier_accuracy("lenet"), paper_fourier_accuracy("resnet18")
     # the values of the paper's figure (rounded to 0.1 % there)
-    assert lenet[(1, 0)] == pytest.approx(0.804, abs=5e-4)
-    assert lenet[(0, 1)] == pytest.approx((0.816 + 0.812) / 2, abs=5e-4)  # both members of the pair were run
+    assert lenet[(0, 2)] == pytest.approx(0.804, abs=5e-4)
+    assert lenet[(2, 0)] == pytest.approx((0.816 + 0.812) / 2, abs=5e-4)  # both members of the pair were run
     assert max(lenet.values()) < 0.85 and sorted(lenet.values())[len(lenet) // 2] < 0.52  # mostly chance
-    # ResNet-18 fails exactly where both frequencies are odd (the paper's aliasing lattice)
-    assert all((a < 0.55) == (kx % 2 == 1 and ky % 2 == 1) for (kx, ky), a in resnet.items())
+    # LeNet (two 2 x 2 poolings) is at chance on every direction with kx or ky = 8 or 16 (multiples of 32 / 4)
+    assert all(a < 0.53 for (kx, ky), a in lenet.items() if kx in (8, 16, 24) or ky in (8, 16, 24))
+    # ResNet-18 fails exactly where both frequencies are 2 mod 4 (its aliasing lattice); with the old
+    # step-1 convention this was "both odd"
+    assert all((a < 0.55) == (kx % 4 == 2 and ky % 4 == 2) for (kx, ky), a in resnet.items())
     with pytest.raises(ValueError, match="available"):
         paper_fourier_accuracy("alexnet")
 
@@ -35,13 +55,13 @@ def test_compare_with_paper_matches_mirrors():
     from nadlib.paper import compare_with_paper
 
     published = paper_fourier_accuracy("lenet")
-    grid = GridResult("lenet", {(1, 0): 0.8, (31, 0): 0.8, (0, 31): 0.81, (5, 5): 0.5, (20, 20): 0.5})
+    grid = GridResult("lenet", {(2, 0): 0.8, (30, 0): 0.8, (0, 30): 0.81, (6, 6): 0.5, (5, 5): 0.5})
+    # (30, 0) is the mirror of (2, 0); (5, 5) is odd: no published run
     out = compare_with_paper(grid)
-    # (31, 0) is the mirror of (1, 0); (20, 20) (signed -12, -12) lies outside the published block
-    assert out["freqs"] == [(1, 0), (31, 0), (0, 31), (5, 5)]
-    assert out["paper"][1] == published[(1, 0)] and out["paper"][2] == published[(0, 1)]
+    assert out["freqs"] == [(2, 0), (30, 0), (0, 30), (6, 6)]
+    assert out["paper"][1] == published[(2, 0)] and out["paper"][2] == published[(0, 2)]
     assert -1 <= out["pearson"] <= 1
-    assert np.isnan(compare_with_paper(GridResult("lenet", {(1, 0): 0.8}))["pearson"])
+    assert np.isnan(compare_with_paper(GridResult("lenet", {(2, 0): 0.8}))["pearson"])
 
 
 def test_published_nads_are_the_authors_basis():
