@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .directions import fill_symmetric, fourier_energy
-from .paper import CHANCE_SIGMAS, PAPER_SOURCE, fourier_map_entries
+from .paper import CHANCE_SIGMAS, PAPER_SOURCE, PUBLISHED_STEP, fourier_map_entries
 from .plotting import ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, accuracy_lattice
 
 #: Slider positions stored in a figure by default (each holds the images of every architecture).
@@ -258,11 +258,13 @@ def poisoning_plotly(sweep_arrays: dict, examples, *, max_steps: int = MAX_STEPS
 
 #: Signed frequencies of the published 16 x 16 block: columns ``kx = -7 .. 8``, rows ``ky = -8 .. 7``
 #: (the authors' grid, see :mod:`nadlib.paper`; every cell holds a measurement or its mirror's).
-PUBLISHED_KX, PUBLISHED_KY = np.arange(-7, 9), np.arange(-8, 8)
+#: Signed frequencies of the published maps: the whole spectrum with step 2 (see :mod:`nadlib.paper`).
+PUBLISHED_KX = PUBLISHED_KY = np.arange(-16, 16, PUBLISHED_STEP)
 
 
 def _published_block(accuracy: dict, size: int = 32) -> np.ndarray:
-    """The published accuracies as the 16 x 16 block (rows ``PUBLISHED_KY``, columns ``PUBLISHED_KX``)."""
+    """The published accuracies on their 16 x 16 lattice of even frequencies (rows ``PUBLISHED_KY``, columns
+    ``PUBLISHED_KX``), each direction also drawn at its mirror."""
     full = fill_symmetric(accuracy, size)
     return full[np.ix_(PUBLISHED_KY % size, PUBLISHED_KX % size)]
 
@@ -298,9 +300,9 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
     One heatmap per (network, source) that exists (:func:`nadlib.paper.fourier_map_entries`, in its
     order); a menu entry per heatmap, labelled ``"<network>: published (Ortiz-Jimenez et al.)"`` or
     ``"<network>: this book (<lattice>, <profile>, <device>)"``, shows it alone.  The published maps are
-    the authors' measurements (:data:`nadlib.paper.PAPER_SOURCE`), drawn as their 16 x 16 block of signed
-    frequencies (``kx = -7 .. 8``, ``ky = -8 .. 7``); the book's maps as their measured lattice
-    (:func:`nadlib.plotting.accuracy_lattice`), over which a dashed square marks the published block.
+    the authors' measurements (:data:`nadlib.paper.PAPER_SOURCE`), drawn on their lattice of even signed
+    frequencies ``-16 .. 14`` (the whole spectrum with step 2); the book's maps on their measured lattice
+    (:func:`nadlib.plotting.accuracy_lattice`).
     Colours: test accuracy from 0.5 (chance) to 1, the same scale for every map; grey: not measured.
 
     The title names the source and, when both maps of a network exist, their agreement: Pearson ``r``
@@ -329,7 +331,7 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
     for i, e in enumerate(entries):
         if e["source"] == "published":
             kx, ky, z = PUBLISHED_KX, PUBLISHED_KY, _published_block(e["accuracy"])
-            step = 1
+            step = PUBLISHED_STEP
             who = "<b>published</b> (Ortiz-Jimenez et al.)"
         else:
             coords, z, step = accuracy_lattice(e["grid"])
@@ -352,9 +354,6 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
 
     buttons = [dict(label=f"{e['network']}: {e['short_label']}", method="update",
                     args=[{"visible": [j == i for j in range(n)]}, view(i)]) for i, e in enumerate(entries)]
-    block = dict(type="rect", xref="x", yref="y", x0=float(PUBLISHED_KX[0]) - 0.5, x1=float(PUBLISHED_KX[-1]) + 0.5,
-                 y0=float(PUBLISHED_KY[0]) - 0.5, y1=float(PUBLISHED_KY[-1]) + 0.5,
-                 line=dict(color="white", width=1.5, dash="dash"), layer="above")
     init = view(first)
     fig.update_layout(
         title=dict(text=init["title.text"], x=0.01, y=0.97, yanchor="top", font=dict(size=13)),
@@ -362,10 +361,10 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
                           yanchor="bottom", showactive=True, pad=dict(l=0, t=0, b=4, r=0))],
         height=660, margin=dict(t=150, l=60, r=20, b=75), plot_bgcolor="white",
         shapes=[dict(type="rect", xref="x domain", yref="y domain", x0=0, x1=1, y0=0, y1=1,
-                     fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below"), block],
+                     fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below")],
         modebar=dict(remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"]),
-        annotations=[dict(text=("menu: network and source · grey: not measured · dashed: the published "
-                                "16 × 16 block<br>published values: the authors' (Ortiz-Jimenez et al.)"),
+        annotations=[dict(text=("menu: network and source · grey: not measured · the published maps hold "
+                                "the even frequencies<br>published values: the authors' (Ortiz-Jimenez et al.)"),
                           showarrow=False, xref="paper", yref="paper", x=0.0, y=-0.1, xanchor="left",
                           yanchor="top", font=dict(size=11))],
         meta={"source": PAPER_SOURCE, "chance_sigmas": float(sigmas),

@@ -80,7 +80,7 @@ def test_published_traces_are_labelled_as_the_authors_and_hold_their_values():
         if "published" in trace.name:
             assert PUBLISHED_LABEL in trace.name and "published</b> (Ortiz-Jimenez et al.)" in trace.hovertemplate
             assert "published (Ortiz-Jimenez et al., NeurIPS 2020)" in title and "their measurements" in title
-            assert list(trace.x) == list(range(-7, 9)) and list(trace.y) == list(range(-8, 8))
+            assert list(trace.x) == list(range(-16, 16, 2)) and list(trace.y) == list(range(-16, 16, 2))
         else:
             assert "this book" in trace.name and "this book" in trace.hovertemplate
             assert "published (" not in trace.name and "Ortiz" not in trace.hovertemplate
@@ -88,10 +88,11 @@ def test_published_traces_are_labelled_as_the_authors_and_hold_their_values():
     lenet = fig.data[_labels(fig).index(f"LeNet: {PUBLISHED_LABEL}")]
     z, pub = np.array(lenet.z, dtype=float), paper_fourier_accuracy("lenet")
     at = lambda kx, ky: z[list(lenet.y).index(ky), list(lenet.x).index(kx)]  # noqa: E731
-    assert at(1, 0) == pytest.approx(pub[(1, 0)], abs=1e-4) and at(-1, 0) == pytest.approx(pub[(1, 0)], abs=1e-4)
-    value = pub.get((3, 27), pub.get((29, 5)))  # (3, -5) or its partner (-3, 5), whichever is stored
-    assert at(3, -5) == pytest.approx(value, abs=1e-4) and at(-3, 5) == at(3, -5)
-    assert np.isfinite(z).sum() == 16 * 16 - 7  # (kx < 0, ky = -8): partner (-kx, 8) is outside the block
+    assert at(2, 0) == pytest.approx(pub[(2, 0)], abs=1e-4) and at(-2, 0) == pytest.approx(pub[(2, 0)], abs=1e-4)
+    value = pub.get((6, 22), pub.get((26, 10)))  # (6, -10) or its partner (-6, 10), whichever is stored
+    assert at(6, -10) == pytest.approx(value, abs=1e-4) and at(-6, 10) == at(6, -10)
+    # the published grid covers every even frequency (with its mirror, which is even too)
+    assert np.isfinite(z).sum() == 16 * 16
 
 
 def test_agreement_equals_an_independent_computation():
