@@ -1,10 +1,8 @@
 """Tests of the NAD estimation engine (nadlib.nads)."""
 
-import math
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
