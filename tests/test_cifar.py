@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.error
 
 import numpy as np
@@ -299,3 +300,136 @@ def test_cli_poison_and_flip_smoke(tmp_path):
     assert main(["flip", *common, "--out", str(out)]) == 0
     arrays, meta = nadlib.load_artifact(out)
     assert list(arrays["variants"]) == ["original", "flipped"] and meta["wall_time"] > 0
+
+
+# ---------------------------------------------------------------------------------------------- sweep runner
+# run_poison_sweep with training replaced by a hand-made "carrier reader" (below): every accuracy it reports
+# for a poisoned run then has an exact value that follows from the definitions, not from the code.
+
+#: The documented CIFAR-10 carrier table (poison_assignment's docstring): class -> (NAD offset, channel, sign).
+CARRIER_TABLE = [(0, 0, +1), (0, 0, -1), (0, 1, +1), (0, 1, -1), (0, 2, +1), (0, 2, -1),
+                 (1, 0, +1), (1, 0, -1), (1, 1, +1), (1, 1, -1)]
+
+
+def _zero_sum_basis(k: int = 8, seed: int = 0) -> torch.Tensor:
+    """``k`` orthonormal directions whose row 0 is the constant image, so every other row sums to 0: the
+    carriers on rows >= 1 survive the per-channel standardisation (x - m_c) / s_c with only their scale changed."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(1024, k, generator=g, dtype=torch.float64)
+    a[:, 0] = 1.0
+    q, _ = torch.linalg.qr(a)
+    return q.T.float()
+
+
+class _CarrierReader(torch.nn.Module):
+    """Scores class k by sign_k * <x[channel_k], u[index + offset_k]> (CARRIER_TABLE); records its predictions.
+    On an image poisoned for class k the own score is +epsilon / s_c, the partner's -epsilon / s_c, all others 0."""
+
+    def __init__(self, u, index):
+        super().__init__()
+        self.rows = torch.stack([u[index + off] * sign for off, _, sign in CARRIER_TABLE])  # 10 x 1024
+        self.channels = [c for _, c, _ in CARRIER_TABLE]
+        self.predictions = []
+
+    def forward(self, x):
+        scores = torch.stack([x[:, c].flatten(1) @ self.rows[k] for k, c in enumerate(self.channels)], dim=1)
+        self.predictions.append(scores.argmax(1))
+        return scores
+
+
+def _tiny_data(n_train=40, n_test=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"x_train": torch.rand(n_train, 3, 32, 32, generator=g), "y_train": torch.arange(n_train) % 10,
+            "x_test": torch.rand(n_test, 3, 32, 32, generator=g), "y_test": torch.arange(n_test).flip(0) % 10,
+            "n_train": n_train, "n_test": n_test, "source": "hand-made"}
+
+
+def _fake_training(monkeypatch, reader, calls):
+    def fake_train(model, x_tr, y_tr, x_te, y_te, **kw):
+        calls.append({"model": model, "x_tr": x_tr, "y_tr": y_tr, "x_te": x_te, **kw})
+        return nadlib.TrainResult(epochs=[1, 2], test_acc=[0.25, 0.5], model=reader)
+    monkeypatch.setattr(E, "train", fake_train)
+
+
+def test_poison_sweep_reports_exact_accuracies_of_a_carrier_reader(monkeypatch):
+    u, index, eps = _zero_sum_basis(), 5, 0.8
+    reader, calls = _CarrierReader(u, index), []
+    _fake_training(monkeypatch, reader, calls)
+    data = _tiny_data()
+    arrays, settings = E.run_poison_sweep("logreg", u, data, indices=[index], epsilon=eps, epochs=3, seed=7,
+                                          device="cpu", progress=False)
+    # the reader reads the carrier the training set was given: train accuracy 1; poisoned test set (carrier =
+    # label) 1; test images carrying the carrier of class (y + 1) mod 10 are all read as that class
+    assert arrays["train_acc"].tolist() == [1.0] and arrays["poisoned_test_acc"].tolist() == [1.0]
+    assert arrays["carrier_acc"].tolist() == [1.0]
+    train_pred, poisoned_pred, carrier_pred = reader.predictions[-3:]
+    assert torch.equal(train_pred, data["y_train"]) and torch.equal(poisoned_pred, data["y_test"])
+    assert torch.equal(carrier_pred, (data["y_test"] + 1) % 10)
+    # the clean test accuracy and the curve are the training run's own
+    assert arrays["test_acc"].tolist() == [0.5] and arrays["test_curve"].tolist() == [[0.25, 0.5]]
+    assert arrays["clean_test_acc"] == 0.5 and arrays["clean_test_curve"].tolist() == [0.25, 0.5]
+    assert arrays["indices"].tolist() == [index] and arrays["indices"].dtype == np.int64
+    assert set(arrays) == {"indices", "train_acc", "test_acc", "poisoned_test_acc", "carrier_acc", "wall_time",
+                           "test_curve", "clean_train_acc", "clean_test_acc", "clean_wall_time",
+                           "clean_test_curve", "assignment"}
+    assert np.all(arrays["wall_time"] >= 0) and arrays["clean_wall_time"] >= 0
+    # the class table of index 0 as documented: class, NAD, channel, sign
+    assert arrays["assignment"].tolist() == [[k, off, c, s] for k, (off, c, s) in enumerate(CARRIER_TABLE)]
+    # two runs (clean first, then NAD 5), each trained with the book's CIFAR recipe on one seeded model
+    assert len(calls) == 2
+    for call in calls:
+        assert {k: call[k] for k in ("epochs", "seed", "lr", "momentum", "weight_decay", "batch_size", "clip")} \
+            == {"epochs": 3, "seed": 7, "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128,
+                "clip": None}
+        assert call["progress"] is False and str(call["device"]) == "cpu"
+        fresh = nadlib.seeded_model("logreg", 7, in_channels=3, num_classes=10)
+        assert all(torch.equal(a, b) for a, b in zip(call["model"].state_dict().values(),
+                                                       fresh.state_dict().values()))
+        assert torch.equal(call["y_tr"], data["y_train"])
+        # the training images are standardised per channel with their own statistics
+        torch.testing.assert_close(call["x_tr"].mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(call["x_tr"].std(dim=(0, 2, 3)), torch.ones(3), atol=1e-5, rtol=0)
+    # the clean run trains on the clean images, the poisoned run on images with the carrier on NAD 5
+    clean_tr, poisoned_tr = calls[0]["x_tr"], calls[1]["x_tr"]
+    k_own = torch.stack([clean_tr[:, c].flatten(1) @ reader.rows[k] for k, c in enumerate(reader.channels)], 1)
+    assert not torch.equal(k_own.argmax(1), data["y_train"])
+    coef = poisoned_tr[:, 0].flatten(1) @ u[index]  # class 0 carries +eps, class 1 -eps, the rest 0 (red, NAD 5)
+    scale = float(coef[data["y_train"] == 0][0]) / eps
+    expected = torch.tensor([{0: eps, 1: -eps}.get(int(k), 0.0) for k in data["y_train"]]) * scale
+    torch.testing.assert_close(coef, expected, atol=1e-4, rtol=0)
+    assert settings == {"arch": "logreg", "n_train": 40, "n_test": 20, "source": "hand-made", "epochs": 3, "seed": 7,
+                        "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128, "clip": None,
+                        "epsilon": eps, "indices": [index], "baseline": True, "nads_sha256": settings["nads_sha256"]}
+    assert settings["nads_sha256"] == nadlib.results.array_sha256(u.numpy())
+
+
+def test_poison_sweep_defaults_come_from_the_profile(monkeypatch):
+    """indices, epochs, epsilon and the batch size default to the profile's CIFAR settings; no baseline run
+    when baseline=False."""
+    u = _zero_sum_basis()
+    calls = []
+    _fake_training(monkeypatch, _CarrierReader(u, 0), calls)
+    smoke = nadlib.get_profile("smoke")
+    profile = dataclasses.replace(smoke, cifar=dataclasses.replace(smoke.cifar, poison_indices=(1, 3), epochs=4,
+                                                                   epsilon=0.3, batch_size=16))
+    arrays, settings = E.run_poison_sweep("logreg", u, _tiny_data(), baseline=False, device="cpu", progress=False,
+                                          profile=profile)
+    assert arrays["indices"].tolist() == [1, 3] and settings["indices"] == [1, 3]
+    assert settings["epochs"] == 4 and settings["epsilon"] == 0.3
+    assert settings["batch_size"] == 16 and settings["baseline"] is False
+    assert len(calls) == 2 and all(c["epochs"] == 4 and c["batch_size"] == 16 for c in calls)
+    assert not any(k.startswith("clean") for k in arrays)
+    assert arrays["test_curve"].shape == (2, 2)
+
+
+def test_normaliser_uses_the_training_statistics():
+    """Channel 0 of the training set holds the values 1 and 3 (mean 2, unbiased std sqrt(2048/2047)), channel 1
+    is constant (std clamped to 1e-6); another image is mapped with the same affine map."""
+    x = torch.zeros(2, 2, 32, 32)
+    x[0, 0], x[1, 0], x[:, 1] = 1.0, 3.0, 5.0
+    norm = E.Normaliser(x)
+    std0 = (2048 / 2047) ** 0.5
+    z = torch.full((1, 2, 32, 32), 4.0)
+    out = norm(z)
+    torch.testing.assert_close(out[0, 0], torch.full((32, 32), 2 / std0))
+    torch.testing.assert_close(out[0, 1], torch.full((32, 32), -1 / 1e-6))
