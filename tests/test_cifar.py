@@ -433,3 +433,184 @@ def test_normaliser_uses_the_training_statistics():
     out = norm(z)
     torch.testing.assert_close(out[0, 0], torch.full((32, 32), 2 / std0))
     torch.testing.assert_close(out[0, 1], torch.full((32, 32), -1 / 1e-6))
+
+
+# ---------------------------------------------------------------------------------------------- basis algebra by hand
+
+def _orthonormal_rows(k: int, seed: int = 0) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(1024, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q.T.float()
+
+
+def test_as_nad_basis_accepts_the_documented_containers():
+    from types import SimpleNamespace
+
+    u = _orthonormal_rows(3)
+    for wrapped in (u, u.view(3, 32, 32), u.view(3, 1, 32, 32), u.double(), u.numpy(),
+                    SimpleNamespace(nads=u), SimpleNamespace(directions=u.view(3, 1, 32, 32)),
+                    SimpleNamespace(basis=u), {"nads": u}, {"directions": u}, {"basis": u}):
+        out = B.as_nad_basis(wrapped)
+        assert out.dtype == torch.float32 and torch.equal(out, u)
+    # the first of the three names wins
+    assert torch.equal(B.as_nad_basis({"basis": u[:1], "nads": u[1:]}), u[1:])
+
+
+@pytest.mark.parametrize("bad, err, message", [
+    ("abc", TypeError, "nads must be a tensor or array of directions, got str"),
+    (torch.zeros(2, 1024, dtype=torch.int64), TypeError, "nads must be floating point, got torch.int64"),
+    (torch.zeros(2, 2, 32, 32), ValueError, "nads must have shape (k, 1024), (k, 32, 32) or (k, 1, 32, 32), "
+                                            "got (2, 2, 32, 32)"),
+    (torch.zeros(2, 1000), ValueError, "nads must have shape (k, 1024), (k, 32, 32) or (k, 1, 32, 32), "
+                                       "got (2, 1000)"),
+    (torch.full((2, 1024), float("nan")), ValueError, "nads contains NaN or infinite values"),
+    (1.1 * torch.eye(1024)[:2], ValueError, "the rows of nads must be orthonormal; max |U U^T - I| = 2.10e-01 > 1e-3"),
+])
+def test_as_nad_basis_messages(bad, err, message):
+    with pytest.raises(err) as info:
+        B.as_nad_basis(bad)
+    assert str(info.value) == message
+
+
+def test_orthonormality_tolerance_is_1e_3():
+    e = torch.eye(1024)[:2]
+    B.as_nad_basis(e * (1 + 4.9e-4))  # |U U^T - I| = 9.8e-4: accepted
+    with pytest.raises(ValueError, match="1.00e-03 > 1e-3"):
+        B.as_nad_basis(e * (1 + 5.0e-4))  # 1.00025e-3: refused
+
+
+@pytest.mark.parametrize("bad, err, message", [
+    (np.zeros((1, 3, 32, 32)), TypeError, "x must be a torch.Tensor of images N x C x 32 x 32, got ndarray"),
+    (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), TypeError, "x must be floating point (images in [0, 1]), "
+                                                              "got torch.uint8"),
+    (torch.zeros(3, 32, 32), ValueError, "x must have shape (N, C, 32, 32), got (3, 32, 32)"),
+    (torch.zeros(1, 3, 32, 16), ValueError, "x must have shape (N, C, 32, 32), got (1, 3, 32, 16)"),
+    (torch.full((1, 1, 32, 32), float("inf")), ValueError, "x contains NaN or infinite values"),
+])
+def test_check_images_messages(bad, err, message):
+    with pytest.raises(err) as info:
+        B.check_images(bad)
+    assert str(info.value) == message
+
+
+def test_nad_coefficients_by_hand():
+    """Channel c of image n is (n + 1) (c + 1) u_2 - u_0: coefficients (n+1)(c+1) on NAD 2, -1 on NAD 0, 0 on NAD 1."""
+    u = _orthonormal_rows(3)
+    x = torch.stack([torch.stack([((n + 1) * (c + 1) * u[2] - u[0]).view(32, 32) for c in range(3)])
+                     for n in range(2)])
+    coef = B.nad_coefficients(x, u)
+    expected = torch.tensor([[[-1.0, 0.0, (n + 1) * (c + 1)] for c in range(3)] for n in range(2)])
+    assert coef.shape == (2, 3, 3)
+    torch.testing.assert_close(coef, expected, atol=1e-5, rtol=0)
+    assert B.nad_coefficients(x.double(), u).dtype == torch.float64
+
+
+def test_poison_assignment_tables_by_hand():
+    table = B.poison_assignment(7)
+    assert [(r["class"], r["nad"] - 7, r["channel"], r["sign"], r["slot"]) for r in table] == \
+        [(k, off, c, s, k // 2) for k, (off, c, s) in enumerate(CARRIER_TABLE)]
+    assert [r["name"] for r in table] == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                                         "ship", "truck"]
+    # at the end of the basis the second NAD is taken below the index
+    assert {r["nad"] for r in B.poison_assignment(1023)} == {1023, 1022}
+    assert {r["nad"] for r in B.poison_assignment(3, n_nads=4)} == {3, 2}
+    assert {r["nad"] for r in B.poison_assignment(0, n_nads=2)} == {0, 1}  # the smallest basis that fits
+    assert len(B.poison_assignment(0, n_nads=1, num_classes=6)) == 6  # 3 groups: one NAD, three channels
+    assert {r["nad"] for r in B.poison_assignment(2, n_nads=4)} == {2, 3}
+    # 3 classes: 2 groups, one NAD; 14 classes: 7 groups, three NADs (group 6 on NAD index + 2, red)
+    three = B.poison_assignment(0, n_nads=1, num_classes=3)
+    assert [(r["name"], r["nad"], r["channel"], r["sign"]) for r in three] == [("0", 0, 0, 1), ("1", 0, 0, -1),
+                                                                              ("2", 0, 1, 1)]
+    fourteen = B.poison_assignment(5, n_nads=8, num_classes=14)
+    assert [(r["nad"], r["channel"]) for r in fourteen[::2]] == [(5, 0), (5, 1), (5, 2), (6, 0), (6, 1), (6, 2),
+                                                                  (7, 0)]
+    assert [r["name"] for r in fourteen][-1] == "13"
+
+
+@pytest.mark.parametrize("kwargs, err, message", [
+    (dict(index=True), TypeError, "index must be an int, got bool"),
+    (dict(index=1.0), TypeError, "index must be an int, got float"),
+    (dict(index=-1), ValueError, "index=-1 out of range: NAD indices are 0 .. 1023"),
+    (dict(index=4, n_nads=4), ValueError, "index=4 out of range: NAD indices are 0 .. 3"),
+    (dict(index=0, n_nads=1), ValueError, "10 classes need at least 2 NADs, the basis has 1"),
+    (dict(index=0, n_nads=True), ValueError, "10 classes need at least 2 NADs, the basis has True"),
+    (dict(index=0, num_classes=1), ValueError, "num_classes must be an int in [2, 10000], got 1"),
+])
+def test_poison_assignment_messages(kwargs, err, message):
+    with pytest.raises(err) as info:
+        B.poison_assignment(**kwargs)
+    assert str(info.value) == message
+
+
+def test_poison_carriers_and_other_classes_by_hand():
+    """Carrier of class k = sign_k * epsilon * u[nad_k] in channel c_k, zero in the two other channels; with
+    4 classes (2 slots on one NAD, red and green) the blue channel is left as it was."""
+    u = _orthonormal_rows(4, seed=3)
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 0, 2])
+    xp, carriers = B.poison_with_nads(x, y, u, 2, 0.5, num_classes=4)
+    assert xp.dtype == torch.float64 and carriers.dtype == torch.float64 and carriers.shape == (4, 3, 32, 32)
+    for k, (c, sign) in enumerate([(0, 1), (0, -1), (1, 1), (1, -1)]):
+        expected = torch.zeros(3, 32, 32, dtype=torch.float64)
+        expected[c] = sign * 0.5 * u[2].double().view(32, 32)
+        torch.testing.assert_close(carriers[k], expected, atol=1e-7, rtol=0)
+    assert torch.equal(xp[:, 2], x[:, 2])
+    coef = B.nad_coefficients(xp, u)
+    red = torch.tensor([0.5, -0.5, 0.0, 0.0, 0.5, 0.0], dtype=torch.float64)
+    green = torch.tensor([0.0, 0.0, 0.5, -0.5, 0.0, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(coef[:, 0, 2], red, atol=1e-6, rtol=0)
+    torch.testing.assert_close(coef[:, 1, 2], green, atol=1e-6, rtol=0)
+    torch.testing.assert_close(coef[:, :2, [0, 1, 3]], B.nad_coefficients(x, u)[:, :2, [0, 1, 3]], atol=1e-6, rtol=0)
+    assert torch.equal(B.poison_with_nads(x, y, u, 2, 0.5, num_classes=4)[0], xp)  # x is not modified
+    for bad_x, bad_y, message in [
+            (x[:, :1], y, "poisoning uses the three colour channels; x has 1 channels"),
+            (x, y.float(), "y must be integer labels of shape (6,), got torch.float32 (6,)"),
+            (x, y[:5], "y must be integer labels of shape (6,), got torch.int64 (5,)"),
+            (x, y - 1, "labels must lie in 0 .. 3"), (x, y + 1, "labels must lie in 0 .. 3")]:
+        with pytest.raises(ValueError) as info:
+            B.poison_with_nads(bad_x, bad_y, u, 2, 0.5, num_classes=4)
+        assert str(info.value) == message
+
+
+def test_change_basis_with_an_order():
+    """order = the identity gives x back; swapping 0 and 1 swaps those two coefficients only."""
+    u = _random_basis(2)
+    x = torch.rand(3, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(B.change_basis(x, u, order=list(range(1024))), x, atol=1e-5, rtol=0)
+    order = [1, 0] + list(range(2, 1024))
+    before, after = B.nad_coefficients(x, u), B.nad_coefficients(B.change_basis(x, u, order=order), u)
+    torch.testing.assert_close(after, before[..., order], atol=1e-4, rtol=0)
+    for bad in ([0] * 1024, list(range(1023)), [[0]] * 1024):
+        with pytest.raises(ValueError, match=r"^order must be a permutation of 0..1023$"):
+            B.change_basis(x, u, order=bad)
+    with pytest.raises(ValueError, match="^the flip needs a full basis of 1024 directions, got 100$"):
+        B.flip_basis(u[:100])
+    with pytest.raises(ValueError, match="^the rows of U must be orthonormal"):
+        B.flip_basis(u * 1.1)
+    assert B.change_basis(x.double(), u).dtype == torch.float64
+
+
+def test_nad_energy_centres_by_default():
+    """Images m + 2 u_1 and m - 2 u_1 (m = 5 u_0 + 1 u_2): centred, all energy is on u_1; not centred, the
+    mean image adds 25 on u_0 and 1 on u_2 per image: (25, 4, 1) / 30."""
+    u = _orthonormal_rows(4, seed=1)
+    m = 5 * u[0] + u[2]
+    x = torch.stack([m + 2 * u[1], m - 2 * u[1]]).view(2, 1, 32, 32)
+    torch.testing.assert_close(B.nad_energy(x, u), torch.tensor([0.0, 1.0, 0.0, 0.0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(B.nad_energy(x, u, centre=False), torch.tensor([25.0, 4.0, 1.0, 0.0]) / 30,
+                               atol=1e-5, rtol=0)
+    e, _ = B.fourier_energy_by_radius(torch.stack([torch.zeros(1, 32, 32), torch.ones(1, 32, 32)]))
+    assert float(e[0]) == pytest.approx(1.0, abs=1e-5)  # the two images differ by a constant: frequency 0
+
+
+def test_fourier_low_to_high_by_hand():
+    """Row 0 is the constant image 1/32; each row's dominant DFT frequency has a folded radius that never
+    decreases down the rows."""
+    basis = B.fourier_low_to_high()
+    assert basis.shape == (1024, 1024) and basis.dtype == torch.float32
+    torch.testing.assert_close(basis[0], torch.full((1024,), 1 / 32), atol=1e-6, rtol=0)
+    spec = torch.fft.fft2(basis.view(1024, 32, 32).double()).abs()
+    peak = spec.flatten(1).argmax(1)
+    ky, kx = peak // 32, peak % 32
+    fold = lambda k: torch.minimum(k, 32 - k).double()  # noqa: E731
+    radius = (fold(kx) ** 2 + fold(ky) ** 2).sqrt()
+    assert bool((radius[1:] >= radius[:-1] - 1e-9).all()) and float(radius[-1]) == pytest.approx(16 * 2 ** 0.5)
