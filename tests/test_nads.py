@@ -507,3 +507,33 @@ def test_early_stop_checks_every_check_every_networks():
     r = run(1000, batch_size=8, check_every=16)
     assert r.n_networks == 16 and r.meta["stopped_early"] is True and r.meta["requested_networks"] == 1000
     assert run(16, batch_size=8, check_every=16).meta["stopped_early"] is False  # no check at the very end
+
+
+def test_resume_of_a_tiny_estimate(tmp_path, monkeypatch):
+    """test_resume_equals_uninterrupted on a 4-pixel model (fast enough for `make mutants`): interrupted after
+    two batches of four, the checkpoint holds 8 networks, and the resumed estimate equals the uninterrupted one."""
+    kw = dict(method="gradient", input_shape=(1, 2, 2), progress=False, batch_size=4, stability_ks=(1, 4))
+    full = nadlib.estimate_nads(_ScaledReLU, 12, **kw)
+    ck = tmp_path / "ck.npz"
+    real, calls = N._Stats.add, []
+
+    def add(self, g, i):
+        calls.append(i)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(self, g, i)
+    monkeypatch.setattr(N._Stats, "add", add)
+    with pytest.raises(KeyboardInterrupt):
+        nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
+    monkeypatch.setattr(N._Stats, "add", real)
+    assert calls == [0, 4, 8]
+    saved = N.NADStatistics.from_arrays(dict(np.load(ck)))
+    assert saved.count.tolist() == [4, 4] and int(np.load(ck)["next_index"]) == 8
+    resumed = nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
+    assert resumed.meta["resumed"] is True and resumed.meta["resumed_from"] == 8
+    assert torch.equal(resumed.eigenvalues, full.eigenvalues) and torch.equal(resumed.directions, full.directions)
+    assert resumed.stability == full.stability
+    # the finished checkpoint holds all 12; asking for fewer is refused, naming both counts
+    with pytest.raises(ValueError, match="^the checkpoint already holds 12 networks but n_networks=10; ask for at "
+                                         "least 12 or delete the checkpoint$"):
+        nadlib.estimate_nads(_ScaledReLU, 10, checkpoint=ck, **kw)
