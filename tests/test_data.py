@@ -34,11 +34,11 @@ def test_orthogonal_noise_has_variance_sigma_squared():
     assert abs(pos.mean() - neg.mean()) < 6 * sigma * math.sqrt(1 / len(pos) + 1 / len(neg))
 
 
-@pytest.mark.parametrize("n", [10, 11])
-def test_labels_balanced_and_signed(n):
+@pytest.mark.parametrize("n, plus", [(10, 5), (11, 5)])
+def test_labels_balanced_and_signed(n, plus):
     _, y = linear_separable(fourier_direction(1, 1), n, device="cpu")
     assert set(y.tolist()) == {-1, 1}
-    assert abs(int((y > 0).sum()) - int((y < 0).sum())) <= 1
+    assert int((y > 0).sum()) == plus and int((y < 0).sum()) == n - plus  # an odd n has the extra -1
 
 
 def test_same_seed_same_data_other_seed_other_data():
