@@ -620,3 +620,46 @@ def test_fourier_low_to_high_by_hand():
     fold = lambda k: torch.minimum(k, 32 - k).double()  # noqa: E731
     radius = (fold(kx) ** 2 + fold(ky) ** 2).sqrt()
     assert bool((radius[1:] >= radius[:-1] - 1e-9).all()) and float(radius[-1]) == pytest.approx(16 * 2 ** 0.5)
+
+
+def test_poison_sweep_checks_before_training(monkeypatch):
+    """Bad indices, epochs and epsilon are refused before the first (clean) run trains; the seed defaults to 0."""
+    u, calls = _zero_sum_basis(), []
+    _fake_training(monkeypatch, _CarrierReader(u, 1), calls)
+    data = _tiny_data()
+    for kwargs, err, message in [
+            (dict(indices=[8]), ValueError, "index=8 out of range: NAD indices are 0 .. 7"),
+            (dict(indices=[1], epochs=0), ValueError, "epochs must be a positive int, got 0"),
+            (dict(indices=[1], epsilon=0.0), ValueError, "epsilon must be a positive finite number, got 0.0"),
+            (dict(indices=[1], epsilon=2e6), ValueError, "epsilon must be at most 1e+06, got 2000000.0")]:
+        with pytest.raises(err) as info:
+            E.run_poison_sweep("logreg", u, data, device="cpu", progress=False, **kwargs)
+        assert str(info.value) == message
+    assert calls == []
+    E.run_poison_sweep("logreg", u, data, indices=[1], epsilon=1e6, epochs=1, baseline=False, device="cpu",
+                       progress=False)
+    assert [c["seed"] for c in calls] == [0]
+
+
+def test_load_basis_from_every_kind_of_source(tmp_path):
+    u = _orthonormal_rows(3, seed=5)
+    assert torch.equal(E.load_basis(u.double()), u) and torch.equal(E.load_basis(u.numpy()), u)
+    nads = nadlib.NADs(directions=u.view(3, 1, 32, 32), eigenvalues=torch.ones(3, dtype=torch.float64),
+                       n_networks=2, method="gradient")
+    assert torch.equal(E.load_basis(nads), u)
+    assert torch.equal(E.load_basis(nads.save(tmp_path / "n.npz")), u)
+    assert torch.equal(E.load_basis(str(tmp_path / "n.npz")), u)
+    for key in ("nads", "directions", "basis"):
+        np.savez(tmp_path / f"{key}.npz", **{key: u.numpy(), "other": np.zeros(2)})
+        assert torch.equal(E.load_basis(tmp_path / f"{key}.npz"), u)
+    fourier = E.load_basis("fourier")
+    torch.testing.assert_close(fourier[0], torch.full((1024,), 1 / 32), atol=1e-6, rtol=0)
+    missing = tmp_path / "none.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        E.load_basis(missing)
+    assert str(info.value) == (f"no NAD file at {str(missing)!r} (write one with `python -m nadlib nads ...`, "
+                               "or pass 'fourier')")
+    np.savez(tmp_path / "x.npz", weights=np.zeros(2))
+    with pytest.raises(ValueError) as info:
+        E.load_basis(tmp_path / "x.npz")
+    assert str(info.value) == f"{str(tmp_path / 'x.npz')!r} has no array 'nads', 'directions' or 'basis' (found ['weights'])"
