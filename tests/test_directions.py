@@ -80,6 +80,10 @@ def test_fourier_grid_defaults_and_bounds():
     # stride = size keeps only (0, 0)
     assert fourier_grid(8, stride=3) == [(kx, ky) for ky in (0, 3, 6) for kx in (0, 3, 6)]
     assert fourier_grid(8, stride=8) == [(0, 0)]
+    # size 8, half: one frequency of each of the (64 - 4) / 2 pairs plus the 4 self-conjugate ones
+    half = fourier_grid(8)
+    assert len(half) == 34 and {f for f in half} | {mirror(*f, size=8) for f in half} == \
+        {(kx, ky) for kx in range(8) for ky in range(8)}
     with pytest.raises(ValueError, match="^stride must be at most 8, got 9$"):
         fourier_grid(8, stride=9)
     with pytest.raises(ValueError, match=r"^band must be an int in \[1, 4\], got 0$"):

@@ -421,10 +421,27 @@ def test_chunks_hold_the_sums_of_their_networks():
     g = a[4] * (torch.relu(x.double().flatten() + 3) - torch.relu(x.double().flatten() - 3)) / 6
     assert one.count.tolist() == [1, 0]
     torch.testing.assert_close(one.s1[0], g)
+    # a chunk of one network holds that network only
+    assert nadlib.nad_statistics(_ScaledReLU, 0, 1, method="gradient", input_shape=(1, 2, 2), seed=2,
+                                 eval_point=x).count.tolist() == [1, 0]
+    # defaults: secant with step 100 at randn(1, 32, 32) seeded 0, networks of seed 0
+    d = nadlib.nad_statistics(_ScaledReLU, 1, 2)
+    p = torch.randn((1, 32, 32), generator=torch.Generator().manual_seed(0)).double().flatten()
+    torch.testing.assert_close(d.s1[1], _a(0, 2)[1] * (torch.relu(p + 100) - torch.relu(p - 100)) / 200,
+                               rtol=1e-5, atol=1e-6)  # float32 forward passes
+    with pytest.raises(ValueError, match="start=1.5"):
+        nadlib.nad_statistics(_ScaledReLU, 1.5, 3, input_shape=(1, 2, 2))
     with pytest.raises(ValueError, match=r"^need ints 0 <= start < stop <= 10,000,000, got start=3, stop=3$"):
         nadlib.nad_statistics(_ScaledReLU, 3, 3, input_shape=(1, 2, 2))
     with pytest.raises(ValueError, match="start=-1"):
         nadlib.nad_statistics(_ScaledReLU, -1, 3, input_shape=(1, 2, 2))
+
+
+def test_chunk_may_end_at_the_largest_network_count(monkeypatch):
+    monkeypatch.setattr(N, "MAX_NETWORKS", 3)
+    assert nadlib.nad_statistics(_ScaledReLU, 1, 3, method="gradient", input_shape=(1, 2, 2)).n_networks == 2
+    with pytest.raises(ValueError, match="stop=4"):
+        nadlib.nad_statistics(_ScaledReLU, 1, 4, method="gradient", input_shape=(1, 2, 2))
 
 
 def test_run_settings_by_hand():
@@ -484,6 +501,10 @@ def test_save_load_by_hand(tmp_path):
                                               "eigenvalues": np.zeros(4)}, {})
     d = nadlib.load_nads(tmp_path / "d.npz")
     assert d.n_networks == 0 and d.method == "" and d.stability == {} and d.eval_point is None
+    nadlib.save_artifact(tmp_path / "g.npz", {"directions": np.zeros((1, 1, 2, 2)),
+                                              "eigenvalues": np.zeros(4, np.float32)}, {})
+    g = nadlib.load_nads(tmp_path / "g.npz")  # written by someone else in other dtypes
+    assert g.directions.dtype == torch.float32 and g.eigenvalues.dtype == torch.float64
     nadlib.save_artifact(tmp_path / "e.npz", {"eigenvalues": np.zeros(4)}, {})
     with pytest.raises(ValueError, match="^" + re.escape(f"{str(tmp_path / 'e.npz')!r} is not a NAD artifact "
                                                          "(missing 'directions')") + "$"):
@@ -533,7 +554,9 @@ def test_resume_of_a_tiny_estimate(tmp_path, monkeypatch):
     assert resumed.meta["resumed"] is True and resumed.meta["resumed_from"] == 8
     assert torch.equal(resumed.eigenvalues, full.eigenvalues) and torch.equal(resumed.directions, full.directions)
     assert resumed.stability == full.stability
-    # the finished checkpoint holds all 12; asking for fewer is refused, naming both counts
+    # the finished checkpoint holds all 12: the same call again just reads it; asking for fewer is refused
+    done = nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
+    assert done.meta["resumed_from"] == 12 and torch.equal(done.eigenvalues, full.eigenvalues)
     with pytest.raises(ValueError, match="^the checkpoint already holds 12 networks but n_networks=10; ask for at "
                                          "least 12 or delete the checkpoint$"):
         nadlib.estimate_nads(_ScaledReLU, 10, checkpoint=ck, **kw)
