@@ -663,3 +663,29 @@ def test_load_basis_from_every_kind_of_source(tmp_path):
     with pytest.raises(ValueError) as info:
         E.load_basis(tmp_path / "x.npz")
     assert str(info.value) == f"{str(tmp_path / 'x.npz')!r} has no array 'nads', 'directions' or 'basis' (found ['weights'])"
+
+
+def test_poison_sweep_resumes_from_its_checkpoint_and_times_its_runs(monkeypatch, tmp_path):
+    import time
+
+    u, calls = _zero_sum_basis(), []
+    _fake_training(monkeypatch, _CarrierReader(u, 1), calls)
+    data, ck = _tiny_data(), tmp_path / "p.npz"
+    kw = dict(indices=[1, 3], epsilon=0.5, epochs=2, device="cpu", progress=False, checkpoint=ck)
+    start = time.perf_counter()
+    first, _ = E.run_poison_sweep("logreg", u, data, **kw)
+    elapsed = time.perf_counter() - start
+    assert len(calls) == 3 and all(0 <= t <= elapsed for t in [*first["wall_time"], first["clean_wall_time"]])
+    again, _ = E.run_poison_sweep("logreg", u, data, **kw)
+    assert len(calls) == 3 and again["train_acc"].tolist() == first["train_acc"].tolist()
+    with pytest.raises(ValueError):
+        E.run_poison_sweep("logreg", u, data, **{**kw, "epsilon": 0.6})  # other settings: refused
+    # no index at all: only the clean run, and an empty (0 x epochs) curve
+    none, _ = E.run_poison_sweep("logreg", u, data, indices=[], epochs=2, device="cpu", progress=False)
+    assert none["test_curve"].shape == (0, 2) and none["indices"].tolist() == []
+
+
+def test_load_basis_refuses_pickled_arrays(tmp_path):
+    np.savez(tmp_path / "p.npz", nads=np.array([None, 1], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        E.load_basis(tmp_path / "p.npz")
