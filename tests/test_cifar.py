@@ -631,7 +631,8 @@ def test_poison_sweep_checks_before_training(monkeypatch):
             (dict(indices=[8]), ValueError, "index=8 out of range: NAD indices are 0 .. 7"),
             (dict(indices=[1], epochs=0), ValueError, "epochs must be a positive int, got 0"),
             (dict(indices=[1], epsilon=0.0), ValueError, "epsilon must be a positive finite number, got 0.0"),
-            (dict(indices=[1], epsilon=2e6), ValueError, "epsilon must be at most 1e+06, got 2000000.0")]:
+            (dict(indices=[1], epsilon=2e6), ValueError, "epsilon must be at most 1e+06, got 2000000.0"),
+            (dict(indices=[1], epsilon=1e6 + 0.5), ValueError, "epsilon must be at most 1e+06, got 1000000.5")]:
         with pytest.raises(err) as info:
             E.run_poison_sweep("logreg", u, data, device="cpu", progress=False, **kwargs)
         assert str(info.value) == message
@@ -689,3 +690,59 @@ def test_load_basis_refuses_pickled_arrays(tmp_path):
     np.savez(tmp_path / "p.npz", nads=np.array([None, 1], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
         E.load_basis(tmp_path / "p.npz")
+
+
+def test_poison_with_nads_bounds_and_exact_float64_carriers():
+    u = _orthonormal_rows(2, seed=4)
+    x = torch.zeros(2, 3, 32, 32, dtype=torch.float64)
+    xp, carriers = B.poison_with_nads(x, torch.tensor([0, 1]), u, 0, 0.1)
+    # in float64 the carrier is 0.1 * u to the last bit (a float32 target would be off by ~1e-9)
+    torch.testing.assert_close(carriers[0, 0], 0.1 * u[0].double().view(32, 32), atol=1e-15, rtol=0)
+    torch.testing.assert_close(xp[1, 0], -0.1 * u[0].double().view(32, 32), atol=1e-10, rtol=0)
+    for eps, message in [(1e6 + 0.5, "epsilon must be at most 1e+06, got 1000000.5"),
+                         (-1.0, "epsilon must be a positive finite number, got -1.0")]:
+        with pytest.raises(ValueError) as info:
+            B.poison_with_nads(x, torch.tensor([0, 1]), u, 0, eps)
+        assert str(info.value) == message
+    B.poison_with_nads(x, torch.tensor([0, 1]), u, 0, 1e6)  # the largest allowed
+    with pytest.raises(ValueError, match="^10 classes need at least 2 NADs, the basis has 2.5$"):
+        B.poison_assignment(0, n_nads=2.5)
+
+
+def test_run_flip_defaults_settings_and_resume(monkeypatch, tmp_path):
+    """Profile defaults (epochs, batch size), seed 0, the documented settings, per-variant results from the
+    training runs, and a checkpoint that skips finished variants and refuses other settings."""
+    import time
+
+    from nadlib.results import array_sha256
+
+    u, calls = _random_basis(3), []
+    reader = _CarrierReader(_zero_sum_basis(), 1)
+    _fake_training(monkeypatch, reader, calls)
+    smoke = nadlib.get_profile("smoke")
+    profile = dataclasses.replace(smoke, cifar=dataclasses.replace(smoke.cifar, epochs=3, batch_size=24))
+    data, ck = _tiny_data(), tmp_path / "f.npz"
+    start = time.perf_counter()
+    arrays, settings = E.run_flip("logreg", u, data, device="cpu", progress=False, profile=profile, checkpoint=ck)
+    elapsed = time.perf_counter() - start
+    assert len(calls) == 2 and [c["epochs"] for c in calls] == [3, 3] and [c["seed"] for c in calls] == [0, 0]
+    assert [c["batch_size"] for c in calls] == [24, 24] and all(str(c["device"]) == "cpu" for c in calls)
+    assert arrays["variants"].tolist() == ["original", "flipped"] and arrays["test_acc"].tolist() == [0.5, 0.5]
+    assert arrays["test_curve"].tolist() == [[0.25, 0.5], [0.25, 0.5]]
+    assert all(0 <= t <= elapsed for t in arrays["wall_time"])
+    # train accuracy: the reader on the (normalised) training images the run was given
+    for k, call in enumerate(calls):
+        pred = reader(call["x_tr"]).argmax(1)
+        assert arrays["train_acc"][k] == pytest.approx(float((pred == data["y_train"]).float().mean()))
+    assert settings == {"arch": "logreg", "n_train": 40, "n_test": 20, "source": "hand-made", "epochs": 3, "seed": 0,
+                        "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 24, "clip": None,
+                        "basis_sha256": array_sha256(u.numpy())}
+    again, _ = E.run_flip("logreg", u, data, device="cpu", progress=False, profile=profile, checkpoint=ck)
+    assert len(calls) == 2 and again["train_acc"].tolist() == arrays["train_acc"].tolist()
+    for other in (dict(seed=1), dict(epochs=2), dict(U=_random_basis(4))):
+        kw = dict(U=u, data=data, device="cpu", progress=False, profile=profile, checkpoint=ck)
+        kw.update(other)
+        with pytest.raises(ValueError):
+            E.run_flip("logreg", **kw)
+    with pytest.raises(ValueError, match="^epochs must be a positive int, got 0$"):
+        E.run_flip("logreg", u, data, epochs=0, device="cpu", progress=False)
