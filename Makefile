@@ -25,7 +25,7 @@ help:
 	@echo "make test                                run the whole test suite (smoke profile)"
 	@echo "make lab [PROFILE=...] [LAB_ARGS=...]     open JupyterLab on the chapters in book/"
 	@echo "make install                             only create .venv and install requirements.txt"
-	@echo "make mutants                             mutation score of the core modules (mutmut, ~30 min on 2 cores)"
+	@echo "make mutants                             mutation score of the core modules (mutmut, ~1 h on 2 cores)"
 	@echo "make clean                               remove _build/ (forces the chapters to re-execute)"
 	@echo "make distclean                           also remove .venv/"
 
@@ -58,7 +58,8 @@ lab: $(STAMP)
 	NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter lab --notebook-dir=book $(LAB_ARGS)
 
 # Mutation testing (settings: [tool.mutmut] in pyproject.toml; judged survivors: tests/MUTANTS.md).  One
-# worker, one torch thread, low priority; a second run re-tests only what changed.  The score is printed by
+# worker, one torch thread, low priority, from scratch every time (mutmut keeps old verdicts of unchanged code
+# even when the tests changed, so a reused mutants/ can understate the score).  The score is printed by
 # tools/mutation_score.py (MUTANTS_ARGS=--survivors also lists the surviving mutants).
 DEV_STAMP := $(VENV)/.dev-requirements-installed
 MUTANTS_ARGS ?=
@@ -68,6 +69,7 @@ $(DEV_STAMP): requirements-dev.txt | $(STAMP)
 	touch $@
 
 mutants: $(STAMP) $(DEV_STAMP)
+	rm -rf mutants
 	set -eo pipefail; export NADLIB_PROFILE=smoke OMP_NUM_THREADS=1 NADLIB_TEST_THREADS=1; \
 	  nice -n 10 $(BIN)/mutmut run --max-children 1
 	$(BIN)/python tools/mutation_score.py $(MUTANTS_ARGS)
