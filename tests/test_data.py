@@ -147,6 +147,9 @@ def test_linear_separable_bounds_on_sigma_and_epsilon():
         linear_separable(v, 4, sigma=2e6, device="cpu")
     with pytest.raises(ValueError, match="^epsilon must be at most 1e\\+06"):
         linear_separable(v, 4, epsilon=2e6, device="cpu")
+    for name in ("sigma", "epsilon"):
+        with pytest.raises(ValueError, match=f"^{name} must be at most 1e\\+06, got 1000000.5$"):
+            linear_separable(v, 4, device="cpu", **{name: 1e6 + 0.5})
     with pytest.raises(ValueError, match="^n must be a positive int"):
         linear_separable(v, 0, device="cpu")
     with pytest.raises(ValueError, match="^seed must be in"):

@@ -170,3 +170,33 @@ def test_band_keeps_the_central_block():
     assert len(fourier_grid(32, band=8)) < 16 * 16  # one per symmetric pair
     with pytest.raises(ValueError, match="band"):
         fourier_grid(32, band=17)
+
+
+def test_basis_rows_are_the_documented_directions():
+    """Row ky * size + kx of fourier_basis is fourier_direction(kx, ky) for the first member of a pair (the
+    sine) and the cosine for the second; low_to_high_order is a stable sort by folded radius."""
+    basis = fourier_basis(8, dtype=torch.float64)
+    torch.testing.assert_close(basis[2 * 8 + 1], fourier_direction(1, 2, size=8, dtype=torch.float64).flatten(),
+                               atol=1e-12, rtol=0)
+    r, c = torch.meshgrid(torch.arange(8.0, dtype=torch.float64), torch.arange(8.0, dtype=torch.float64),
+                          indexing="ij")
+    cos = torch.cos(2 * math.pi * (6 * r + 7 * c) / 8)  # (7, 6) is the mirror of (1, 2): the cosine row
+    torch.testing.assert_close(basis[6 * 8 + 7], (cos / cos.norm()).flatten(), atol=1e-12, rtol=0)
+    from nadlib.directions import frequency_radius, low_to_high_order
+
+    fold = [min(k, 4 - k) for k in range(4)]
+    radius = [(fold[i % 4] ** 2 + fold[i // 4] ** 2) ** 0.5 for i in range(16)]
+    assert frequency_radius(4).tolist() == pytest.approx(radius) and frequency_radius(4).dtype == torch.float64
+    assert low_to_high_order(4).tolist() == sorted(range(16), key=lambda i: radius[i])  # Python's sort is stable
+
+
+@pytest.mark.parametrize("kx, ky, err, message", [
+    (32, 0, ValueError, "kx=32 out of range: frequencies are integers in [0, 31] for size=32"),
+    (0, 40, ValueError, "ky=40 out of range: frequencies are integers in [0, 31] for size=32"),
+    (None, 0, TypeError, "kx must be an int, got NoneType"),
+    (0, 2.0, TypeError, "ky must be an int, got float"),
+])
+def test_frequency_messages(kx, ky, err, message):
+    with pytest.raises(err) as info:
+        fourier_direction(kx, ky)
+    assert str(info.value) == message

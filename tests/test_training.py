@@ -412,6 +412,8 @@ def test_direction_accuracy_defaults_by_hand(monkeypatch):
     assert (seen["epochs"], seen["seed"], seen["progress"], seen["lr"], seen["clip"]) == (2, 3, True, 0.1, None)
     fresh = nadlib.seeded_model("logreg", 3, in_channels=3)
     assert all(torch.equal(a, b) for a, b in zip(seen["model"].state_dict().values(), fresh.state_dict().values()))
+    direction_accuracy("logreg", v, n_train=4, n_test=4, device="cpu", on_epoch_end=print)  # passed to train()
+    assert seen["on_epoch_end"] is print
     with pytest.raises(ValueError, match="^n_test must be a positive int"):
         direction_accuracy("logreg", v, n_test=0, device="cpu")
     with pytest.raises(ValueError, match="^lr must be a positive"):
