@@ -552,6 +552,9 @@ def test_resume_of_a_tiny_estimate(tmp_path, monkeypatch):
     assert saved.count.tolist() == [4, 4] and int(np.load(ck)["next_index"]) == 8
     resumed = nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
     assert resumed.meta["resumed"] is True and resumed.meta["resumed_from"] == 8
+    assert resumed.meta["method"] == "gradient" and resumed.meta["arch"] == "_ScaledReLU"
+    with pytest.raises(ValueError):  # the checkpoint of seed 0 is not resumed by a run of seed 1
+        nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw, seed=1)
     assert torch.equal(resumed.eigenvalues, full.eigenvalues) and torch.equal(resumed.directions, full.directions)
     assert resumed.stability == full.stability
     # the finished checkpoint holds all 12: the same call again just reads it; asking for fewer is refused
