@@ -4,6 +4,7 @@
 #   make lab    -> .venv + requirements, JupyterLab on the chapters (widgets work: ipywidgets 8 + JupyterLab 4)
 # Options: make book PROFILE=smoke|default|paper   (default: $NADLIB_PROFILE, else default)
 #          make test PYTEST_ARGS="-k notebooks -x"
+#   make mutants -> mutation score of the core modules (mutmut, requirements-dev.txt; not part of make test/CI)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -17,13 +18,14 @@ PYTEST_ARGS ?=
 
 LAB_ARGS ?=
 
-.PHONY: help install book test lab clean distclean
+.PHONY: help install book test lab mutants clean distclean
 
 help:
 	@echo "make book [PROFILE=smoke|default|paper]  build the book into _build/html/index.html"
 	@echo "make test                                run the whole test suite (smoke profile)"
 	@echo "make lab [PROFILE=...] [LAB_ARGS=...]     open JupyterLab on the chapters in book/"
 	@echo "make install                             only create .venv and install requirements.txt"
+	@echo "make mutants                             mutation score of the core modules (mutmut, ~1 h on 2 cores)"
 	@echo "make clean                               remove _build/ (forces the chapters to re-execute)"
 	@echo "make distclean                           also remove .venv/"
 
@@ -54,6 +56,23 @@ test: $(STAMP)
 # JupyterLab on the chapters; the kernel is this .venv (nadlib editable), the profile is PROFILE.
 lab: $(STAMP)
 	NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter lab --notebook-dir=book $(LAB_ARGS)
+
+# Mutation testing (settings: [tool.mutmut] in pyproject.toml; judged survivors: tests/MUTANTS.md).  One
+# worker, one torch thread, low priority, from scratch every time (mutmut keeps old verdicts of unchanged code
+# even when the tests changed, so a reused mutants/ can understate the score).  The score is printed by
+# tools/mutation_score.py (MUTANTS_ARGS=--survivors also lists the surviving mutants).
+DEV_STAMP := $(VENV)/.dev-requirements-installed
+MUTANTS_ARGS ?=
+
+$(DEV_STAMP): requirements-dev.txt | $(STAMP)
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
+mutants: $(STAMP) $(DEV_STAMP)
+	rm -rf mutants
+	set -eo pipefail; export NADLIB_PROFILE=smoke OMP_NUM_THREADS=1 NADLIB_TEST_THREADS=1; \
+	  nice -n 10 $(BIN)/mutmut run --max-children 1
+	$(BIN)/python tools/mutation_score.py $(MUTANTS_ARGS)
 
 clean:
 	rm -rf _build

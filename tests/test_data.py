@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from nadlib import data as D
 from nadlib import fourier_direction, linear_separable
 
 
@@ -33,11 +34,11 @@ def test_orthogonal_noise_has_variance_sigma_squared():
     assert abs(pos.mean() - neg.mean()) < 6 * sigma * math.sqrt(1 / len(pos) + 1 / len(neg))
 
 
-@pytest.mark.parametrize("n", [10, 11])
-def test_labels_balanced_and_signed(n):
+@pytest.mark.parametrize("n, plus", [(10, 5), (11, 5)])
+def test_labels_balanced_and_signed(n, plus):
     _, y = linear_separable(fourier_direction(1, 1), n, device="cpu")
     assert set(y.tolist()) == {-1, 1}
-    assert abs(int((y > 0).sum()) - int((y < 0).sum())) <= 1
+    assert int((y > 0).sum()) == plus and int((y < 0).sum()) == n - plus  # an odd n has the extra -1
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -76,3 +77,80 @@ def test_cuda_request_without_cuda_is_an_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         linear_separable(torch.ones(4, 4), 4, device="cuda")
+
+
+# ---------------------------------------------------------------------------------------------- exact values
+
+def test_as_direction_by_hand():
+    """(3, 4) / 5 = (0.6, 0.8); integer input is accepted; a 2-D direction gets one channel."""
+    for dtype in (torch.int32, torch.int64, torch.float64):
+        u = D.as_direction(torch.tensor([[3, 4]], dtype=dtype))
+        assert u.dtype == torch.float32 and u.shape == (1, 1, 2)
+        torch.testing.assert_close(u, torch.tensor([[[0.6, 0.8]]]), atol=1e-7, rtol=0)
+    # the norm is taken in float64: in float32 the squares of 1e-30 underflow to 0
+    u = D.as_direction(torch.full((2, 1, 1), 1e-30, dtype=torch.float32))
+    torch.testing.assert_close(u, torch.full((2, 1, 1), 0.5 ** 0.5), atol=1e-7, rtol=0)
+    assert D.as_direction([[0.0, -2.0]]).tolist() == [[[0.0, -1.0]]]
+
+
+@pytest.mark.parametrize("v, err, message", [
+    (torch.tensor([[True, False]]), TypeError, "v must be a real tensor, got dtype torch.bool"),
+    (torch.ones(2, 2, dtype=torch.complex64), TypeError, "v must be a real tensor, got dtype torch.complex64"),
+    (torch.ones(4), ValueError, "v must have shape (H, W) or (C, H, W), got (4,)"),
+    (torch.ones(1, 1, 2, 2), ValueError, "v must have shape (H, W) or (C, H, W), got (1, 1, 2, 2)"),
+    (torch.tensor([[1.0, float("inf")]]), ValueError, "v contains NaN or infinite values"),
+    (torch.zeros(2, 2, dtype=torch.int64), ValueError, "v is the zero vector; a direction needs a non-zero norm"),
+])
+def test_as_direction_messages(v, err, message):
+    with pytest.raises(err) as info:
+        D.as_direction(v)
+    assert str(info.value) == message
+    with pytest.raises(err, match="^u "):
+        D.as_direction(v, name="u")
+
+
+@pytest.mark.parametrize("n, plus", [(1, 0), (2, 1), (10, 5), (11, 5)])
+def test_balanced_signs_counts(n, plus):
+    """n // 2 labels +1 and the rest -1 (an odd n has the extra -1), in a seeded random order."""
+    y = D.balanced_signs(n, torch.Generator().manual_seed(0), "cpu")
+    assert y.dtype == torch.float32 and len(y) == n
+    assert int((y == 1).sum()) == plus and int((y == -1).sum()) == n - plus
+    big = D.balanced_signs(1000, torch.Generator().manual_seed(0), "cpu")
+    assert not torch.equal(big, big.sort(descending=True).values)  # shuffled, not sorted
+
+
+def test_linear_separable_defaults_are_sigma_3_epsilon_1_seed_0():
+    v = fourier_direction(2, 5)
+    x, y = linear_separable(v, 64, device="cpu")
+    x2, y2 = linear_separable(v, 64, sigma=3.0, epsilon=1.0, seed=0, device="cpu")
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape == (64, 1, 32, 32)
+    # the labels are the +-1 of balanced_signs drawn first from the seeded generator
+    assert torch.equal(y, D.balanced_signs(64, torch.Generator().manual_seed(0), "cpu").long())
+
+
+def test_linear_separable_size_limit(monkeypatch):
+    monkeypatch.setattr(D, "MAX_ELEMENTS", 64)
+    v = torch.ones(4, 4)  # 16 numbers per sample
+    assert linear_separable(v, 4, device="cpu")[0].shape == (4, 1, 4, 4)  # exactly 64: allowed
+    with pytest.raises(ValueError) as info:
+        linear_separable(v, 5, device="cpu")
+    assert str(info.value) == ("n=5 samples of 16 numbers each exceed 64 numbers (8 GiB); draw the data in "
+                               "smaller parts")
+
+
+def test_linear_separable_bounds_on_sigma_and_epsilon():
+    v = torch.ones(2, 2)
+    x, y = linear_separable(v, 4, sigma=1e6, epsilon=1e6, device="cpu")  # the largest allowed
+    torch.testing.assert_close(x.flatten(1) @ torch.full((4,), 0.5), y * 5e5, rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="^sigma must be at most 1e\\+06"):
+        linear_separable(v, 4, sigma=2e6, device="cpu")
+    with pytest.raises(ValueError, match="^epsilon must be at most 1e\\+06"):
+        linear_separable(v, 4, epsilon=2e6, device="cpu")
+    for name in ("sigma", "epsilon"):
+        with pytest.raises(ValueError, match=f"^{name} must be at most 1e\\+06, got 1000000.5$"):
+            linear_separable(v, 4, device="cpu", **{name: 1e6 + 0.5})
+    with pytest.raises(ValueError, match="^n must be a positive int"):
+        linear_separable(v, 0, device="cpu")
+    with pytest.raises(ValueError, match="^seed must be in"):
+        linear_separable(v, 4, seed=-1, device="cpu")

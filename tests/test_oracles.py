@@ -79,3 +79,77 @@ def test_trainability_trains_on_the_nad_of_each_index(monkeypatch):
     assert len(directions) == 2
     torch.testing.assert_close(directions[0], u[3])
     torch.testing.assert_close(directions[1], u[11])
+
+
+def _rows(k: int = 6) -> torch.Tensor:
+    return torch.linalg.qr(torch.randn(1024, k, generator=torch.Generator().manual_seed(1),
+                                       dtype=torch.float64))[0].T.float().view(k, 1, 32, 32)
+
+
+def test_trainability_defaults_results_and_resume(monkeypatch, tmp_path):
+    """The paper's recipe by default (LeNet, 10,000 + 10,000 samples, 20 epochs, seed 0); one accuracy per index
+    in the order asked; the SHA-256 of the directions; a checkpoint skips finished indices and refuses other
+    settings; a deadline stops after the run that finishes past it."""
+    import time
+
+    from nadlib.results import DeadlineReached, array_sha256
+
+    u = _rows()
+    calls = []
+
+    def capture(arch, v, **kw):
+        calls.append((arch, torch.as_tensor(v).clone(), kw))
+        return 0.5 + 0.1 * len(calls)
+
+    monkeypatch.setattr(experiments, "direction_accuracy", capture)
+    out = nadlib.nad_trainability(nadlib.NADs(directions=u, eigenvalues=torch.ones(6), n_networks=2,
+                                              method="gradient"), [4, 0], progress=False)
+    assert [c[0] for c in calls] == ["lenet", "lenet"]
+    assert calls[0][2] == {"n_train": 10_000, "n_test": 10_000, "epochs": 20, "seed": 0, "device": None}
+    torch.testing.assert_close(calls[0][1], u[4])
+    torch.testing.assert_close(calls[1][1], u[0])
+    assert out["indices"].tolist() == [4, 0] and out["test_acc"].tolist() == pytest.approx([0.6, 0.7])
+    assert out["nads_sha256"] == array_sha256(u.numpy())
+    calls.clear()
+    ck = tmp_path / "t.npz"
+    kw = dict(arch="logreg", n_train=8, n_test=4, epochs=2, seed=3, device="cpu", progress=False, checkpoint=ck)
+    first = nadlib.nad_trainability(u, [1, 2], **kw)
+    assert calls[0][0] == "logreg" and calls[0][2] == {"n_train": 8, "n_test": 4, "epochs": 2, "seed": 3,
+                                                       "device": "cpu"}
+    calls.clear()
+    again = nadlib.nad_trainability(u, [1, 2], **kw)
+    assert calls == [] and again["test_acc"].tolist() == first["test_acc"].tolist()
+    for other in (dict(seed=4), dict(epochs=3), dict(n_train=9), dict(n_test=5), dict(arch="lenet")):
+        with pytest.raises(ValueError):
+            nadlib.nad_trainability(u, [1, 2], **{**kw, **other})
+    with pytest.raises(ValueError):
+        nadlib.nad_trainability(u * 1.5, [1, 2], **kw)  # other directions: other checkpoint
+    calls.clear()
+    with pytest.raises(DeadlineReached, match="^deadline reached: train logreg on D\\(u_i\\): runs 1 of 2 done"):
+        nadlib.nad_trainability(u, [3, 4], **{**kw, "checkpoint": None}, deadline=time.monotonic())
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("nads, indices, err, message", [
+    (torch.ones(5), [0], ValueError, "nads must hold one direction per row, got shape (5,)"),
+    (_rows(), [], ValueError, "indices is empty"),
+    (_rows(), [6], ValueError, "NAD index must be an int in [0, 5], got 6"),
+    (_rows(), [-1], ValueError, "NAD index must be an int in [0, 5], got -1"),
+    (_rows(), [1.0], TypeError, "NAD index must be an int, got float 1.0"),
+])
+def test_trainability_messages(nads, indices, err, message):
+    with pytest.raises(err) as info:
+        nadlib.nad_trainability(nads, indices, progress=False)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_train=0), "n_train must be a positive int, got 0"),
+    (dict(n_test=0), "n_test must be a positive int, got 0"),
+    (dict(epochs=0), "epochs must be a positive int, got 0"),
+    (dict(seed=-1), "seed must be in [0, 2**63 - 1], got -1"),
+])
+def test_trainability_size_messages(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        nadlib.nad_trainability(_rows(), [0, 5], progress=False, **kwargs)
+    assert str(info.value) == message
