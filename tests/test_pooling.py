@@ -51,8 +51,8 @@ def test_kaiming_init_has_he_scale_and_zero_bias():
     for net, expected in ((he, math.sqrt(2 / 9216)), (default, 1 / math.sqrt(3 * 9216))):
         w = net.classifier[1].weight.detach()
         assert float(w.std()) == pytest.approx(expected, rel=0.02)
-    assert all(float(m.bias.abs().max()) == 0 for m in he.modules() if isinstance(m, torch.nn.Linear))
-    assert float(default.classifier[1].bias.abs().max()) > 0
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in he.modules() if isinstance(m, torch.nn.Linear))
+    assert float(default.classifier[1].bias.detach().abs().max()) > 0
 
 
 def test_bad_model_arguments():
