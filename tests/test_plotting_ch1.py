@@ -8,7 +8,6 @@ that the direction image and its title follow the hovered frequency, then switch
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import nadlib  # noqa: E402
+from browser import chromium_or_skip, headless_chromium  # noqa: E402
 from nadlib import GridResult  # noqa: E402
 from nadlib import directions as D  # noqa: E402
 from nadlib import plotting as P  # noqa: E402
@@ -179,19 +179,9 @@ def test_plotly_figure_has_one_trace_and_menu_entry_per_architecture():
         P.accuracy_map_plotly({"x": None})
 
 
-def _chromium():
-    for c in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if c and Path(c).exists():
-            return c
-    return None
-
-
 def test_plotly_hover_updates_direction_image_in_a_browser(tmp_path):
     pio = pytest.importorskip("plotly.io")
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium installed (Debian: apt-get install chromium); the hover script was not run")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium, sync_api = chromium_or_skip("the hover script")
     fig = P.accuracy_map_plotly(_plotly_grids())
     page_path = tmp_path / "fig.html"
     page_path.write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True,
@@ -199,30 +189,26 @@ def test_plotly_hover_updates_direction_image_in_a_browser(tmp_path):
     state = ("(() => { const g = document.querySelector('.plotly-graph-div'); const d = g.data;"
              " return {z: d[d.length - 1].z, title: g.layout.xaxis2.title.text,"
              " visible: d.map(t => t.visible)}; })()")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 650})
-            errors = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(page_path.as_uri())
-            page.wait_for_function("document.querySelector('.plotly-graph-div .main-svg') !== null")
-            before = page.evaluate(state)
-            # hover the cell (kx, ky) = (4, 0) of the logreg map: find its pixel from the axes
-            x, y = page.evaluate("(() => { const g = document.querySelector('.plotly-graph-div');"
-                                 " const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;"
-                                 " const r = g.getBoundingClientRect();"
-                                 " return [r.left + xa._offset + xa.d2p(4), r.top + ya._offset + ya.d2p(0)]; })()")
-            page.mouse.move(x, y)
-            page.wait_for_timeout(500)
-            after = page.evaluate(state)
-            hover_text = page.evaluate("document.querySelector('.hoverlayer').textContent")
-            page.locator(".updatemenu-header-group").first.click()
-            page.locator(".updatemenu-item-text", has_text="lenet").first.click()
-            page.wait_for_timeout(300)
-            switched = page.evaluate(state)
-        finally:
-            browser.close()
+    with headless_chromium(sync_api, chromium) as browser:
+        page = browser.new_page(viewport={"width": 1100, "height": 650})
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(page_path.as_uri())
+        page.wait_for_function("document.querySelector('.plotly-graph-div .main-svg') !== null")
+        before = page.evaluate(state)
+        # hover the cell (kx, ky) = (4, 0) of the logreg map: find its pixel from the axes
+        x, y = page.evaluate("(() => { const g = document.querySelector('.plotly-graph-div');"
+                             " const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;"
+                             " const r = g.getBoundingClientRect();"
+                             " return [r.left + xa._offset + xa.d2p(4), r.top + ya._offset + ya.d2p(0)]; })()")
+        page.mouse.move(x, y)
+        page.wait_for_timeout(500)
+        after = page.evaluate(state)
+        hover_text = page.evaluate("document.querySelector('.hoverlayer').textContent")
+        page.locator(".updatemenu-header-group").first.click()
+        page.locator(".updatemenu-item-text", has_text="lenet").first.click()
+        page.wait_for_timeout(300)
+        switched = page.evaluate(state)
     assert not errors, errors
     np.testing.assert_allclose(before["z"], nadlib.fourier_direction(1, 0).numpy(), atol=1e-6)
     assert after["title"] == "direction (kx, ky) = (4, 0)"
