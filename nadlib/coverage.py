@@ -136,8 +136,9 @@ def describe_artifact(arrays: dict, meta: dict) -> str:
                      + "/".join(str(int(e)) for e in arrays["epochs"]) + " epochs)")
     elif sizes["epochs"] is not None:
         parts.append(f"{sizes['epochs']} epochs")
-    if "real CIFAR-10" not in parts and "CIFAR-10" in str(meta.get("data_source", "")):
-        parts.append("real CIFAR-10")
+    source = str(meta.get("data_source", ""))
+    if "CIFAR-10" in source:  # the synthetic stand-in's source says "..., NOT CIFAR-10"
+        parts.append("synthetic stand-in images" if "synthetic" in source else "real CIFAR-10")
     parts.append(_device(meta))
     return ", ".join(parts)
 

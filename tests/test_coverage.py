@@ -28,6 +28,12 @@ def test_describe_flip_trained_to_a_training_accuracy():
                                                  "real CIFAR-10, CPU")
 
 
+def test_describe_synthetic_stand_in_images_as_such():
+    meta = {"settings": {"n_train": 200, "n_test": 100, "epochs": 2}, "device": "cpu",
+            "data_source": "synthetic stand-in images (nadlib.synthetic_cifar10, seed 0), NOT CIFAR-10"}
+    assert C.describe_artifact({}, meta) == "200/100 samples, 2 epochs, synthetic stand-in images, CPU"
+
+
 def test_describe_a_partial_ablation():
     arrays = {"names": np.array(["a", "b"]), "test_acc": np.array([[0.5, 0.6], [np.nan, np.nan]])}
     assert C.describe_artifact(arrays, {"device": "cpu"}) == "2 settings x 2 directions, 2 of 4 runs done, CPU"
