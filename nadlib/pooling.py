@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import positive_int, seed as _check_seed
+from ._checks import positive_int, seed as _check_seed, unit_interval
 from .directions import fourier_direction
 from .experiments import ResumableRuns
 from .results import DeadlineReached
@@ -150,7 +150,7 @@ def chance_margin(n_test: int, z: float = 3.0) -> float:
     return z * 0.5 / math.sqrt(n_test)
 
 
-def _settings_by_name(settings) -> list[AblationSetting]:
+def _check_settings(settings) -> list[AblationSetting]:
     settings = list(ABLATION if settings is None else settings)
     if not settings:
         raise ValueError("settings is empty")
@@ -179,15 +179,14 @@ def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
     runs not done are NaN; ``settings_dict["complete"]`` says whether every run was done (rerun the same
     call with the same checkpoint to finish).
     """
-    settings = _settings_by_name(settings)
+    settings = _check_settings(settings)
     freqs = [tuple(int(c) for c in f) for f in freqs]
     if not freqs:
         raise ValueError("freqs is empty")
     dirs = {f: fourier_direction(*f) for f in freqs}  # validates the frequencies before any work
     positive_int(n_test, "n_test")
     seed = _check_seed(seed)
-    if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
-        raise ValueError(f"scale must be in (0, 1], got {scale!r}")
+    scale = unit_interval(scale, "scale")
 
     def sized(s: AblationSetting) -> tuple[int, int]:
         return max(256, round(s.n_train * scale)), max(1, round(s.epochs * scale))
