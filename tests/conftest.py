@@ -6,6 +6,7 @@ another profile with e.g. ``NADLIB_PROFILE=default pytest tests/...``.
 """
 
 import os
+import threading
 
 os.environ.setdefault("NADLIB_PROFILE", "smoke")
 # Cap the threads of torch (and of the kernels nbval starts, through the environment): on a shared or
@@ -14,8 +15,17 @@ THREADS = os.environ.setdefault("NADLIB_TEST_THREADS", str(min(2, os.cpu_count()
 os.environ.setdefault("OMP_NUM_THREADS", THREADS)
 
 import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 torch.set_num_threads(int(THREADS))
+
+# Progress bars in forked test processes (``make mutants`` forks one pytest per mutant): tqdm's default
+# write lock includes a *multiprocessing* lock shared by every forked process, and its monitor thread
+# takes that lock every 10 s.  A process forked while the lock is held, or killed while holding it,
+# leaves it held for good, and every later bar waits on it forever (mutants that switch a bar on hung
+# until their timeout).  A thread-only lock and no monitor thread keep each process independent.
+tqdm.monitor_interval = 0
+tqdm.set_lock(threading.RLock())
 
 
 def pytest_report_header(config):
