@@ -138,8 +138,10 @@ def test_trainability_defaults_results_and_resume(monkeypatch, tmp_path):
     (_rows(), [1.0], TypeError, "NAD index must be an int, got float 1.0"),
 ])
 def test_trainability_messages(nads, indices, err, message):
+    # tiny sizes: a check that lets a bad index through trains (and fails the test) in a moment, instead of
+    # running the paper's 10,000-sample recipe until a time limit
     with pytest.raises(err) as info:
-        nadlib.nad_trainability(nads, indices, progress=False)
+        nadlib.nad_trainability(nads, indices, n_train=2, n_test=2, epochs=1, progress=False)
     assert str(info.value) == message
 
 

@@ -1,0 +1,134 @@
+"""What the experiment runners promise beyond their numbers: the settings they return (which are also the
+checkpoint's identity, so a renamed or missing key would orphan every saved run), their default progress
+bars, their deadlines, and the dtypes of a saved NAD artifact."""
+
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import nadlib
+from nadlib import experiments as E
+from nadlib.results import DeadlineReached, load_artifact
+
+TINY = dict(n_train=2, n_test=2, epochs=1)
+
+
+def _basis(k: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(1024, k, generator=g, dtype=torch.float64))
+    return q.T.float()
+
+
+def _data(n_train=20, n_test=10):
+    g = torch.Generator().manual_seed(1)
+    return {"x_train": torch.rand(n_train, 3, 32, 32, generator=g), "y_train": torch.arange(n_train) % 10,
+            "x_test": torch.rand(n_test, 3, 32, 32, generator=g), "y_test": torch.arange(n_test) % 10,
+            "n_train": n_train, "n_test": n_test, "source": "hand-made"}
+
+
+HP = E.CIFARHyperParams(batch_size=8)
+HP_SETTINGS = {"lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 8, "clip": None}
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def test_trainability_checkpoint_settings_are_exactly_the_run_description(tmp_path):
+    u = _basis(4).reshape(4, 32, 32)
+    ckpt = tmp_path / "t.ckpt.npz"
+    nadlib.nad_trainability(u, [2, 0], arch="logreg", seed=5, progress=False, checkpoint=ckpt, **TINY)
+    _, meta = load_artifact(ckpt)
+    assert meta["settings"] == {"arch": "logreg", "indices": [2, 0], "n_train": 2, "n_test": 2, "epochs": 1,
+                                "seed": 5, "nads_sha256": E._digest(u)}
+
+
+def test_poison_sweep_settings_are_exactly_the_run_description(tmp_path):
+    u = _basis(4)
+    ckpt = tmp_path / "p.ckpt.npz"
+    _, settings = E.run_poison_sweep("logreg", u, _data(), indices=[1], epsilon=0.5, epochs=1, seed=3,
+                                     hp=HP, device="cpu", progress=False, checkpoint=ckpt)
+    want = {"arch": "logreg", "n_train": 20, "n_test": 10, "source": "hand-made", "epochs": 1, "seed": 3,
+            **HP_SETTINGS, "epsilon": 0.5, "indices": [1], "baseline": True, "nads_sha256": E._digest(u)}
+    assert settings == want
+    assert load_artifact(ckpt)[1]["settings"] == want  # the checkpoint is keyed by the same description
+
+
+def test_flip_settings_are_exactly_the_run_description(tmp_path):
+    u = _basis(1024)
+    kw = dict(epochs=1, seed=2, hp=HP, device="cpu", progress=False)
+    _, settings = E.run_flip("logreg", u, _data(), **kw)
+    base = {"arch": "logreg", "n_train": 20, "n_test": 10, "source": "hand-made", "epochs": 1, "seed": 2,
+            **HP_SETTINGS, "basis_sha256": E._digest(u)}
+    assert settings == base
+    ckpt = tmp_path / "f.ckpt.npz"
+    _, settings = E.run_flip("logreg", u, _data(), **kw, until_train_acc=0.5, max_epochs=2, checkpoint=ckpt)
+    assert settings == {**base, "until_train_acc": 0.5, "max_epochs": 2}
+    assert load_artifact(ckpt)[1]["settings"] == settings
+
+
+# ------------------------------------------------------------------------------------ default progress bars
+
+
+def test_trainability_shows_a_bar_by_default(capsys):
+    nadlib.nad_trainability(_basis(2).reshape(2, 32, 32), [1], arch="logreg", **TINY)
+    assert "train logreg on D(u_i)" in capsys.readouterr().err
+    nadlib.nad_trainability(_basis(2).reshape(2, 32, 32), [1], arch="logreg", progress=False, **TINY)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("runner, title", [
+    (lambda **kw: E.run_poison_sweep("logreg", _basis(4), _data(), indices=[1], epsilon=0.5, **kw), "logreg poisoning"),
+    (lambda **kw: E.run_flip("logreg", _basis(1024), _data(), **kw), "logreg flip"),
+])
+def test_cifar_runners_show_a_bar_by_default(capsys, runner, title):
+    runner(epochs=1, hp=HP, device="cpu")
+    assert title in capsys.readouterr().err
+    runner(epochs=1, hp=HP, device="cpu", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------------------------- deadlines
+
+
+@pytest.mark.parametrize("runner, what", [
+    (lambda **kw: E.run_poison_sweep("logreg", _basis(4), _data(), indices=[1, 2], epsilon=0.5, **kw),
+     "logreg poisoning: runs"),
+    (lambda **kw: E.run_flip("logreg", _basis(1024), _data(), **kw), "logreg flip: runs"),
+])
+def test_cifar_runners_stop_at_their_deadline(tmp_path, runner, what):
+    ckpt = tmp_path / "d.ckpt.npz"
+    with pytest.raises(DeadlineReached) as err:
+        runner(epochs=1, hp=HP, device="cpu", progress=False, checkpoint=ckpt, deadline=time.monotonic() - 1)
+    # one run (the clean baseline, or the original images) finished and was saved before the stop
+    assert (err.value.what, err.value.done) == (what, 1) and err.value.checkpoint == ckpt
+    assert err.value.total == (3 if "poison" in what else 2)
+
+
+# ------------------------------------------------------------------------------------- NAD artifact dtypes
+
+
+def test_saved_nads_have_fixed_dtypes_whatever_they_were_computed_in(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    d = torch.linalg.qr(torch.randn(16, 3, generator=g, dtype=torch.float64))[0].T.reshape(3, 1, 4, 4)
+    nads = nadlib.NADs(directions=d, eigenvalues=torch.tensor([3.0, 2.0, 1.0], dtype=torch.float32),
+                       n_networks=7, method="secant", stability={10: 0.5, 2: 0.25},
+                       eval_point=torch.zeros(1, 4, 4, dtype=torch.float64))
+    path = nads.save(tmp_path / "n.npz", k=2)
+    arrays, _ = load_artifact(path)
+    assert arrays["directions"].dtype == np.float32 and arrays["directions"].shape == (2, 1, 4, 4)
+    # the whole spectrum is kept with the top-k directions
+    assert arrays["eigenvalues"].dtype == np.float64 and arrays["eigenvalues"].tolist() == [3.0, 2.0, 1.0]
+    assert arrays["stability_k"].dtype == np.int64 and arrays["stability_k"].tolist() == [2, 10]
+    assert arrays["stability"].dtype == np.float64 and arrays["stability"].tolist() == [0.25, 0.5]
+    assert arrays["eval_point"].dtype == np.float32
+    np.testing.assert_allclose(arrays["directions"], d[:2].numpy(), atol=1e-7)
+
+
+def test_load_nads_names_the_file_that_is_not_a_nad_artifact(tmp_path):
+    path = nadlib.save_artifact(tmp_path / "x.npz", {"directions": np.zeros((2, 4)), "eigenvalues": np.ones(2)},
+                                {"what": "not NADs"})
+    with pytest.raises(ValueError, match=f"^{re.escape(repr(str(path)))} is not a NAD artifact: directions must"):
+        nadlib.load_nads(path)
