@@ -132,3 +132,21 @@ def test_load_nads_names_the_file_that_is_not_a_nad_artifact(tmp_path):
                                 {"what": "not NADs"})
     with pytest.raises(ValueError, match=f"^{re.escape(repr(str(path)))} is not a NAD artifact: directions must"):
         nadlib.load_nads(path)
+
+
+# ------------------------------------------------------------------------------------------- NAD bars
+
+
+def test_nad_bars_name_the_architecture_and_method_and_are_off_in_chunks(capsys):
+    kw = dict(input_shape=(1, 32, 32), step=1.0)
+    nadlib.nad_statistics("LogReg", 0, 2, **kw)  # a chunk (e.g. a Ray task): quiet by default
+    assert capsys.readouterr().err == ""
+    nadlib.nad_statistics("LogReg", 0, 2, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "NADs logreg (secant)" in err and "2/2" in err and "net/s" in err
+
+    def tiny_net():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 1))
+
+    nadlib.nad_statistics(tiny_net, 0, 2, method="gradient", progress=True, **kw)
+    assert f"NADs {tiny_net.__qualname__} (gradient)" in capsys.readouterr().err
