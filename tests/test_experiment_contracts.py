@@ -150,3 +150,59 @@ def test_nad_bars_name_the_architecture_and_method_and_are_off_in_chunks(capsys)
 
     nadlib.nad_statistics(tiny_net, 0, 2, method="gradient", progress=True, **kw)
     assert f"NADs {tiny_net.__qualname__} (gradient)" in capsys.readouterr().err
+
+
+def _small_net():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
+
+
+def _logreg_nads(**kw):
+    return nadlib.estimate_nads("logreg", **{"n_networks": 4, "input_shape": (1, 32, 32), "step": 1.0, **kw})
+
+
+def test_estimate_nads_shows_a_bar_by_default(capsys):
+    _logreg_nads()
+    assert "NADs logreg (secant)" in capsys.readouterr().err
+    _logreg_nads(progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_estimate_nads_stops_at_its_deadline_and_resumes(tmp_path):
+    ckpt = tmp_path / "n.ckpt.npz"
+    kw = dict(n_networks=4, input_shape=(1, 4, 4), batch_size=1, progress=False, checkpoint=ckpt)
+    with pytest.raises(DeadlineReached) as err:
+        nadlib.estimate_nads(_small_net, **kw, deadline=time.monotonic() - 1)
+    # one batch (one network) finished before the stop, and was saved
+    assert (err.value.what, err.value.done, err.value.total) == ("NADs _small_net: networks", 1, 4)
+    assert err.value.checkpoint == ckpt
+    resumed = nadlib.estimate_nads(_small_net, **kw)
+    assert resumed.meta["resumed_from"] == 1 and resumed.n_networks == 4
+
+
+def test_estimate_nads_times_its_gradients_inside_its_wall_time():
+    meta = _logreg_nads(progress=False).meta
+    assert 0 <= meta["gradient_time_s"] <= meta["wall_time_s"]
+    assert meta["device"] == "cpu"
+
+
+def test_early_stopping_on_the_stability_of_the_whole_space():
+    """In a 10-dimensional input space the top-10 NADs (the default ``stability_k``) span everything, so
+    their split-half overlap is exactly 1 and the run stops at the first check."""
+    nads = nadlib.estimate_nads(lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 1)),
+                                n_networks=200, input_shape=(1, 2, 5), method="gradient", batch_size=4, check_every=20,
+                                stop_at_stability=0.999, progress=False)
+    assert nads.meta["stopped_early"] and nads.n_networks == 20
+
+
+@pytest.mark.parametrize("call, err, message", [
+    (lambda: nadlib.nads_from_statistics("stats", (1, 2, 2), "secant"), TypeError,
+     "stats must be NADStatistics, got str"),
+    (lambda: nadlib.nads_from_statistics(nadlib.NADStatistics(4), (1, 2, 3), "secant"), ValueError,
+     "input_shape (1, 2, 3) does not match statistics of dimension 4"),
+    (lambda: nadlib.nads_from_statistics(nadlib.NADStatistics(4), (1, 2, 2), "finite"), ValueError,
+     "method must be one of"),
+])
+def test_nads_from_statistics_messages(call, err, message):
+    with pytest.raises(err) as info:
+        call()
+    assert str(info.value).startswith(message), str(info.value)
