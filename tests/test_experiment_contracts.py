@@ -176,13 +176,23 @@ def test_estimate_nads_stops_at_its_deadline_and_resumes(tmp_path):
     assert (err.value.what, err.value.done, err.value.total) == ("NADs _small_net: networks", 1, 4)
     assert err.value.checkpoint == ckpt
     resumed = nadlib.estimate_nads(_small_net, **kw)
-    assert resumed.meta["resumed_from"] == 1 and resumed.n_networks == 4
+    assert resumed.meta["resumed"] is True and resumed.meta["resumed_from"] == 1 and resumed.n_networks == 4
 
 
-def test_estimate_nads_times_its_gradients_inside_its_wall_time():
-    meta = _logreg_nads(progress=False).meta
+def test_estimate_nads_provenance_describes_the_run():
+    meta = nadlib.estimate_nads(_small_net, n_networks=3, input_shape=(1, 4, 4), step=2.0, batch_size=2,
+                                seed=4, progress=False).meta
+    assert {k: meta[k] for k in ("device", "arch", "method", "seed", "input_shape", "step", "batch_size", "path",
+                                 "eval_point", "stopped_early", "requested_networks", "resumed", "resumed_from",
+                                 "bn_mode", "precision")} == {
+        "device": "cpu", "arch": "_small_net", "method": "secant", "seed": 4, "input_shape": [1, 4, 4],
+        "step": 2.0, "batch_size": 2, "path": "batched",
+        "eval_point": "randn(input_shape) from torch.Generator().manual_seed(seed)", "stopped_early": False,
+        "requested_networks": 3, "resumed": False, "resumed_from": 0, "bn_mode": "eval", "precision": "float32"}
+    # times in seconds, to the millisecond; the gradients are part of the whole run
+    for key in ("gradient_time_s", "wall_time_s"):
+        assert isinstance(meta[key], float) and meta[key] == round(meta[key], 3)
     assert 0 <= meta["gradient_time_s"] <= meta["wall_time_s"]
-    assert meta["device"] == "cpu"
 
 
 def test_early_stopping_on_the_stability_of_the_whole_space():
@@ -206,3 +216,18 @@ def test_nads_from_statistics_messages(call, err, message):
     with pytest.raises(err) as info:
         call()
     assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize("method, fast, n_params, device, batch", [
+    # autograd gradients stack one batch of parameters: ~5e7 numbers on a CPU, ~1e9 on a GPU, capped
+    ("gradient", False, 1_000, "cpu", 128), ("gradient", False, 1_000_000, "cpu", 50),
+    ("gradient", False, 10**9, "cpu", 1), ("gradient", False, 0, "cpu", 128),
+    ("gradient", False, 1_000, "cuda", 1024), ("gradient", False, 10_000_000, "cuda", 100),
+    ("gradient", False, 10**10, "cuda", 1),
+    # secants: the windowed LeNet path batches networks, the generic path one (CPU) or four (GPU)
+    ("secant", True, 10**6, "cpu", 8), ("secant", True, 10**6, "cuda", 64),
+    ("secant", False, 10**6, "cpu", 1), ("secant", False, 10**6, "cuda", 4),
+])
+def test_default_batch_policy(method, fast, n_params, device, batch):
+    from nadlib.nads import _default_batch
+    assert _default_batch(method, fast, n_params, torch.device(device)) == batch
