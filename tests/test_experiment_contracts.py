@@ -231,3 +231,29 @@ def test_nads_from_statistics_messages(call, err, message):
 def test_default_batch_policy(method, fast, n_params, device, batch):
     from nadlib.nads import _default_batch
     assert _default_batch(method, fast, n_params, torch.device(device)) == batch
+
+
+class _DoubledLinear(torch.nn.Module):
+    """A net whose constructor changes the initialisation, so ``reset_parameters()`` cannot reproduce it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(16, 1)
+        with torch.no_grad():
+            self.fc.weight.mul_(2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("factory, reused", [(_small_net, True), (_DoubledLinear, False)])
+def test_network_pool_is_reused_only_when_reinitialising_gives_fresh_networks(factory, reused):
+    """Networks come from a re-initialised pool only when ``reset_parameters()`` under network j's seed
+    gives exactly what building network j gives; either way network j is that fresh network."""
+    from nadlib.nads import _build, _NetworkMaker
+    maker = _NetworkMaker(factory, seed=3, device=torch.device("cpu"), pool_size=2)
+    assert maker.reuse is reused and len(maker.pool) == (2 if reused else 0)
+    for j, net in zip([5, 6], maker([5, 6])):
+        fresh = _build(factory, j, 3).state_dict()
+        got = net.state_dict()
+        assert got.keys() == fresh.keys() and all(torch.equal(got[k], fresh[k]) for k in got)
