@@ -257,3 +257,52 @@ def test_network_pool_is_reused_only_when_reinitialising_gives_fresh_networks(fa
         fresh = _build(factory, j, 3).state_dict()
         got = net.state_dict()
         assert got.keys() == fresh.keys() and all(torch.equal(got[k], fresh[k]) for k in got)
+
+
+def test_stability_is_checked_every_check_every_networks_and_stops_at_the_threshold(monkeypatch):
+    """A scripted stability (0.2, 0.4, then 0.5 = the threshold) stops the run at the third check: after
+    networks 20, 40 and 60 (batches of 4, ``check_every=20``), never at the last batch."""
+    import nadlib.nads as N
+    script, seen = iter([0.2, 0.4, 0.5, 0.9]), []
+    real = N.split_half_stability
+
+    def scripted(stats, ks):
+        if tuple(ks) != (10,):  # the stability reported with the result
+            return real(stats, ks)
+        seen.append(stats.n_networks)
+        return {10: next(script)}
+
+    monkeypatch.setattr(N, "split_half_stability", scripted)
+    nads = nadlib.estimate_nads(_small_net, n_networks=100, input_shape=(1, 4, 4), batch_size=4, check_every=20,
+                                stop_at_stability=0.5, progress=False)
+    assert seen == [20, 40, 60]
+    assert nads.n_networks == 60 and nads.meta["stopped_early"]
+
+    seen.clear()
+    script = iter([0.0] * 10)
+    nads = nadlib.estimate_nads(_small_net, n_networks=100, input_shape=(1, 4, 4), batch_size=4, check_every=20,
+                                stop_at_stability=0.5, progress=False)
+    assert seen == [20, 40, 60, 80] and nads.n_networks == 100 and not nads.meta["stopped_early"]
+
+
+def test_a_deadline_passed_during_the_last_batch_is_not_an_interruption():
+    nads = nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), batch_size=2, progress=False,
+                                deadline=time.monotonic() - 1)
+    assert nads.n_networks == 2
+
+
+@pytest.mark.parametrize("every, periodic", [(1e-9, 3), (1e9, 0)])
+def test_checkpoints_are_saved_every_checkpoint_every_seconds(monkeypatch, tmp_path, every, periodic):
+    """A tiny ``checkpoint_every`` saves after every batch (3 here) and once at the end; a long interval only at
+    the end."""
+    saved = []
+    real = nadlib.results.Checkpoint.save
+
+    def counting(self, **arrays):
+        saved.append(int(arrays["next_index"]))
+        return real(self, **arrays)
+
+    monkeypatch.setattr(nadlib.results.Checkpoint, "save", counting)
+    nadlib.estimate_nads(_small_net, n_networks=3, input_shape=(1, 4, 4), batch_size=1, progress=False,
+                         checkpoint=tmp_path / "c.ckpt.npz", checkpoint_every=every)
+    assert saved == [1, 2, 3][:periodic] + [3]
