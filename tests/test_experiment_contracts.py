@@ -306,3 +306,103 @@ def test_checkpoints_are_saved_every_checkpoint_every_seconds(monkeypatch, tmp_p
     nadlib.estimate_nads(_small_net, n_networks=3, input_shape=(1, 4, 4), batch_size=1, progress=False,
                          checkpoint=tmp_path / "c.ckpt.npz", checkpoint_every=every)
     assert saved == [1, 2, 3][:periodic] + [3]
+
+
+# ------------------------------------------------------------------------------ estimate_nads: its inputs
+
+
+def test_network_seed_is_the_documented_63_bit_hash():
+    """``network_seed(seed, j)``: the first 64-bit word of ``SeedSequence([seed low, seed high, j])``,
+    shifted right by one bit (so it fits ``torch.manual_seed``'s signed 64-bit range)."""
+    from nadlib.nads import network_seed
+    for seed, j in [(0, 0), (0, 1), (7, 123), (2**40 + 5, 9)]:
+        words = np.random.SeedSequence([seed % 2**32, seed // 2**32, j]).generate_state(2, dtype=np.uint32)
+        want = (int(words[0]) | int(words[1]) << 32) >> 1
+        assert network_seed(seed, j) == want and 0 <= want < 2**63
+
+
+def test_architectures_by_name_get_the_channels_of_the_input_and_one_output():
+    nads = nadlib.estimate_nads("LeNet", n_networks=2, method="gradient", input_shape=(3, 32, 32), k=1,
+                                progress=False)
+    assert nads.directions.shape == (1, 3, 32, 32) and nads.meta["arch"] == "lenet"
+
+
+def test_a_module_instance_is_refused_with_a_message_saying_what_to_pass():
+    with pytest.raises(TypeError) as info:
+        nadlib.estimate_nads(_small_net(), n_networks=2, input_shape=(1, 4, 4))
+    assert str(info.value) == (
+        "model must be an architecture name or a zero-argument callable returning a fresh nn.Module "
+        "(e.g. `lambda: MyNet()`), not a module instance: NADs average over random initialisations")
+
+
+def test_a_callable_without_a_qualname_is_named_by_its_repr():
+    import functools
+    factory = functools.partial(torch.nn.Linear, 16)
+    net = functools.partial(lambda f: torch.nn.Sequential(torch.nn.Flatten(), f(1)), factory)
+    nads = nadlib.estimate_nads(net, n_networks=2, input_shape=(1, 4, 4), progress=False)
+    assert nads.meta["arch"] == repr(net)
+
+
+@pytest.mark.parametrize("k", [1, 16])
+def test_k_may_be_anything_from_one_to_the_dimension(k):
+    nads = nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), k=k, progress=False)
+    assert nads.directions.shape == (k, 1, 4, 4)
+
+
+def test_stability_k_may_equal_the_dimension():
+    nads = nadlib.estimate_nads(_small_net, n_networks=8, input_shape=(1, 4, 4), batch_size=4, check_every=4,
+                                stop_at_stability=0.99, stability_k=16, progress=False)
+    assert nads.meta["stopped_early"]  # the top-16 of a 16-dimensional space: overlap 1
+
+
+def test_the_method_message_names_the_argument():
+    with pytest.raises(ValueError, match=r"^method must be one of "):
+        nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), method="finite")
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 4), (1, 3, 4, 4)])
+def test_a_given_eval_point_is_used_as_float32_with_or_without_a_batch_axis(shape):
+    def net():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1))
+
+    x = torch.linspace(-1, 1, 48, dtype=torch.float64).reshape(shape)
+    nads = nadlib.estimate_nads(net, n_networks=2, input_shape=(3, 4, 4), eval_point=x, progress=False)
+    assert nads.eval_point.dtype == torch.float32
+    assert torch.equal(nads.eval_point, x.reshape(3, 4, 4).float())
+    assert nads.meta["eval_point"] == "given"
+
+
+@pytest.mark.parametrize("method, path, batch", [("secant", "lenet-windowed", 8), ("gradient", "vmap", 128)])
+def test_lenet_paths_and_default_batches(method, path, batch):
+    """The windowed secant path is for secants only; batches follow ``_default_batch`` (see its test)."""
+    nads = nadlib.estimate_nads("lenet", n_networks=2, method=method, k=1, progress=False)
+    assert (nads.meta["path"], nads.meta["batch_size"]) == (path, batch)
+
+
+class _NaNForNegativeWeight(torch.nn.Module):
+    """Output ``sum(x) * sqrt(w)`` with ``w ~ N(0, 1)`` drawn at construction: NaN for networks with w < 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(()))
+
+    def forward(self, x):
+        return x.flatten(1).sum(1, keepdim=True) * self.w.sqrt()
+
+
+def test_a_non_finite_gradient_names_the_network_and_its_seed():
+    from nadlib.nads import network_seed
+    seed = 0
+    signs = []
+    for j in range(64):
+        torch.manual_seed(network_seed(seed, j))
+        signs.append(float(torch.randn(())) < 0)
+    # the first bad network, in the middle of a batch of 4 (so its batch does not start at it)
+    first_bad = signs.index(True)
+    assert first_bad % 4 != 0, "pick another seed: the bad network must not open its batch"
+    with pytest.raises(ValueError) as info:
+        nadlib.estimate_nads(_NaNForNegativeWeight, n_networks=64, input_shape=(1, 2, 2), batch_size=4,
+                             seed=seed, progress=False)
+    assert str(info.value) == (f"non-finite input gradient for network {first_bad} (initialised with "
+                               f"torch.manual_seed({network_seed(seed, first_bad)}), i.e. "
+                               f"network_seed({seed}, {first_bad}))")
