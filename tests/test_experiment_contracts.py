@@ -405,3 +405,26 @@ def test_a_non_finite_gradient_names_the_network_and_its_seed():
     assert str(info.value) == (f"non-finite input gradient for network {first_bad} (initialised with "
                                f"torch.manual_seed({network_seed(seed, first_bad)}), i.e. "
                                f"network_seed({seed}, {first_bad}))")
+
+
+# ------------------------------------------------------------------------------------ flip to a target
+
+
+def test_flip_target_defaults_to_eight_times_the_epochs_and_allows_exactly_epochs():
+    kw = dict(hp=HP, device="cpu", progress=False)
+    _, settings = E.run_flip("logreg", _basis(1024), _data(), epochs=1, until_train_acc=0.1, **kw)
+    assert settings["max_epochs"] == 8 and settings["until_train_acc"] == 0.1
+    arrays, settings = E.run_flip("logreg", _basis(1024), _data(), epochs=2, until_train_acc=1.0, max_epochs=2, **kw)
+    assert settings["max_epochs"] == 2 and arrays["epochs"].tolist() == [2, 2]  # no room to double
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(until_train_acc=1.5), "until_train_acc must be in (0, 1], got 1.5"),
+    (dict(until_train_acc=0.9, max_epochs=0), "max_epochs must be a positive int, got 0"),
+    (dict(until_train_acc=0.9, max_epochs=2), "max_epochs (2) is smaller than epochs (3)"),
+    (dict(max_epochs=8), "max_epochs needs until_train_acc"),
+])
+def test_flip_target_messages(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        E.run_flip("logreg", _basis(1024), _data(), epochs=3, hp=HP, device="cpu", progress=False, **kwargs)
+    assert str(info.value) == message
