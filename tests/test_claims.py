@@ -1,10 +1,14 @@
-"""Live checks of the book's claims, at sizes CI can afford, computed from nadlib (never from the committed
-``results/``), each with a margin derived from the statistics of the measurement (see each docstring).
+"""Live checks of the book's claims, at sizes CI can afford, computed from nadlib (the committed ``results/``
+provide at most an input: a stored NAD basis or the authors' NAD 100, never a measured value), each with a
+margin derived from the statistics of the measurement (see each docstring).  They are the live
+counterparts of the chapters' artifact checks (tests/test_artifact_checks.py).
 
 Each test fails on a planted one-line bug in the code behind its claim: the secant estimator replaced by
 the local gradient, the trainability experiment training every index on NAD 0, the poisoning carrier put
 on the wrong NAD, the flip not applied to the test set, the paper comparison correlating a map with
-itself.
+itself, the pooling-free twins keeping their pooling, every activation layer given the first layer's
+affinity score, the activations scored at one pixel instead of their spatial mean, NC1 measured around
+the global mean instead of the class means, the recipe sweep training a logistic regression.
 """
 
 from __future__ import annotations
