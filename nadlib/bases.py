@@ -217,7 +217,10 @@ def change_basis(x: torch.Tensor, U, order=None) -> torch.Tensor:
 
 def nad_energy(x: torch.Tensor, nads, centre: bool = True) -> torch.Tensor:
     """Mean energy of images along each basis direction: ``E_i = mean_n sum_c <x[n,c] - m_c, u_i>^2``,
-    normalised to sum to 1 over the directions given (``centre`` subtracts the mean image ``m`` first)."""
+    normalised to sum to 1 over the directions given (``centre`` subtracts the mean image ``m`` first).
+
+    Computed in float64; returned as a float32 tensor of length ``k`` (one value per direction), whatever
+    the dtype of ``x`` and ``nads``."""
     x = check_images(x)
     if centre:
         x = x - x.mean(dim=0, keepdim=True)
@@ -231,7 +234,8 @@ def fourier_energy_by_radius(x: torch.Tensor, centre: bool = True) -> tuple[torc
     low to high frequency (radius ``sqrt(kx^2 + ky^2)`` with ``k`` folded to ``-16..16``).
 
     Returns ``(energy, radius)``: normalised energies (sum 1) and the radius of each, both of length 1024,
-    comparable index by index with :func:`nad_energy`.
+    comparable index by index with :func:`nad_energy`.  Both are float32 tensors, like :func:`nad_energy`'s
+    result (``radius`` is :func:`nadlib.directions.frequency_radius`, which is float64, rounded to float32).
     """
     basis = fourier_basis(IMAGE_SIZE, dtype=torch.float64)
     radius = frequency_radius(IMAGE_SIZE)  # row index = ky * 32 + kx
