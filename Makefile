@@ -57,12 +57,13 @@ test: $(STAMP)
 lab: $(STAMP)
 	NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter lab --notebook-dir=book $(LAB_ARGS)
 
-# Mutation testing (settings: [tool.mutmut] in pyproject.toml; judged survivors: tests/MUTANTS.md).  One
-# worker, one torch thread, low priority, from scratch every time (mutmut keeps old verdicts of unchanged code
+# Mutation testing (settings: [tool.mutmut] in pyproject.toml; judged survivors: tests/MUTANTS.md).
+# MUTANTS_WORKERS workers (default 1; one per free core), one torch thread each, low priority, from scratch every time (mutmut keeps old verdicts of unchanged code
 # even when the tests changed, so a reused mutants/ can understate the score).  The score is printed by
 # tools/mutation_score.py (MUTANTS_ARGS=--survivors also lists the surviving mutants).
 DEV_STAMP := $(VENV)/.dev-requirements-installed
 MUTANTS_ARGS ?=
+MUTANTS_WORKERS ?= 1
 
 $(DEV_STAMP): requirements-dev.txt | $(STAMP)
 	$(BIN)/python -m pip install -r requirements-dev.txt
@@ -71,7 +72,7 @@ $(DEV_STAMP): requirements-dev.txt | $(STAMP)
 mutants: $(STAMP) $(DEV_STAMP)
 	rm -rf mutants
 	set -eo pipefail; export NADLIB_PROFILE=smoke OMP_NUM_THREADS=1 NADLIB_TEST_THREADS=1; \
-	  nice -n 10 $(BIN)/mutmut run --max-children 1
+	  nice -n 10 $(BIN)/mutmut run --max-children $(MUTANTS_WORKERS)
 	$(BIN)/python tools/mutation_score.py $(MUTANTS_ARGS)
 
 clean:
