@@ -58,6 +58,10 @@ class ResumableRuns:
             deadline: float | None = None) -> dict[str, dict[str, np.ndarray]]:
         keys = list(keys)
         deadline = check_deadline(deadline)
+        joined = [k for k in keys if self.SEP in k]
+        if joined:
+            raise ValueError(f"run keys must not contain {self.SEP!r} (it separates a key from a field in the "
+                             f"checkpoint), got {joined}")
         unknown = set(self.done) - set(keys)
         if unknown:
             raise ValueError(f"the checkpoint holds runs {sorted(unknown)} that this call does not ask for; "

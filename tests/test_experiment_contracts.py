@@ -428,3 +428,35 @@ def test_flip_target_messages(kwargs, message):
     with pytest.raises(ValueError) as info:
         E.run_flip("logreg", _basis(1024), _data(), epochs=3, hp=HP, device="cpu", progress=False, **kwargs)
     assert str(info.value) == message
+
+
+def _flip_with_scripted_fits(monkeypatch, fits):
+    """``run_flip`` with training replaced: the original images fit at once; a flipped run of ``e`` epochs
+    reaches the training accuracy ``fits(e)``.  Returns the epochs of every training run."""
+    runs = []
+
+    def fake_train(arch, x_tr, y_tr, x_te, y_te, *, epochs, **kw):
+        model = torch.nn.Linear(1, 1)
+        model.acc = 1.0 if not runs else fits(epochs)
+        runs.append(epochs)
+        return nadlib.TrainResult(epochs=list(range(1, epochs + 1)), train_acc=[model.acc] * epochs,
+                                  test_acc=[0.5] * epochs, model=model)
+
+    monkeypatch.setattr(E, "_train_cifar", fake_train)
+    monkeypatch.setattr(E, "evaluate", lambda model, x, y: model.acc)
+    monkeypatch.setattr(E, "change_basis", lambda x, u: x)
+    return runs
+
+
+def test_flip_doubles_up_to_max_epochs_and_stops_at_exactly_the_target(monkeypatch):
+    kw = dict(epochs=2, device="cpu", progress=False, hp=HP)
+    runs = _flip_with_scripted_fits(monkeypatch, lambda e: 0.5)  # never fits
+    arrays, _ = E.run_flip("logreg", _basis(1024), _data(), until_train_acc=0.9, max_epochs=8, **kw)
+    assert runs == [2, 2, 4, 8]  # 2, 4 and 8 epochs all fit within max_epochs; 16 would not
+    assert arrays["epochs"].tolist() == [2, 8] and arrays["train_acc"].tolist() == [1.0, 0.5]
+    # NaN-padded curves: the original stopped after 2 epochs
+    assert arrays["test_curve"].shape == (2, 8) and np.isnan(arrays["test_curve"][0, 2:]).all()
+
+    runs = _flip_with_scripted_fits(monkeypatch, lambda e: 0.9 if e >= 4 else 0.5)  # the target, exactly
+    arrays, _ = E.run_flip("logreg", _basis(1024), _data(), until_train_acc=0.9, max_epochs=64, **kw)
+    assert runs == [2, 2, 4] and arrays["epochs"].tolist() == [2, 4]

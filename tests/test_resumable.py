@@ -108,3 +108,12 @@ def test_the_progress_bar_is_on_by_default_and_names_the_runs(capsys):
 
     ResumableRuns(None, SETTINGS).run("ab", _work([]), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_keys_holding_the_checkpoint_separator_are_refused_before_any_work(tmp_path):
+    calls = []
+    with pytest.raises(ValueError) as info:
+        ResumableRuns(tmp_path / "r.ckpt.npz", SETTINGS).run(["a", "b__c"], _work(calls), progress=False)
+    assert str(info.value) == ("run keys must not contain '__' (it separates a key from a field in the "
+                               "checkpoint), got ['b__c']")
+    assert calls == []
