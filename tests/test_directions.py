@@ -214,3 +214,11 @@ def test_every_fourier_direction_matches_the_documented_waveform():
             want = wave / np.linalg.norm(wave)
             got = nadlib.fourier_direction(kx, ky).double().numpy()
             np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"({kx}, {ky})")
+
+
+def test_the_default_size_is_the_papers_32_by_32():
+    from nadlib.directions import fill_symmetric, frequency_radius, low_to_high_order
+    assert fourier_basis().shape == (1024, 1024)  # one flattened 32 x 32 direction per row
+    assert frequency_radius().shape == (1024,)
+    assert low_to_high_order().shape == (1024,)
+    assert fill_symmetric({}).shape == (32, 32)

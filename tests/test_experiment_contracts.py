@@ -462,3 +462,8 @@ def test_flip_doubles_up_to_max_epochs_and_stops_at_exactly_the_target(monkeypat
     runs = _flip_with_scripted_fits(monkeypatch, lambda e: 0.9 if e >= 4 else 0.5)  # the target, exactly
     arrays, _ = E.run_flip("logreg", _basis(1024), _data(), until_train_acc=0.9, max_epochs=64, **kw)
     assert runs == [2, 2, 4] and arrays["epochs"].tolist() == [2, 4]
+
+
+def test_run_settings_default_to_seed_zero():
+    from nadlib.nads import nad_run_settings
+    assert nad_run_settings(_small_net, input_shape=(1, 4, 4))["seed"] == 0

@@ -117,3 +117,8 @@ def test_keys_holding_the_checkpoint_separator_are_refused_before_any_work(tmp_p
     assert str(info.value) == ("run keys must not contain '__' (it separates a key from a field in the "
                                "checkpoint), got ['b__c']")
     assert calls == []
+
+
+def test_the_default_bar_title_is_runs(capsys):
+    ResumableRuns(None, SETTINGS).run("a", _work([]))
+    assert capsys.readouterr().err.startswith("\rruns:")
