@@ -468,3 +468,111 @@ def test_flip_doubles_up_to_max_epochs_and_stops_at_exactly_the_target(monkeypat
 def test_run_settings_default_to_seed_zero():
     from nadlib.nads import nad_run_settings
     assert nad_run_settings(_small_net, input_shape=(1, 4, 4))["seed"] == 0
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+def _linear_data(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 4, 4, generator=g), torch.arange(n) % 2
+
+
+def _linear_model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+
+
+def test_an_epochs_training_accuracy_and_loss_cover_every_batch():
+    """With a learning rate too small to move the weights, an epoch's training accuracy and mean loss are
+    those of the initial model on the whole training set, summed over its 5 mini-batches."""
+    x, y = _linear_data()
+    model = _linear_model()
+    with torch.no_grad():
+        out = model(x)
+    want_acc = int((out.argmax(1) == y).sum()) / len(y)
+    want_loss = float(torch.nn.functional.cross_entropy(out, y))
+    result = nadlib.train(model, x, y, epochs=1, batch_size=8, lr=1e-12, clip=None, progress=False)
+    assert result.train_acc == [want_acc] and 0 < want_acc < 1
+    assert result.loss[0] == pytest.approx(want_loss, rel=1e-6)
+
+
+def test_train_defaults_to_batches_of_128_and_seed_0(monkeypatch):
+    from nadlib import training
+    sizes = []
+    real = training.minibatches
+    monkeypatch.setattr(training, "minibatches", lambda n, b, g: sizes.append(b) or real(n, b, g))
+    x, y = _linear_data(n=130)
+    default = nadlib.train(_linear_model(), x, y, epochs=1, progress=False).model
+    assert sizes == [128]
+    seed0 = nadlib.train(_linear_model(), x, y, epochs=1, seed=0, progress=False).model
+    seed1 = nadlib.train(_linear_model(), x, y, epochs=1, seed=1, progress=False).model
+    assert torch.equal(default[1].weight, seed0[1].weight)
+    assert not torch.equal(seed0[1].weight, seed1[1].weight)  # the seed orders the batches
+
+
+def test_train_shows_a_transient_bar_by_default(capsys):
+    x, y = _linear_data()
+    nadlib.train(_linear_model(), x, y, x, y, epochs=2)
+    err = capsys.readouterr().err
+    assert "train:" in err and "/2 [" in err and re.search(r"\bepoch/s\b|\bs/epoch\b", err), err
+    assert re.search(r"test=\d\.\d{3}, train=\d\.\d{3}", err), err
+    assert err.endswith("\r")  # leave=False: the bar erases itself when training ends
+    nadlib.train(_linear_model(), x, y, epochs=1)
+    assert "test=-" in capsys.readouterr().err  # no test set
+    nadlib.train(_linear_model(), x, y, epochs=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_train_wall_time_is_within_the_call():
+    x, y = _linear_data()
+    start = time.perf_counter()
+    result = nadlib.train(_linear_model(), x, y, epochs=1, progress=False)
+    assert 0 < result.wall_time <= time.perf_counter() - start
+
+
+class _NaNNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * float("nan")
+
+
+class _ScalarNet(torch.nn.Module):
+    def forward(self, x):
+        return x.sum()
+
+
+class _SilentFailure(torch.nn.Module):
+    def forward(self, x):
+        raise RuntimeError()
+
+
+@pytest.mark.parametrize("model, y_shift, err, message", [
+    (_NaNNet, 0, FloatingPointError, "training diverged at epoch 1 (loss nan); lower lr or set clip"),
+    (_ScalarNet, 0, ValueError, "the model must return class scores of shape (N, classes), got ()"),
+    (_SilentFailure, 0, ValueError, "the model does not accept x_train of shape (N, 1, 4, 4): RuntimeError"),
+    (_linear_model, 1, ValueError, "y_train has label 2 but the model has only 2 outputs (classes 0..1)"),
+])
+def test_train_messages(model, y_shift, err, message):
+    x, y = _linear_data(n=8)
+    with pytest.raises(err) as info:
+        nadlib.train(model(), x, y + y_shift, epochs=1, clip=None, progress=False)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("where, message", [
+    ("train", "x_train contains NaN or infinite values"),
+    ("test", "x_test contains NaN or infinite values"),
+    ("labels", "y_train must be a 1-D tensor of labels, got shape (8, 1)"),
+])
+def test_train_names_the_bad_set(where, message):
+    x, y = _linear_data(n=8)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    args = {"train": (bad, y, x, y), "test": (x, y, bad, y), "labels": (x, y[:, None], x, y)}[where]
+    with pytest.raises(ValueError) as info:
+        nadlib.train(_linear_model(), *args, epochs=1, progress=False)
+    assert str(info.value) == message
