@@ -222,3 +222,10 @@ def test_the_default_size_is_the_papers_32_by_32():
     assert frequency_radius().shape == (1024,)
     assert low_to_high_order().shape == (1024,)
     assert fill_symmetric({}).shape == (32, 32)
+
+
+def test_image_sizes_are_capped_at_4096():
+    assert nadlib.fourier_direction(0, 1, size=4096, dtype=torch.float64).shape == (4096, 4096)
+    with pytest.raises(ValueError) as info:
+        nadlib.fourier_direction(0, 1, size=4097)
+    assert str(info.value) == "size must be at most 4,096, got 4,097"

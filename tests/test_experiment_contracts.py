@@ -509,6 +509,18 @@ def test_train_defaults_to_batches_of_128_and_seed_0(monkeypatch):
     seed1 = nadlib.train(_linear_model(), x, y, epochs=1, seed=1, progress=False).model
     assert torch.equal(default[1].weight, seed0[1].weight)
     assert not torch.equal(seed0[1].weight, seed1[1].weight)  # the seed orders the batches
+    assert nadlib.train(_linear_model(), x, y, progress=False).epochs[-1] == 20  # the paper's 20 epochs
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(momentum="heavy"), "momentum must be a number, got str 'heavy'"),
+    (dict(weight_decay="some"), "weight_decay must be a number, got str 'some'"),
+])
+def test_train_recipe_type_messages(kwargs, message):
+    x, y = _linear_data(n=8)
+    with pytest.raises(TypeError) as info:
+        nadlib.train(_linear_model(), x, y, epochs=1, progress=False, **kwargs)
+    assert str(info.value) == message
 
 
 def test_train_shows_a_transient_bar_by_default(capsys):
@@ -550,10 +562,23 @@ class _SilentFailure(torch.nn.Module):
         raise RuntimeError()
 
 
+class _LoudFailure(torch.nn.Module):
+    def forward(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied\n(a second line)")
+
+
+class _TupleNet(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1), x.flatten(1)
+
+
 @pytest.mark.parametrize("model, y_shift, err, message", [
     (_NaNNet, 0, FloatingPointError, "training diverged at epoch 1 (loss nan); lower lr or set clip"),
     (_ScalarNet, 0, ValueError, "the model must return class scores of shape (N, classes), got ()"),
     (_SilentFailure, 0, ValueError, "the model does not accept x_train of shape (N, 1, 4, 4): RuntimeError"),
+    (_LoudFailure, 0, ValueError,
+     "the model does not accept x_train of shape (N, 1, 4, 4): mat1 and mat2 shapes cannot be multiplied"),
+    (_TupleNet, 0, ValueError, "the model must return class scores of shape (N, classes), got tuple"),
     (_linear_model, 1, ValueError, "y_train has label 2 but the model has only 2 outputs (classes 0..1)"),
 ])
 def test_train_messages(model, y_shift, err, message):
