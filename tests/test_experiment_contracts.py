@@ -450,7 +450,7 @@ def _flip_with_scripted_fits(monkeypatch, fits):
     return runs
 
 
-@pytest.mark.timeout(60)  # a doubling that does not double loops for ever: fail instead of hanging
+@pytest.mark.timeout(20)  # a doubling that does not double loops for ever: fail instead of hanging
 def test_flip_doubles_up_to_max_epochs_and_stops_at_exactly_the_target(monkeypatch):
     kw = dict(epochs=2, device="cpu", progress=False, hp=HP)
     runs = _flip_with_scripted_fits(monkeypatch, lambda e: 0.5)  # never fits
