@@ -202,17 +202,18 @@ def test_frequency_messages(kx, ky, err, message):
     assert str(info.value) == message
 
 
-def test_every_fourier_direction_matches_the_documented_waveform():
-    """Independent oracle over the whole 32 x 32 spectrum: ``cos`` where the frequency is its own mirror
-    (``2k = 0 mod 32`` in both coordinates), ``sin`` elsewhere, of the phase ``2 pi (ky r + kx c) / 32``."""
-    rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
-    for kx in range(32):
-        for ky in range(32):
-            phase = 2 * np.pi * (ky * rows + kx * cols) / 32
-            real = kx in (0, 16) and ky in (0, 16)
+@pytest.mark.parametrize("size", [32, 8])
+def test_every_fourier_direction_matches_the_documented_waveform(size):
+    """Independent oracle over the whole spectrum: ``cos`` where the frequency is its own mirror
+    (``2k = 0 mod size`` in both coordinates), ``sin`` elsewhere, of the phase ``2 pi (ky r + kx c) / size``."""
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    for kx in range(size):
+        for ky in range(size):
+            phase = 2 * np.pi * (ky * rows + kx * cols) / size
+            real = kx in (0, size // 2) and ky in (0, size // 2)
             wave = np.cos(phase) if real else np.sin(phase)
             want = wave / np.linalg.norm(wave)
-            got = nadlib.fourier_direction(kx, ky).double().numpy()
+            got = nadlib.fourier_direction(kx, ky, size=size).double().numpy()
             np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"({kx}, {ky})")
 
 

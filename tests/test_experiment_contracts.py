@@ -512,13 +512,14 @@ def test_train_defaults_to_batches_of_128_and_seed_0(monkeypatch):
     assert nadlib.train(_linear_model(), x, y, progress=False).epochs[-1] == 20  # the paper's 20 epochs
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(momentum="heavy"), "momentum must be a number, got str 'heavy'"),
-    (dict(weight_decay="some"), "weight_decay must be a number, got str 'some'"),
+@pytest.mark.parametrize("kwargs, err, message", [
+    (dict(momentum="heavy"), TypeError, "momentum must be a number, got str 'heavy'"),
+    (dict(weight_decay="some"), TypeError, "weight_decay must be a number, got str 'some'"),
+    (dict(weight_decay=-1.0), ValueError, "weight_decay must be >= 0, got -1.0"),
 ])
-def test_train_recipe_type_messages(kwargs, message):
+def test_train_recipe_messages(kwargs, err, message):
     x, y = _linear_data(n=8)
-    with pytest.raises(TypeError) as info:
+    with pytest.raises(err) as info:
         nadlib.train(_linear_model(), x, y, epochs=1, progress=False, **kwargs)
     assert str(info.value) == message
 
