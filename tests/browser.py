@@ -48,3 +48,16 @@ def headless_chromium(sync_api, chromium: str):
             yield browser
         finally:
             browser.close()
+
+
+def open_plotly_page(browser, path: Path, *, width: int, height: int):
+    """Open a saved Plotly HTML page at ``path`` in a new tab and wait until its figure has drawn.
+
+    Returns ``(page, errors)``: ``errors`` collects the page's uncaught JavaScript errors from the start.
+    """
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(Path(path).as_uri())
+    page.wait_for_function("document.querySelector('.plotly-graph-div .main-svg') !== null")
+    return page, errors

@@ -187,7 +187,7 @@ def test_real_maps_figure_is_small():
 
 def test_menu_switches_maps_in_a_browser(tmp_path):
     """The static page: choosing a menu entry shows that map alone and its title."""
-    from browser import chromium_or_skip, headless_chromium
+    from browser import chromium_or_skip, headless_chromium, open_plotly_page
 
     pio = pytest.importorskip("plotly.io")
     chromium, sync_api = chromium_or_skip("the Fourier-map explorer's menu")
@@ -198,11 +198,7 @@ def test_menu_switches_maps_in_a_browser(tmp_path):
     state = ("(() => { const g = document.querySelector('.plotly-graph-div');"
              " return {visible: g.data.map(t => t.visible), title: g.layout.title.text}; })()")
     with headless_chromium(sync_api, chromium) as browser:
-        page = browser.new_page(viewport={"width": 1100, "height": 750})
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(page_path.as_uri())
-        page.wait_for_function("document.querySelector('.plotly-graph-div .main-svg') !== null")
+        page, errors = open_plotly_page(browser, page_path, width=1100, height=750)
         before = page.evaluate(state)
         page.locator(".updatemenu-header-group").first.click()
         page.locator(".updatemenu-item-text", has_text="DenseNet-121").first.click()

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import nadlib  # noqa: E402
-from browser import chromium_or_skip, headless_chromium  # noqa: E402
+from browser import chromium_or_skip, headless_chromium, open_plotly_page  # noqa: E402
 from nadlib import GridResult  # noqa: E402
 from nadlib import directions as D  # noqa: E402
 from nadlib import plotting as P  # noqa: E402
@@ -190,11 +190,7 @@ def test_plotly_hover_updates_direction_image_in_a_browser(tmp_path):
              " return {z: d[d.length - 1].z, title: g.layout.xaxis2.title.text,"
              " visible: d.map(t => t.visible)}; })()")
     with headless_chromium(sync_api, chromium) as browser:
-        page = browser.new_page(viewport={"width": 1100, "height": 650})
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(page_path.as_uri())
-        page.wait_for_function("document.querySelector('.plotly-graph-div .main-svg') !== null")
+        page, errors = open_plotly_page(browser, page_path, width=1100, height=650)
         before = page.evaluate(state)
         # hover the cell (kx, ky) = (4, 0) of the logreg map: find its pixel from the axes
         x, y = page.evaluate("(() => { const g = document.querySelector('.plotly-graph-div');"
