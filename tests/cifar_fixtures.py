@@ -11,6 +11,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nadlib.cifar10 import BATCHES, CIFAR10_CLASSES, NPZ_KEYS, check_cifar10_arrays
 
@@ -79,3 +80,12 @@ def write_cifar10_batches(root, arrays: dict) -> dict[str, str]:
                           _Py2Str("num_cases_per_batch"): int(math.ceil(len(x) / 5)),
                           _Py2Str("num_vis"): 3072})
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def tiny_cifar_data(n_train: int = 40, n_test: int = 20, seed: int = 0) -> dict:
+    """A tiny hand-made data dict in the layout of :func:`nadlib.cifar_data` (uniform noise images, labels
+    cycling through the 10 classes, the test labels in reverse order), for the CIFAR-10 runners."""
+    g = torch.Generator().manual_seed(seed)
+    return {"x_train": torch.rand(n_train, 3, 32, 32, generator=g), "y_train": torch.arange(n_train) % 10,
+            "x_test": torch.rand(n_test, 3, 32, 32, generator=g), "y_test": torch.arange(n_test).flip(0) % 10,
+            "n_train": n_train, "n_test": n_test, "source": "hand-made"}

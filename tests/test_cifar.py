@@ -343,13 +343,6 @@ class _CarrierReader(torch.nn.Module):
         return scores
 
 
-def _tiny_data(n_train=40, n_test=20, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {"x_train": torch.rand(n_train, 3, 32, 32, generator=g), "y_train": torch.arange(n_train) % 10,
-            "x_test": torch.rand(n_test, 3, 32, 32, generator=g), "y_test": torch.arange(n_test).flip(0) % 10,
-            "n_train": n_train, "n_test": n_test, "source": "hand-made"}
-
-
 def _fake_training(monkeypatch, reader, calls):
     def fake_train(model, x_tr, y_tr, x_te, y_te, **kw):
         calls.append({"model": model, "x_tr": x_tr, "y_tr": y_tr, "x_te": x_te, **kw})
@@ -361,7 +354,7 @@ def test_poison_sweep_reports_exact_accuracies_of_a_carrier_reader(monkeypatch):
     u, index, eps = _zero_sum_basis(), 5, 0.8
     reader, calls = _CarrierReader(u, index), []
     _fake_training(monkeypatch, reader, calls)
-    data = _tiny_data()
+    data = F.tiny_cifar_data()
     arrays, settings = E.run_poison_sweep("logreg", u, data, indices=[index], epsilon=eps, epochs=3, seed=7,
                                           device="cpu", progress=False)
     # the reader reads the carrier the training set was given: train accuracy 1; poisoned test set (carrier =
@@ -418,8 +411,8 @@ def test_poison_sweep_defaults_come_from_the_profile(monkeypatch):
     smoke = nadlib.get_profile("smoke")
     profile = dataclasses.replace(smoke, cifar=dataclasses.replace(smoke.cifar, poison_indices=(1, 3), epochs=4,
                                                                    epsilon=0.3, batch_size=16))
-    arrays, settings = E.run_poison_sweep("logreg", u, _tiny_data(), baseline=False, device="cpu", progress=False,
-                                          profile=profile)
+    arrays, settings = E.run_poison_sweep("logreg", u, F.tiny_cifar_data(), baseline=False, device="cpu",
+                                          progress=False, profile=profile)
     assert arrays["indices"].tolist() == [1, 3] and settings["indices"] == [1, 3]
     assert settings["epochs"] == 4 and settings["epsilon"] == 0.3
     assert settings["batch_size"] == 16 and settings["baseline"] is False
@@ -626,7 +619,7 @@ def test_poison_sweep_checks_before_training(monkeypatch):
     """Bad indices, epochs and epsilon are refused before the first (clean) run trains; the seed defaults to 0."""
     u, calls = _zero_sum_basis(), []
     _fake_training(monkeypatch, _CarrierReader(u, 1), calls)
-    data = _tiny_data()
+    data = F.tiny_cifar_data()
     for kwargs, err, message in [
             (dict(indices=[8]), ValueError, "index=8 out of range: NAD indices are 0 .. 7"),
             (dict(indices=[1], epochs=0), ValueError, "epochs must be a positive int, got 0"),
@@ -671,7 +664,7 @@ def test_poison_sweep_resumes_from_its_checkpoint_and_times_its_runs(monkeypatch
 
     u, calls = _zero_sum_basis(), []
     _fake_training(monkeypatch, _CarrierReader(u, 1), calls)
-    data, ck = _tiny_data(), tmp_path / "p.npz"
+    data, ck = F.tiny_cifar_data(), tmp_path / "p.npz"
     kw = dict(indices=[1, 3], epsilon=0.5, epochs=2, device="cpu", progress=False, checkpoint=ck)
     start = time.perf_counter()
     first, _ = E.run_poison_sweep("logreg", u, data, **kw)
@@ -721,7 +714,7 @@ def test_run_flip_defaults_settings_and_resume(monkeypatch, tmp_path):
     _fake_training(monkeypatch, reader, calls)
     smoke = nadlib.get_profile("smoke")
     profile = dataclasses.replace(smoke, cifar=dataclasses.replace(smoke.cifar, epochs=3, batch_size=24))
-    data, ck = _tiny_data(), tmp_path / "f.npz"
+    data, ck = F.tiny_cifar_data(), tmp_path / "f.npz"
     start = time.perf_counter()
     arrays, settings = E.run_flip("logreg", u, data, device="cpu", progress=False, profile=profile, checkpoint=ck)
     elapsed = time.perf_counter() - start

@@ -13,6 +13,8 @@ import nadlib
 from nadlib import experiments as E
 from nadlib.results import DeadlineReached, load_artifact
 
+from cifar_fixtures import tiny_cifar_data
+
 TINY = dict(n_train=2, n_test=2, epochs=1)
 
 
@@ -22,11 +24,8 @@ def _basis(k: int, seed: int = 0) -> torch.Tensor:
     return q.T.float()
 
 
-def _data(n_train=20, n_test=10):
-    g = torch.Generator().manual_seed(1)
-    return {"x_train": torch.rand(n_train, 3, 32, 32, generator=g), "y_train": torch.arange(n_train) % 10,
-            "x_test": torch.rand(n_test, 3, 32, 32, generator=g), "y_test": torch.arange(n_test) % 10,
-            "n_train": n_train, "n_test": n_test, "source": "hand-made"}
+def _data():
+    return tiny_cifar_data(n_train=20, n_test=10)
 
 
 HP = E.CIFARHyperParams(batch_size=8)
