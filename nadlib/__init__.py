@@ -4,14 +4,17 @@ Modules, from the ground up (each imports only from the rows above it):
 
 1. ``config`` (profiles, device), ``_checks`` (argument validators)
 2. ``directions`` (Fourier basis), ``models`` (the networks)
-3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``results`` (artifacts)
-4. ``training`` (one SGD recipe)
-5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
+3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``catalogue`` (every result the book
+   shows: keys, producers per profile, costs, canonical file names)
+4. ``results`` (artifacts; ``results.load(key)``: a result by catalogue key, yours before the bundled one)
+5. ``training`` (one SGD recipe)
+6. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
    secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
-6. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
-7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``recipe_sweep`` (the D(v) recipe
-   against the published curves), ``plotting``, ``widgets``, ``interactive`` (kernel-free Plotly sliders), ``tables``
-8. ``cli`` (``python -m nadlib``)
+7. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
+8. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``: the missing catalogue entries),
+   ``recipe_sweep`` (the D(v) recipe against the published curves), ``coverage``, ``plotting``, ``widgets``,
+   ``interactive`` (kernel-free Plotly sliders), ``tables``
+9. ``cli`` (``python -m nadlib``)
 """
 
 from ._version import __version__
@@ -32,7 +35,10 @@ from .models import ARCHITECTURES, get_model, seeded_model
 from .pooling import PoolFreeLeNet, ablation_table, combine_ablations, run_pooling_ablation
 from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
                    split_half_stability, subspace_overlap)
-from .results import ResultNotAvailableError, load_artifact, provenance, result_path, results_dir, save_artifact
+from .results import (ResultMissingError, ResultNotAvailableError, caption as result_caption, load as load_result,
+                      load_artifact, loaded as loaded_results, provenance, result_path, results_dir, save_artifact,
+                      set_results_dir)
+from . import catalogue, results  # noqa: E402  (nadlib.results.load, nadlib.catalogue.CATALOGUE)
 from .signature_runs import load_signatures, run_signatures
 from .tables import markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
@@ -41,7 +47,8 @@ __all__ = [
     "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
-    "result_path", "ResultNotAvailableError",
+    "result_path", "ResultNotAvailableError", "ResultMissingError", "load_result", "loaded_results",
+    "result_caption", "set_results_dir", "catalogue", "results",
     "save_artifact", "markdown_table", "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy",
     "evaluate", "profile_grid", "train", "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset",
     "cifar_data", "load_cifar10", "synthetic_cifar10", "as_nad_basis", "change_basis", "flip_basis",

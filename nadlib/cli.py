@@ -26,7 +26,7 @@ from .grid import profile_grid
 from .models import ARCHITECTURES
 from .nads import METHODS, estimate_nads, load_nads
 from .paper import published_nads
-from .paper_run import DEVICE_TYPES, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
+from .paper_run import DEVICE_TYPES, default_out_dir, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from .pooling import ABLATION, ABLATION_FREQS, CONTROLS, ablation_table, run_pooling_ablation
 from .recipe_sweep import DEFAULT_SETTINGS, parse_settings, recipe_sweep, sweep_probes, sweep_summary
 from .results import CHECKPOINT_EVERY_S, checkpoint_path, file_sha256, provenance, save_artifact
@@ -530,18 +530,24 @@ def _only(text: str) -> tuple[str, ...]:
 
 
 def _add_paper(sub) -> None:
-    p = sub.add_parser("paper", help="every artifact the book reads, at the paper's sizes, within a budget",
-                       description="Print the plan with estimated costs, then run it in priority order; with "
-                                   "--budget stop cleanly when it runs out and continue on the next call.")
+    p = sub.add_parser("paper", help="make every catalogue entry of a profile that is missing (the paper's sizes by "
+                                     "default), within a budget",
+                       description="Print the plan with estimated costs, then make the missing entries of the "
+                                   "catalogue (nadlib.catalogue) in priority order, each under its catalogue name; "
+                                   "with --budget stop cleanly when it runs out and continue on the next call.  "
+                                   "The book shows the results when $NADLIB_RESULTS names the output folder.")
     p.add_argument("--budget", type=_budget, default=None, help="time for this call: 90s, 12m, 2h, 1.5h")
-    p.add_argument("--only", type=_only, default=None, help="comma-separated steps: nads,trainability,grid,poison,flip")
-    p.add_argument("--out-dir", type=Path, default=None, help="artifact folder (default: nadlib.results_dir() "
-                                                               "or ./results)")
+    p.add_argument("--only", type=_only, default=None,
+                   help="comma-separated catalogue keys (lenet/nads/secant), patterns (lenet/*, */grid) or steps "
+                        "(nads, trainability, grid, pooling, poison, flip, signatures, collapse)")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="output folder (default: your results folder, $NADLIB_RESULTS, else ./nadlib-results)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA if available)")
     p.add_argument("--device-type", choices=DEVICE_TYPES, default=None,
                    help="with --dry-run: show the costs for this device type (e.g. cuda on a CPU machine)")
-    p.add_argument("--profile", choices=tuple(SIZES), default="paper",
-                   help="sizes: paper (default) or smoke (every step tiny, for tests)")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="paper",
+                   help="sizes: paper (default, a GPU), default (a CPU: the bundled results' sizes) or smoke "
+                        "(every entry tiny, for tests)")
     p.add_argument("--engine", choices=("serial", "ray"), default="serial",
                    help="serial (default) or ray: grid directions and NAD chunks as Ray tasks")
     p.add_argument("--address", default=None, help="Ray cluster address ('auto': the `ray start` cluster of this "
@@ -561,12 +567,13 @@ def _run_paper(args) -> None:
         device_type = args.device_type or get_device(args.device).type
     except RuntimeError as err:  # CUDA asked for on a machine without it: the user's to fix
         raise ValueError(str(err)) from None
-    rows = paper_plan(args.profile, args.only, args.out_dir)
+    out_dir = args.out_dir if args.out_dir is not None else default_out_dir()
+    rows = paper_plan(args.profile, args.only, out_dir)
     print(format_plan(rows, args.profile, device_type))
     if args.dry_run:
         return
     print()
-    run_paper(args.profile, only=args.only, out_dir=args.out_dir, device=args.device, engine=args.engine,
+    run_paper(args.profile, only=args.only, out_dir=out_dir, device=args.device, engine=args.engine,
               address=args.address, budget_s=args.budget, seed=args.seed, progress=not args.quiet)
 
 

@@ -55,7 +55,7 @@ from .config import get_device
 from .data import as_direction, linear_separable
 from .experiments import Normaliser
 from .models import seeded_model
-from .results import load_artifact, provenance, save_artifact
+from .results import load_artifact, provenance, register_loader, save_artifact
 from .training import TEST_SEED_OFFSET, TrainResult, train
 
 __all__ = ["CollapseMetrics", "collapse_metrics", "penultimate_layer", "CollapseTracker", "CollapseRun",
@@ -370,6 +370,9 @@ class CollapseRun:
         if "nc1" not in arrays or "epoch" not in arrays:
             raise ValueError(f"{str(path)!r} is not a collapse artifact (missing 'nc1' or 'epoch')")
         return cls(str(meta.get("arch", "?")), arrays, meta, float(meta.get("wall_time", 0.0)))
+
+
+register_loader("collapse", CollapseRun.from_artifact)  # nadlib.results.load of the catalogue's collapse runs
 
 
 def separable_data(v, n_train: int, n_test: int, *, sigma: float = 3.0, epsilon: float = 1.0, seed: int = 0,

@@ -34,7 +34,8 @@ from .config import get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
 from .models import seeded_model
-from .results import Checkpoint, DeadlineReached, check_deadline, interruptible, load_artifact, past
+from .results import (Checkpoint, DeadlineReached, check_deadline, interruptible, load_artifact, past,
+                      register_loader)
 from .training import TEST_SEED_OFFSET, check_recipe, class_indices, direction_accuracy, minibatches, sgd_recipe
 
 
@@ -64,6 +65,9 @@ class GridResult:
         arrays, meta = load_artifact(path)
         acc = {(int(kx), int(ky)): float(a) for (kx, ky), a in zip(arrays["freqs"], arrays["accuracy"])}
         return cls(meta.get("arch", "?"), acc, int(meta.get("size", 32)), meta, float(meta.get("wall_time", 0.0)))
+
+
+register_loader("grid", GridResult.from_artifact)  # nadlib.results.load of the catalogue's Fourier maps
 
 
 def _grid_task(arch: str, freq: tuple[int, int], size: int, settings: dict, device: str) -> float:

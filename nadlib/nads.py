@@ -59,7 +59,7 @@ from .lenet_secant import LeNetSecant, lenet_layers
 from .models import get_model
 from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
 from .results import (CHECKPOINT_EVERY_S, array_sha256, check_deadline, Checkpoint, DeadlineReached,
-                      interruptible, load_artifact, past, provenance, save_artifact)
+                      interruptible, load_artifact, past, provenance, register_loader, save_artifact)
 
 METHODS = ("secant", "gradient")
 
@@ -164,6 +164,9 @@ def load_nads(path) -> NADs:
                 eigenvalues=torch.from_numpy(arrays["eigenvalues"]).to(torch.float64),
                 n_networks=int(meta.get("n_networks", 0)), method=str(meta.get("method", "")),
                 stability=stab, meta=meta, eval_point=None if ep is None else torch.from_numpy(ep))
+
+
+register_loader("nads", load_nads)  # nadlib.results.load of the catalogue's NAD entries
 
 
 # ----------------------------------------------------------------------------------------------

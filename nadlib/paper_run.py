@@ -1,29 +1,28 @@
-"""The paper run: every artifact the book reads, at the paper's sizes, in priority order, within a budget.
+"""The paper run: make every catalogue entry of a profile that is missing, in priority order, within a budget.
 
-``python -m nadlib paper`` (argparse lives in :mod:`nadlib.cli`) runs these steps, each architecture one
-row of the plan:
+``python -m nadlib paper`` (argparse lives in :mod:`nadlib.cli`) plans the entries of :mod:`nadlib.catalogue`
+that the chosen profile (``paper`` by default; ``default`` for a CPU; ``smoke`` for the tests) can make, in
+priority order (the NADs first, since later entries read them; then trainability, the Fourier maps, the
+pooling ablation, the CIFAR-10 poisoning and flips, the signatures, neural collapse), and makes those whose
+file is missing from the output folder.  Each file gets its catalogue name (:func:`nadlib.catalogue.
+canonical_name`, e.g. ``lenet__nads__secant__paper.npz``), so that :func:`nadlib.results.load` finds it when the
+book is built with ``$NADLIB_RESULTS`` naming that folder (the default output folder is ``$NADLIB_RESULTS``
+itself, else ``./nadlib-results``).
 
-1. ``nads``         secant NADs of the four CNNs (10,000 networks, :func:`nadlib.estimate_nads`);
-2. ``trainability`` each CNN trained on D(u_i) of its own NADs at the paper's indices
-   (:func:`nadlib.nad_trainability`);
-3. ``grid``         Fourier maps of the five networks and the pooling-free twins, band 8 (the paper's 16x16
-   block of low frequencies, :func:`nadlib.accuracy_grid`);
-4. ``poison``, ``flip``  CIFAR-10 poisoned at NAD indices, and NAD-flipped (:func:`nadlib.run_poison_sweep`,
-   :func:`nadlib.run_flip`), each CNN with its own NADs.
+Before starting, the plan is printed with an estimated cost per entry (:func:`nadlib.catalogue.entry_cost`:
+measured per-unit costs where marked, otherwise estimates).  A *budget* turns into a ``time.monotonic()``
+deadline handed to every producer: it stops after its current unit (a batch of networks, a direction, a
+training run), keeps its checkpoint ``<out>.ckpt.npz`` and the run ends with "budget reached"; the next call
+skips finished files and resumes the checkpoints, so a run split over several calls writes the same files as
+one uninterrupted run.  Every call makes progress: the deadline is checked only after the first unit.
 
-Before starting, the plan is printed with an estimated cost per row from :data:`COSTS`, a small table of
-per-unit costs per (step kind, architecture, device type): measured on this project's 2-core CPU where
-marked ``measured``, otherwise estimates (on CUDA: the secant NADs of the deep CNNs and ResNet-18 on D(v)
-were measured on one H200).  A *budget* turns
-into a ``time.monotonic()`` deadline handed to every step: the step stops after its current unit (a batch
-of networks, a direction, a training run), keeps its checkpoint ``<out>.ckpt.npz`` and the run ends with
-"budget reached"; the next call skips finished artifacts and resumes the checkpoints, so a run split over
-several calls writes the same artifacts as one uninterrupted run.  Every call makes progress: the deadline
-is checked only after the first unit.
-
-Artifacts (in ``out_dir``): ``nads_<arch>_secant_<sizes>.npz``, ``trainability_<arch>_<sizes>.npz``,
-``grid_<arch>_<sizes>_band<B>.npz``, ``cifar_poison_<arch>_<sizes>.npz``, ``cifar_flip_<arch>_<sizes>.npz``,
-with ``<sizes>`` = ``paper`` (or ``smoke``, the tiny sizes the tests use).
+The producers (:data:`PRODUCERS`) are the only wiring from a catalogue entry to the library: each calls one
+library function (:func:`nadlib.estimate_nads`, :func:`nadlib.accuracy_grid`, :func:`nadlib.nad_trainability`,
+:func:`nadlib.run_pooling_ablation`, :func:`nadlib.run_poison_sweep`, :func:`nadlib.run_flip`,
+:func:`nadlib.run_signatures`, :func:`nadlib.run_collapse`) with the entry's arguments and writes the file with
+its provenance (device name, precision, wall time, profile, catalogue key, command, versions).  With
+``engine="ray"`` the NADs and the Fourier maps run as Ray tasks (:mod:`nadlib.distributed`); the rest runs
+in this process.
 """
 
 from __future__ import annotations
@@ -31,123 +30,33 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .cifar10 import cifar_data
-from .config import get_device, get_profile
-from .directions import fourier_grid
+from .catalogue import (COSTS, DEVICE_TYPES, Entry, canonical_name, entry, entry_cost, entry_units, select,
+                        unit_cost)
+from .cifar10 import CIFAR10NotFoundError, cifar_data
+from .collapse import run_collapse
+from .config import PROFILE_NAMES, get_device, get_profile
 from .distributed import init_ray, ray_accuracy_grid, ray_estimate_nads
 from .experiments import load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import accuracy_grid
 from .nads import estimate_nads, load_nads
-from .results import DeadlineReached, checkpoint_path, load_artifact, past, provenance, results_dir, save_artifact
+from .paper import published_nads
+from .pooling import ABLATION, CONTROLS, run_pooling_ablation
+from .results import (DeadlineReached, checkpoint_path, load_artifact, past, provenance, save_artifact, yours_dir)
+from .signature_runs import run_signatures, signature_inputs
 from .tables import markdown_table
 
-__all__ = ["STEPS", "SIZES", "COSTS", "RunSizes", "PlanRow", "parse_budget", "parse_only", "paper_plan",
-           "format_plan", "run_paper"]
+__all__ = ["COSTS", "DEVICE_TYPES", "PRODUCERS", "PlanRow", "unit_cost", "parse_budget", "parse_only",
+           "default_out_dir", "paper_plan", "format_plan", "run_paper"]
 
-STEPS = ("nads", "trainability", "grid", "poison", "flip")
-CNNS = ("lenet", "vgg11", "resnet18", "densenet121")
-GRID_ARCHS = ("logreg", "lenet", "vgg11", "resnet18", "densenet121",
-              "lenet_nopool", "vgg11_nopool", "resnet18_nopool", "densenet121_nopool")
-DEVICE_TYPES = ("cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class RunSizes:
-    """The sizes of every step of one paper run."""
-
-    name: str
-    nad_networks: int
-    nad_archs: tuple[str, ...]
-    train_indices: tuple[int, ...]
-    n_train: int  # D(v) / D(u_i) samples (train and test)
-    n_test: int
-    epochs: int
-    grid_band: int
-    grid_archs: tuple[str, ...]
-    grid_workers: int | None  # CPU worker processes of a grid (None: one per core)
-    cifar_n_train: int
-    cifar_n_test: int
-    cifar_epochs: int
-    poison_indices: tuple[int, ...]
-    cifar_archs: tuple[str, ...]
-    synthetic: bool  # synthetic stand-in images instead of CIFAR-10 (tests only)
-
-
-def _paper_sizes() -> RunSizes:
-    p = get_profile("paper")
-    return RunSizes("paper", p.nads.n_networks, CNNS, p.nads.trainability_indices, p.nads.n_train, p.nads.n_test,
-                    p.nads.epochs, 8, GRID_ARCHS, None, p.cifar.n_train, p.cifar.n_test, p.cifar.epochs,
-                    p.cifar.poison_indices, CNNS, False)
-
-
-SIZES = {
-    "paper": _paper_sizes(),
-    # every step shrunk to seconds on a CPU (the tests): LeNet only, LogReg for a second grid
-    "smoke": RunSizes("smoke", 16, ("lenet",), (0, 5), 256, 128, 1, 1, ("logreg", "lenet"), 1, 100, 50, 1, (0,),
-                      ("lenet",), True),
-}
-
-#: Paper recipe sizes the per-unit costs refer to: D(v) samples x epochs, CIFAR-10 images x epochs.
-_DV_WORK, _CIFAR_WORK = 10_000 * 20, 50_000 * 30
-
-#: Seconds per unit at the paper's sizes: (kind, arch, device type) -> (seconds, source).  Kinds: ``nads``
-#: (one network, secant over 1,024 pixels), ``direction`` (one training on D(v), 10,000 samples, 20 epochs;
-#: used by trainability and grid), ``cifar`` (one CIFAR-10 training, 50,000 images, 30 epochs).
-COSTS: dict[tuple[str, str, str], tuple[float, str]] = {
-    # CPU: this project's 2-core CPU, one torch thread (DESIGN.md; benchmarks/bench_paper_costs.py, whose run
-    # on a machine shared by four jobs gave LeNet 13.7 networks/s, VGG-11 14.7 s, ResNet-18 44.8 s and
-    # DenseNet-121 191 s per network, LeNet 155 s per direction: the idle-machine numbers are kept where known)
-    ("nads", "lenet", "cpu"): (1 / 50, "measured"),
-    ("nads", "vgg11", "cpu"): (15.0, "measured"),
-    ("nads", "resnet18", "cpu"): (30.0, "measured"),
-    ("nads", "densenet121", "cpu"): (190.0, "measured"),
-    ("direction", "logreg", "cpu"): (4.0, "estimate"),
-    ("direction", "lenet", "cpu"): (40.0, "measured"),
-    ("direction", "lenet_nopool", "cpu"): (120.0, "estimate"),
-    ("direction", "vgg11", "cpu"): (35 * 60.0, "estimate"),
-    ("direction", "vgg11_nopool", "cpu"): (3 * 3600.0, "estimate"),
-    ("direction", "resnet18", "cpu"): (70 * 60.0, "measured"),
-    ("direction", "resnet18_nopool", "cpu"): (4 * 3600.0, "estimate"),
-    ("direction", "densenet121", "cpu"): (2.5 * 3600.0, "estimate"),
-    ("direction", "densenet121_nopool", "cpu"): (8 * 3600.0, "estimate"),
-    # CUDA: measured on one NVIDIA H200 where marked (scripts/gpu_deep_nads.py, batched secant, float32;
-    # results/*_gpu.npz: 568 VGG-11 networks in 63 s, 256 ResNet-18 in 64 s, 36 DenseNet-121 in 64 s, and
-    # ResNet-18 on D(v) at 14-16 s per direction, one at a time); the rest are estimates
-    ("nads", "lenet", "cuda"): (0.0005, "estimate"),
-    ("nads", "vgg11", "cuda"): (1 / 9.1, "measured (H200)"),
-    ("nads", "resnet18", "cuda"): (1 / 4.0, "measured (H200)"),  # target was 10,000 networks in <= 60 s
-    ("nads", "densenet121", "cuda"): (1 / 0.56, "measured (H200)"),
-    ("direction", "logreg", "cuda"): (0.2, "estimate"),
-    ("direction", "lenet", "cuda"): (0.5, "estimate"),
-    ("direction", "lenet_nopool", "cuda"): (1.0, "estimate"),
-    ("direction", "vgg11", "cuda"): (2.0, "estimate"),
-    ("direction", "vgg11_nopool", "cuda"): (5.0, "estimate"),
-    ("direction", "resnet18", "cuda"): (15.0, "measured (H200)"),  # target was <= 3 s per direction
-    ("direction", "resnet18_nopool", "cuda"): (50.0, "estimate"),  # ~3.4x ResNet-18, as on the CPU
-    ("direction", "densenet121", "cuda"): (10.0, "estimate"),
-    ("direction", "densenet121_nopool", "cuda"): (30.0, "estimate"),
-    # one CIFAR-10 training (50,000 images, 30 epochs) is not batched over runs like D(v) directions are
-    ("cifar", "lenet", "cuda"): (60.0, "estimate"),
-    ("cifar", "vgg11", "cuda"): (180.0, "estimate"),
-    ("cifar", "resnet18", "cuda"): (300.0, "estimate"),
-    ("cifar", "densenet121", "cuda"): (900.0, "estimate"),
-}
-
-
-def unit_cost(kind: str, arch: str, device_type: str) -> tuple[float, str]:
-    """Seconds per unit at the paper's sizes and where the number comes from.  A CIFAR-10 training without
-    an entry of its own is derived from the D(v) cost of the same architecture (per image and epoch)."""
-    if kind == "cifar" and (kind, arch, device_type) not in COSTS:
-        sec, src = COSTS[("direction", arch, device_type)]
-        return sec * _CIFAR_WORK / _DV_WORK, f"derived ({src} D(v) cost)"
-    return COSTS[(kind, arch, device_type)]
+#: The default output folder when no results folder of yours is set (relative to the current folder).
+DEFAULT_OUT_DIR = Path("nadlib-results")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,15 +80,15 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
-def parse_only(text: str | None) -> tuple[str, ...]:
-    """``"nads,grid"`` -> ``("nads", "grid")`` (in priority order); None -> every step."""
+def parse_only(text: str | None) -> tuple[str, ...] | None:
+    """``"lenet/nads/secant,*/grid,flip"`` -> its items (keys, key patterns or steps); None -> None (all).
+    Which entries they select depends on the profile (:func:`nadlib.catalogue.select`)."""
     if text is None:
-        return STEPS
-    names = [t.strip() for t in str(text).split(",") if t.strip()]
-    bad = [n for n in names if n not in STEPS]
-    if not names or bad:
-        raise ValueError(f"--only takes comma-separated steps out of {', '.join(STEPS)}; got {text!r}")
-    return tuple(s for s in STEPS if s in names)
+        return None
+    items = tuple(t.strip() for t in str(text).split(",") if t.strip())
+    if not items:
+        raise ValueError(f"--only takes comma-separated catalogue keys, key patterns or steps; got {text!r}")
+    return items
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,16 +97,32 @@ def parse_only(text: str | None) -> tuple[str, ...]:
 
 @dataclass
 class PlanRow:
-    """One row of the plan: a step for one architecture, its artifact and how much of it is done."""
+    """One row of the plan: a catalogue entry, the file it goes to and how much of it is done."""
 
-    step: str
-    arch: str
-    units: int
-    unit: str  # what one unit is: "network", "direction", "run"
+    entry: Entry
+    profile: str
     out: Path
-    needs: Path | None = None  # the NAD artifact this step reads
+    needs: dict = field(default_factory=dict)  # argument -> path of the artifact it reads (same profile)
+    units: int = 0
+    unit: str = "run"  # what one unit is: "network", "direction", "run"
     done_units: int = 0
     status: str = "todo"
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    @property
+    def step(self) -> str:
+        return self.entry.step
+
+    @property
+    def arch(self) -> str:
+        return self.entry.arch
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(self.entry.make[self.profile].kwargs)
 
     @property
     def ckpt(self) -> Path:
@@ -212,15 +137,9 @@ class PlanRow:
         else:
             self.status, self.done_units = "todo", 0
 
-    def cost(self, sizes: RunSizes, device_type: str) -> tuple[float, str]:
+    def cost(self, device_type: str) -> tuple[float, str]:
         """Estimated seconds left and the source of the per-unit cost."""
-        kind = {"nads": "nads", "trainability": "direction", "grid": "direction"}.get(self.step, "cifar")
-        sec, src = unit_cost(kind, self.arch, device_type)
-        if kind == "direction":
-            sec *= sizes.n_train * sizes.epochs / _DV_WORK
-        elif kind == "cifar":
-            sec *= sizes.cifar_n_train * sizes.cifar_epochs / _CIFAR_WORK
-        return sec * max(self.units - self.done_units, 0), src
+        return entry_cost(self.entry, self.profile, device_type, self.done_units)
 
 
 def _ckpt_progress(path: Path) -> int:
@@ -236,58 +155,43 @@ def _ckpt_progress(path: Path) -> int:
     return len({name.partition("__")[0] for name in arrays})
 
 
-def paper_plan(sizes: str | RunSizes = "paper", only=None, out_dir=None) -> list[PlanRow]:
-    """The rows of a paper run, in priority order, with their status read from ``out_dir``.
+def default_out_dir() -> Path:
+    """Your results folder (:func:`nadlib.results.yours_dir`: ``nadlib.set_results_dir()``, else
+    ``$NADLIB_RESULTS``), else ``./nadlib-results``."""
+    return yours_dir() or DEFAULT_OUT_DIR
+
+
+def _check_profile(profile: str) -> str:
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    return profile
+
+
+def paper_plan(profile: str = "paper", only=None, out_dir=None) -> list[PlanRow]:
+    """The rows of a paper run of ``profile``, in priority order, with their status read from ``out_dir``.
 
     Raises:
-        ValueError: unknown sizes or steps, or a selected step that needs NADs which are neither present
-            nor selected.
+        ValueError: unknown profile, an ``only`` that selects nothing, or a selected entry that reads another
+            one which is neither in ``out_dir`` nor selected.
     """
-    if isinstance(sizes, str):
-        if sizes not in SIZES:
-            raise ValueError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
-        sizes = SIZES[sizes]
-    steps = parse_only(",".join(map(str, only)) if isinstance(only, (list, tuple)) else only)
+    profile = _check_profile(profile)
     out = Path(out_dir) if out_dir is not None else default_out_dir()
-    tag = sizes.name
-    nads = {a: out / f"nads_{a}_secant_{tag}.npz" for a in set(sizes.nad_archs) | set(sizes.cifar_archs)}
     rows = []
-    for step in steps:
-        if step == "nads":
-            rows += [PlanRow(step, a, sizes.nad_networks, "network", nads[a]) for a in sizes.nad_archs]
-        elif step == "trainability":
-            rows += [PlanRow(step, a, len(sizes.train_indices), "direction", out / f"trainability_{a}_{tag}.npz",
-                             nads[a]) for a in sizes.nad_archs]
-        elif step == "grid":
-            n = _grid_size(sizes.grid_band)
-            rows += [PlanRow(step, a, n, "direction", out / f"grid_{a}_{tag}_band{sizes.grid_band}.npz")
-                     for a in sizes.grid_archs]
-        elif step == "poison":
-            rows += [PlanRow(step, a, 1 + len(sizes.poison_indices), "run", out / f"cifar_poison_{a}_{tag}.npz",
-                             nads[a]) for a in sizes.cifar_archs]
-        else:
-            rows += [PlanRow(step, a, 2, "run", out / f"cifar_flip_{a}_{tag}.npz", nads[a])
-                     for a in sizes.cifar_archs]
+    for e in select(only, profile):
+        make = e.make[profile]
+        units, unit = entry_units(e, profile)
+        needs = {arg: out / canonical_name(key, profile) for arg, key in make.needs.items()}
+        rows.append(PlanRow(e, profile, out / canonical_name(e.key, profile), needs, units, unit))
     for row in rows:
         row.refresh()
-    made = {r.out for r in rows if r.step == "nads"}
+    made = {r.out for r in rows}
     for row in rows:
-        if row.needs is not None and row.status != "done" and row.needs not in made and not row.needs.exists():
-            raise ValueError(f"{row.step} for {row.arch} needs {str(row.needs)!r}, which does not exist: include "
-                             "'nads' in --only, or run the nads step first")
+        for arg, path in row.needs.items():
+            need = row.entry.make[profile].needs[arg]
+            if row.status != "done" and path not in made and not path.exists():
+                raise ValueError(f"{row.key} needs {need} ({str(path)!r}), which does not exist: include "
+                                 f"'{need}' (or the step '{entry(need).step}') in --only, or make it first")
     return rows
-
-
-def _grid_size(band: int) -> int:
-    return len(list(fourier_grid(32, 1, band=band)))
-
-
-def default_out_dir() -> Path:
-    """``nadlib.results_dir()``, else ``results/`` in the current folder."""
-    try:
-        return results_dir()
-    except FileNotFoundError:
-        return Path("results")
 
 
 def _human(seconds: float) -> str:
@@ -299,115 +203,173 @@ def _human(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def format_plan(rows: list[PlanRow], sizes: str | RunSizes = "paper", device_type: str = "cpu") -> str:
-    """The plan as a Markdown table (step, arch, units, est. cost, status) with the total and the source of
-    the costs."""
+def format_plan(rows: list[PlanRow], profile: str = "paper", device_type: str = "cpu") -> str:
+    """The plan as a Markdown table (key, step, arch, units, est. cost, status, file) with the total and the
+    source of the costs."""
     if device_type not in DEVICE_TYPES:
         raise ValueError(f"device_type must be one of {', '.join(DEVICE_TYPES)}, got {device_type!r}")
-    sizes = SIZES[sizes] if isinstance(sizes, str) else sizes
-    table, total, sources = [], 0.0, set()
+    table, total = [], 0.0
     for r in rows:
-        sec, src = r.cost(sizes, device_type)
+        sec, _ = r.cost(device_type)
         total += sec
-        sources.add(src.split(" ")[0] if not src.startswith("derived") else "derived")
         status = f"partial ({r.done_units:,}/{r.units:,})" if r.status == "partial" else r.status
-        table.append([r.step, r.arch, f"{r.units:,} {r.unit}s", _human(sec), status, r.out.name])
-    note = ("costs on CUDA measured on one H200 where marked measured in nadlib.paper_run.COSTS (secant NADs "
+        table.append([r.key, r.step, r.arch, f"{r.units:,} {r.unit}s", _human(sec), status, r.out.name])
+    note = ("costs on CUDA measured on one H200 where marked measured in nadlib.catalogue.COSTS (secant NADs "
             "of the three deep CNNs, ResNet-18 on D(v)); the rest are estimates" if device_type == "cuda" else
-            "costs measured on a 2-core CPU, one thread per process, where marked measured in nadlib.paper_run.COSTS"
-            "; the rest are estimates")
-    head = (f"paper run, sizes {sizes.name}, device type {device_type}: {len(rows)} steps, "
+            "costs measured on a 2-core CPU, one thread per process, where marked measured in "
+            "nadlib.catalogue.COSTS; the rest are estimates")
+    folder = rows[0].out.parent if rows else "-"
+    head = (f"paper run, profile {profile}, device type {device_type}, into {folder}: {len(rows)} entries, "
             f"{sum(r.status == 'done' for r in rows)} done; estimated time left {_human(total)} ({note})")
-    return head + "\n\n" + markdown_table(["step", "arch", "units", "est. cost", "status", "artifact"], table)
+    return head + "\n\n" + markdown_table(["key", "step", "arch", "units", "est. cost", "status", "artifact"], table)
+
+
+# --------------------------------------------------------------------------------------------------
+# producers: catalogue entry -> library call -> file with provenance
+
+
+@dataclass
+class _Context:
+    """What every producer shares: device, engine, deadline, seed, progress bars, and the CIFAR-10 data."""
+
+    device: torch.device
+    engine: str
+    deadline: float | None
+    seed: int
+    progress: bool
+    data: dict = field(default_factory=dict)
+
+    def meta(self, row: PlanRow, t0: float, **extra) -> dict:
+        dev = self.device
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+        fields = dict(device_name=name, precision="float32", wall_time_s=round(time.perf_counter() - t0, 3),
+                      profile=row.profile, catalogue_key=row.key, step=row.step, arch=row.arch,
+                      engine=self.engine, seed=self.seed, resumed=row.status == "partial",
+                      producer=row.entry.make[row.profile].producer, kwargs=row.kwargs)
+        fields.update(extra)
+        return provenance(device=dev, **fields)
+
+    def cifar(self, profile: str, k: dict) -> dict:
+        """CIFAR-10 (or the synthetic stand-in images, ``synthetic=True``) of the sizes in ``k``, cached."""
+        spec = (profile, k["n_train"], k["n_test"], bool(k.get("synthetic")))
+        if spec not in self.data:
+            self.data[spec] = cifar_data(get_profile(profile), n_train=k["n_train"], n_test=k["n_test"],
+                                         synthetic=True if k.get("synthetic") else None, seed=self.seed,
+                                         device=self.device)
+        return self.data[spec]
+
+
+def _make_nads(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    if ctx.engine == "ray":
+        res = ray_estimate_nads(k["arch"], k["n_networks"], method=k["method"], seed=ctx.seed,
+                                device_type=ctx.device.type, checkpoint=row.ckpt, deadline=ctx.deadline,
+                                progress=ctx.progress)
+    else:
+        res = estimate_nads(k["arch"], k["n_networks"], method=k["method"], seed=ctx.seed, device=ctx.device,
+                            checkpoint=row.ckpt, deadline=ctx.deadline, progress=ctx.progress)
+    res.meta.update(ctx.meta(row, t0, networks=k["n_networks"]))
+    res.save(row.out, k=k.get("keep"))
+
+
+def _make_grid(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    where = {w: k[w] for w in ("stride", "band") if w in k}
+    recipe = {r: k[r] for r in ("n_train", "n_test", "epochs", "lr", "clip", "batch_size", "sigma", "epsilon")}
+    if ctx.engine == "ray":
+        res = ray_accuracy_grid(k["arch"], device_type=ctx.device.type, checkpoint=row.ckpt, deadline=ctx.deadline,
+                                progress=ctx.progress, seed=ctx.seed, **where, **recipe)
+    else:
+        res = accuracy_grid(k["arch"], device=ctx.device, workers=k.get("workers"), checkpoint=row.ckpt,
+                            deadline=ctx.deadline, progress=ctx.progress, seed=ctx.seed, **where, **recipe)
+    save_artifact(row.out, res.to_arrays(), ctx.meta(row, t0, size=res.size, wall_time=res.wall_time,
+                                                     stride=k.get("stride", 1), band=k.get("band"), **recipe))
+
+
+def _make_trainability(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    if k.get("nads") == "published":
+        nads, source = published_nads(k["arch"]), "published (bundled first 64)"
+    else:
+        nads, source = load_nads(row.needs["nads"]), row.needs["nads"].name
+    sizes = {s: k[s] for s in ("n_train", "n_test", "epochs")}
+    arrays = nad_trainability(nads, k["indices"], arch=k["arch"], seed=ctx.seed, device=ctx.device,
+                              progress=ctx.progress, checkpoint=row.ckpt, deadline=ctx.deadline, **sizes)
+    save_artifact(row.out, arrays, ctx.meta(row, t0, nads=source, nads_networks=nads.n_networks,
+                                            nads_method=nads.method, **sizes))
+
+
+def _make_pooling(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    known = {s.name: s for s in (*ABLATION, *CONTROLS)}
+    settings = list(ABLATION) if k["settings"] is None else [known[n] for n in k["settings"]]
+    arrays, record = run_pooling_ablation(settings, [tuple(f) for f in k["freqs"]], n_test=k["n_test"],
+                                          seed=ctx.seed, device=ctx.device, checkpoint=row.ckpt,
+                                          progress=ctx.progress, deadline=ctx.deadline, scale=k["scale"])
+    if not record["complete"]:
+        done = int(np.isfinite(arrays["test_acc"]).sum())
+        raise DeadlineReached("pooling ablation: runs", done, arrays["test_acc"].size, row.ckpt)
+    save_artifact(row.out, arrays, ctx.meta(row, t0, **record))
+
+
+def _make_poison(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    data = ctx.cifar(row.profile, k)
+    arrays, settings = run_poison_sweep(k["arch"], load_basis(row.needs["nads"]), data, indices=list(k["indices"]),
+                                        epochs=k["epochs"], seed=ctx.seed, device=ctx.device, checkpoint=row.ckpt,
+                                        progress=ctx.progress, profile=get_profile(row.profile),
+                                        deadline=ctx.deadline)
+    save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"],
+                                            nads_file=row.needs["nads"].name))
+
+
+def _make_flip(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    data = ctx.cifar(row.profile, k)
+    arrays, settings = run_flip(k["arch"], load_basis(row.needs["nads"]), data, epochs=k["epochs"], seed=ctx.seed,
+                                device=ctx.device, checkpoint=row.ckpt, progress=ctx.progress,
+                                profile=get_profile(row.profile), deadline=ctx.deadline,
+                                until_train_acc=k.get("until_train_acc"), max_epochs=k.get("max_epochs"))
+    save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"],
+                                            nads_file=row.needs["nads"].name))
+
+
+def _make_signatures(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    profile = get_profile(row.profile)
+    inputs, source = signature_inputs(profile, k["n_samples"], synthetic=bool(k.get("synthetic")))
+    meta = ctx.meta(row, t0)
+    for name in ("profile", "seed", "device", "device_name", "date", "command", "nadlib", "torch", "numpy",
+                 "python", "machine", "torch_threads", "wall_time_s"):
+        meta.pop(name, None)  # run_signatures records these itself
+    run_signatures(k["archs"], inputs, profile=profile, n_samples=k["n_samples"], init_seeds=k.get("init_seeds"),
+                   seed=ctx.seed, out=row.out, device=ctx.device, progress=ctx.progress, checkpoint=row.ckpt,
+                   data_source=source, **meta)
+
+
+def _make_collapse(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
+    data = ctx.cifar(row.profile, k)
+    recipe = {r: k[r] for r in ("lr", "momentum", "weight_decay", "batch_size")}
+    meta = ctx.meta(row, t0)
+    for name in ("profile", "seed", "arch", "device", "date", "command", "nadlib", "torch", "numpy", "python",
+                 "machine", "torch_threads", "wall_time_s"):
+        meta.pop(name, None)  # run_collapse records these itself
+    run_collapse(k["arch"], data, k["epochs"], seed=ctx.seed, device=ctx.device, progress=ctx.progress,
+                 out=row.out, profile=row.profile, data_source=data["source"], **recipe, **meta)
+
+
+#: producer name (:data:`nadlib.catalogue.PRODUCERS`) -> function(context, row, kwargs, start time).
+PRODUCERS: dict[str, Callable] = {"nads": _make_nads, "grid": _make_grid, "trainability": _make_trainability,
+                                  "pooling": _make_pooling, "poison": _make_poison, "flip": _make_flip,
+                                  "signatures": _make_signatures, "collapse": _make_collapse}
 
 
 # --------------------------------------------------------------------------------------------------
 # running
 
 
-class _Runner:
-    """Executes the rows of a plan with one device, engine and deadline."""
-
-    def __init__(self, sizes: RunSizes, device, engine: str, address, deadline, seed: int, progress: bool):
-        self.sizes, self.device, self.engine, self.address = sizes, device, engine, address
-        self.deadline, self.seed, self.progress = deadline, seed, progress
-        self._data = None
-
-    def meta(self, row: PlanRow, t0: float, **extra) -> dict:
-        dev = self.device
-        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-        return provenance(device=dev, device_name=name, precision="float32", wall_time_s=round(time.perf_counter()
-                          - t0, 3), sizes=self.sizes.name, step=row.step, arch=row.arch, engine=self.engine,
-                          seed=self.seed, resumed=row.status == "partial", **extra)
-
-    def __call__(self, row: PlanRow) -> None:
-        getattr(self, f"_{row.step}")(row, time.perf_counter())
-        row.ckpt.unlink(missing_ok=True)
-
-    def _nads(self, row, t0):
-        s = self.sizes
-        if self.engine == "ray":
-            res = ray_estimate_nads(row.arch, s.nad_networks, seed=self.seed, device_type=self.device.type,
-                                    checkpoint=row.ckpt, deadline=self.deadline, progress=self.progress)
-        else:
-            res = estimate_nads(row.arch, s.nad_networks, method="secant", seed=self.seed, device=self.device,
-                                checkpoint=row.ckpt, deadline=self.deadline, progress=self.progress)
-        res.meta.update(self.meta(row, t0, networks=s.nad_networks))
-        res.save(row.out)
-
-    def _trainability(self, row, t0):
-        s = self.sizes
-        nads = load_nads(row.needs)
-        arrays = nad_trainability(nads, s.train_indices, arch=row.arch, n_train=s.n_train, n_test=s.n_test,
-                                  epochs=s.epochs, seed=self.seed, device=self.device, progress=self.progress,
-                                  checkpoint=row.ckpt, deadline=self.deadline)
-        save_artifact(row.out, arrays, self.meta(row, t0, nads=row.needs.name, nads_networks=nads.n_networks,
-                                                 n_train=s.n_train, n_test=s.n_test, epochs=s.epochs))
-
-    def _grid(self, row, t0):
-        s, cfg = self.sizes, get_profile("paper").separability
-        recipe = dict(n_train=s.n_train, n_test=s.n_test, epochs=s.epochs, seed=self.seed, lr=cfg.lr, clip=cfg.clip,
-                      batch_size=cfg.batch_size, sigma=cfg.sigma, epsilon=cfg.epsilon)
-        if self.engine == "ray":
-            res = ray_accuracy_grid(row.arch, band=s.grid_band, device_type=self.device.type, checkpoint=row.ckpt,
-                                    deadline=self.deadline, progress=self.progress, **recipe)
-        else:
-            res = accuracy_grid(row.arch, band=s.grid_band, device=self.device, workers=s.grid_workers,
-                                checkpoint=row.ckpt, deadline=self.deadline, progress=self.progress, **recipe)
-        extra = {k: v for k, v in res.settings.items() if k not in ("arch", "seed")}
-        save_artifact(row.out, res.to_arrays(), self.meta(row, t0, band=s.grid_band, stride=1, wall_time=res.wall_time,
-                                                          **extra))
-
-    def data(self) -> dict:
-        if self._data is None:
-            s = self.sizes
-            self._data = cifar_data(get_profile("paper"), n_train=s.cifar_n_train, n_test=s.cifar_n_test,
-                                    synthetic=True if s.synthetic else None, seed=self.seed, device=self.device)
-        return self._data
-
-    def _cifar(self, row, t0, fn: Callable, **kwargs):
-        data = self.data()
-        arrays, settings = fn(row.arch, load_basis(row.needs), data, epochs=self.sizes.cifar_epochs, seed=self.seed,
-                              device=self.device, checkpoint=row.ckpt, progress=self.progress,
-                              profile=get_profile("paper"), deadline=self.deadline, **kwargs)
-        save_artifact(row.out, arrays, self.meta(row, t0, settings=settings, data_source=data["source"],
-                                                 nads=row.needs.name))
-
-    def _poison(self, row, t0):
-        self._cifar(row, t0, run_poison_sweep, indices=list(self.sizes.poison_indices))
-
-    def _flip(self, row, t0):
-        self._cifar(row, t0, run_flip)
-
-
-def run_paper(sizes: str | RunSizes = "paper", *, only=None, out_dir=None, device=None, engine: str = "serial",
+def run_paper(profile: str = "paper", *, only=None, out_dir=None, device=None, engine: str = "serial",
               address: str | None = None, budget_s: float | None = None, seed: int = 0, progress: bool = True,
               echo: Callable[[str], None] = print) -> bool:
-    """Run the plan (see the module docstring); returns True when every selected artifact exists, False
-    when the budget ran out first (progress is saved; call again to continue).
+    """Make the entries of the plan that are missing (see the module docstring); returns True when every
+    selected file exists, False when the budget ran out first (progress is saved; call again to continue) or
+    an entry could not be made (e.g. CIFAR-10 not on this machine: the others are made, the reason shown).
 
     Raises:
-        ValueError: bad sizes, steps, engine or budget (before any work).
+        ValueError: bad profile, selection, engine or budget (before any work).
         ImportError: ``engine="ray"`` without Ray installed.
     """
     if engine not in ("serial", "ray"):
@@ -416,29 +378,47 @@ def run_paper(sizes: str | RunSizes = "paper", *, only=None, out_dir=None, devic
         raise ValueError("--address is for the Ray engine: add --engine ray")
     if budget_s is not None and (isinstance(budget_s, bool) or not np.isfinite(budget_s) or budget_s <= 0):
         raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
-    sizes = SIZES[sizes] if isinstance(sizes, str) and sizes in SIZES else sizes
-    rows = paper_plan(sizes, only, out_dir)
-    device = get_device(device)
+    rows = paper_plan(profile, only, out_dir)
+    ctx = _Context(get_device(device), engine, None if budget_s is None else time.monotonic() + float(budget_s),
+                   seed, progress)
     if engine == "ray":
         init_ray(address)
-    deadline = None if budget_s is None else time.monotonic() + float(budget_s)
-    runner = _Runner(sizes, device, engine, address, deadline, seed, progress)
-    started = False
+    started, skipped = False, []
     for row in rows:
         row.refresh()
         if row.status == "done":
             continue
-        if started and past(deadline):
+        if started and past(ctx.deadline):
             echo("budget reached: run again to continue")
             return False
+        absent = [str(p) for p in row.needs.values() if not p.exists()]
+        if absent:
+            skipped.append(row.key)
+            echo(f"-> {row.key}: skipped, it reads {', '.join(absent)}, which was not made")
+            continue
         started = True
-        echo(f"-> {row.step} {row.arch}: {row.units - row.done_units:,} of {row.units:,} {row.unit}s to go")
+        echo(f"-> {row.key}: {row.units - row.done_units:,} of {row.units:,} {row.unit}s to go")
+        make = row.entry.make[profile]
         try:
-            runner(row)
+            PRODUCERS[make.producer](ctx, row, dict(make.kwargs), time.perf_counter())
         except DeadlineReached as stop:
             echo(f"   {stop}")
             echo("budget reached: run again to continue")
             return False
+        except CIFAR10NotFoundError as err:
+            skipped.append(row.key)
+            echo(f"   skipped: {str(err).splitlines()[0]}")
+            continue
+        row.ckpt.unlink(missing_ok=True)
         echo(f"   wrote {row.out}")
-    echo(f"complete: every artifact of the plan is in {rows[0].out.parent if rows else out_dir}")
+    folder = Path(rows[0].out.parent if rows else out_dir or default_out_dir())
+    if skipped:
+        echo(f"not complete: {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} could not be made "
+             f"({', '.join(skipped)}); the others are in {folder}")
+        return False
+    echo(f"complete: every artifact of the plan is in {folder}")
+    yours = yours_dir()
+    if yours is None or yours.resolve() != folder.resolve():
+        echo(f"the book shows them when $NADLIB_RESULTS={folder.resolve()} is set (or "
+             f"nadlib.set_results_dir({str(folder.resolve())!r}))")
     return True

@@ -1,8 +1,18 @@
-"""Artifacts with provenance, and checkpoints for resumable long runs.
+"""Artifacts with provenance, checkpoints for resumable long runs, and results loaded by catalogue key.
 
 An *artifact* is a ``.npz`` file of numeric arrays plus a JSON string ``meta`` that records how it
 was produced (command, seed, device, versions, date, wall time).  Everything is loaded with
 ``allow_pickle=False``.
+
+Results by key (:func:`load`, also ``nadlib.load_result``): every result the book shows is an entry of
+:mod:`nadlib.catalogue`.  ``load("lenet/grid")`` looks first in *your* results folder (:func:`yours_dir`:
+the folder given to :func:`set_results_dir`, else ``$NADLIB_RESULTS``) for the entry's canonical file of the
+best profile there (``paper``, then ``default``, then ``smoke``; e.g. ``lenet__grid__paper.npz``, as
+``python -m nadlib paper`` writes it), or for a file under the bundled name; then at the file bundled with
+the book (:func:`bundled_path`: ``results/`` of a checkout, the package data of a wheel, or a download of a
+large file).  The loaded object carries an :class:`Origin` (``.origin``: yours or bundled, path, profile,
+device, date, sizes), :func:`loaded` lists every load of this process, and :func:`caption` gives the
+one-line "whose result is this" for a figure.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import threading
 import time
 import zipfile
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +37,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from .catalogue import RANKING, canonical_name, entry as catalogue_entry, make_command
 
 _META_KEY = "__meta__"
 #: Seconds between two checkpoints of a long run (also saved on an interruption and at the end).
@@ -56,8 +68,45 @@ def _checkout_results() -> Path | None:
     return None
 
 
+#: Set by :func:`set_results_dir`: your results folder for this process (takes precedence over the variable).
+_yours_override: Path | None = None
+
+
+def set_results_dir(path: str | os.PathLike | None) -> Path | None:
+    """Make ``path`` your results folder in this process (None: back to ``$NADLIB_RESULTS``); returns the
+    previous setting.  :func:`load` looks there before the bundled results."""
+    global _yours_override
+    previous = _yours_override
+    _yours_override = None if path is None else Path(path).expanduser()
+    return previous
+
+
+def yours_dir() -> Path | None:
+    """Your results folder: the one given to :func:`set_results_dir`, else ``$NADLIB_RESULTS``, else None.
+
+    It may not exist yet (``python -m nadlib paper`` creates it).  Raises ``ValueError`` when it names a
+    file."""
+    path = _yours_override
+    if path is None:
+        env = os.environ.get(RESULTS_ENV, "").strip()
+        path = Path(env).expanduser() if env else None
+    if path is not None and path.exists() and not path.is_dir():
+        raise ValueError(f"your results folder {str(path)!r} is a file, not a folder (set ${RESULTS_ENV} or "
+                         "nadlib.set_results_dir() to a folder)")
+    return path
+
+
+def bundled_dir() -> Path | None:
+    """The results bundled with the book: ``results/`` of the source checkout this package lives in, else the
+    small results installed with the package (a wheel); None when neither exists."""
+    for candidate in (_checkout_results(), PACKAGED_RESULTS):
+        if candidate is not None and candidate.is_dir():
+            return candidate
+    return None
+
+
 def results_dir() -> Path:
-    """The folder of precomputed artifacts that the chapters read.
+    """The folder of precomputed artifacts (kept for existing callers; chapters load by key with :func:`load`).
 
     In this order: ``$NADLIB_RESULTS`` when set; the ``results/`` folder of the source checkout this
     package lives in (``pip install -e .``); the small artifacts installed with the package (a wheel,
@@ -131,12 +180,16 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ValueError(f"name must be a plain file name such as 'nads_lenet_secant.npz', got {name!r}")
+
+
 def result_path(name: str, *, download: bool = True) -> Path:
     """The path of the precomputed artifact ``name`` (e.g. ``"nads_lenet_secant.npz"``), from any folder.
 
-    Looks in :func:`results_dir` first.  A large artifact listed in the registry (not shipped in the
-    wheel) is otherwise taken from the cache (:func:`results_cache_dir`) or downloaded there once from
-    :func:`results_url` with ``pooch``, its SHA-256 checked against the registry.
+    Looks in your results folder (:func:`yours_dir`) first, then at the bundled file (:func:`bundled_path`:
+    ``results/`` of a checkout, the package data of a wheel, or a download of a large artifact).
 
     Raises:
         ValueError: ``name`` is not a plain file name.
@@ -145,16 +198,30 @@ def result_path(name: str, *, download: bool = True) -> Path:
         ResultNotAvailableError: a registered artifact that could not be downloaded (offline, wrong URL,
             hash mismatch) or ``download=False``; the message names the file, its URL and what to do.
     """
-    if not isinstance(name, str) or not name or Path(name).name != name:
-        raise ValueError(f"name must be a plain file name such as 'nads_lenet_secant.npz', got {name!r}")
-    local = results_dir()
-    if (local / name).is_file():
+    _check_name(name)
+    yours = yours_dir()
+    if yours is not None and (yours / name).is_file():
+        return yours / name
+    return bundled_path(name, download=download)
+
+
+def bundled_path(name: str, *, download: bool = True) -> Path:
+    """The path of the artifact ``name`` bundled with the book: in :func:`bundled_dir`, else (a large artifact
+    listed in the registry, not shipped in the wheel) from the cache (:func:`results_cache_dir`) or downloaded
+    there once from :func:`results_url` with ``pooch``, its SHA-256 checked against the registry.
+
+    Raises: as :func:`result_path`.
+    """
+    _check_name(name)
+    local = bundled_dir()
+    if local is not None and (local / name).is_file():
         return local / name
     _, files = results_registry()
     if name not in files:
-        raise FileNotFoundError(f"no precomputed artifact {name!r} in {str(local)!r}, and it is not one of the "
-                                f"downloadable ones ({', '.join(sorted(files))}); the chapter that reads it "
-                                "shows the `python -m nadlib ...` command that writes it")
+        looked = [str(p) for p in (yours_dir(), local) if p is not None]
+        raise FileNotFoundError(f"no precomputed artifact {name!r} in {' or '.join(map(repr, looked)) or 'no folder'}"
+                                f", and it is not one of the downloadable ones ({', '.join(sorted(files))}); the "
+                                "chapter that reads it shows the `python -m nadlib ...` command that writes it")
     sha, size = files[name]
     cache = results_cache_dir()
     target = cache / name
@@ -388,3 +455,217 @@ def check_deadline(deadline) -> float | None:
 def past(deadline: float | None) -> bool:
     """True when ``deadline`` (a ``time.monotonic()`` value, or None for no deadline) has passed."""
     return deadline is not None and time.monotonic() >= deadline
+
+
+# --------------------------------------------------------------------------------------------------
+# results by catalogue key
+
+#: Environment variable naming a file to which every :func:`load` of this process appends a JSON line (its
+#: :class:`Origin`): how a test learns what an executed chapter loaded.
+LOAD_LOG_ENV = "NADLIB_LOAD_LOG"
+
+
+class ResultMissingError(FileNotFoundError):
+    """A catalogue entry has no result anywhere: not in your results folder and not bundled with the book.
+    The message names the key and the command that makes it."""
+
+
+def _count(n) -> str:
+    return f"{int(n):,}"
+
+
+def _device(meta: dict) -> str:
+    return meta.get("device_name") or str(meta.get("device", "?")).upper()
+
+
+def describe_artifact(arrays: dict, meta: dict) -> str:
+    """A short description of an artifact's sizes and device from its provenance, e.g. ``"568 networks,
+    NVIDIA H200"`` or ``"130 directions, 10,000/10,000 samples, 20 epochs, CPU"``."""
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    parts = []
+    if "n_networks" in meta:
+        parts.append(f"{_count(meta['n_networks'])} networks")
+    elif "freqs" in arrays and "accuracy" in arrays:
+        parts.append(f"{len(arrays['freqs'])} directions")
+    elif "names" in arrays and "test_acc" in arrays:  # the pooling ablation
+        acc = np.asarray(arrays["test_acc"], float)
+        parts.append(f"{len(arrays['names'])} settings x {acc.shape[1]} directions")
+        if not np.isfinite(acc).all():
+            parts.append(f"{int(np.isfinite(acc).sum())} of {acc.size} runs done")
+    elif "archs" in meta:
+        parts.append(f"one run of {len(meta['archs'])} networks")
+    elif "indices" in arrays:
+        parts.append(f"{len(arrays['indices'])} NAD indices")
+    sizes = {k: meta.get(k, settings.get(k)) for k in ("n_train", "n_test", "epochs")}
+    if sizes["n_train"] is not None:
+        parts.append(f"{_count(sizes['n_train'])}/{_count(sizes['n_test'])} samples")
+    if "until_train_acc" in settings and "epochs" in arrays:
+        parts.append("trained to train acc. " + str(settings["until_train_acc"]) + " ("
+                     + "/".join(str(int(e)) for e in arrays["epochs"]) + " epochs)")
+    elif sizes["epochs"] is not None:
+        parts.append(f"{sizes['epochs']} epochs")
+    source = str(meta.get("data_source", ""))
+    if "CIFAR-10" in source:  # the synthetic stand-in's source says "..., NOT CIFAR-10"
+        parts.append("synthetic stand-in images" if "synthetic" in source else "real CIFAR-10")
+    parts.append(_device(meta))
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a loaded result came from: ``source`` is ``"yours"`` (your results folder) or ``"bundled"`` (the
+    results of the book); ``profile`` is the profile it was made in (from its canonical name; None for a
+    bundled file or one under the bundled name); ``device``, ``date`` and ``sizes`` come from its provenance."""
+
+    key: str
+    source: str
+    path: str
+    profile: str | None
+    device: str
+    date: str
+    sizes: str
+    command: str
+
+    def caption(self) -> str:
+        """One line for a figure caption: whose result this is, its sizes, device and date."""
+        made = f"{self.sizes}, {self.date}" if self.date else self.sizes
+        if self.source == "yours":
+            profile = f", {self.profile} profile" if self.profile else ""
+            return f"your result ({self.key}{profile}: {made})"
+        return f"the book's bundled result ({self.key}: {made})"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+#: kind -> function(path) -> object; the modules that define the objects register theirs (:func:`register_loader`).
+_LOADERS: dict = {}
+#: Every load of this process, in order.
+_LOADED: list[Origin] = []
+
+
+class Artifact(tuple):
+    """``(arrays, meta)`` (or ``(signatures, meta)``) as :func:`load_artifact` returns it, plus ``origin``."""
+
+    origin: Origin
+
+
+def register_loader(kind: str, loader) -> None:
+    """Register how entries of ``kind`` (see :data:`nadlib.catalogue.KINDS`) are loaded from a path."""
+    _LOADERS[kind] = loader
+
+
+register_loader("artifact", load_artifact)
+
+
+def locate(key: str, *, download: bool = True) -> tuple[Path, str, str | None] | None:
+    """Where :func:`load` finds ``key``: ``(path, source, profile)`` or None.
+
+    Your folder first: the canonical file of the best profile present (``paper``, ``default``, ``smoke``),
+    else a file there under the bundled name; then the bundled file (downloaded when large and missing).
+
+    Raises:
+        KeyError: ``key`` is not in the catalogue.
+        ResultNotAvailableError: the bundled file must be downloaded and cannot be.
+    """
+    e = catalogue_entry(key)
+    yours = yours_dir()
+    if yours is not None and yours.is_dir():
+        for profile in RANKING:
+            path = yours / canonical_name(key, profile)
+            if path.is_file():
+                return path, "yours", profile
+        if e.bundled and (yours / e.bundled).is_file():
+            return yours / e.bundled, "yours", None
+    if e.bundled:
+        try:
+            return bundled_path(e.bundled, download=download), "bundled", None
+        except ResultNotAvailableError:
+            raise
+        except FileNotFoundError:  # not part of this installation's bundled results
+            return None
+    return None
+
+
+def _origin(key: str, path: Path, source: str, profile: str | None, arrays: dict, meta: dict) -> Origin:
+    return Origin(key=key, source=source, path=str(path), profile=profile, device=_device(meta),
+                  date=str(meta.get("date", ""))[:10], sizes=describe_artifact(arrays, meta),
+                  command=str(meta.get("command", "")))
+
+
+def _missing(key: str) -> ResultMissingError:
+    e = catalogue_entry(key)
+    yours = yours_dir()
+    where = f"not in your results folder ({str(yours)!r})" if yours is not None else \
+        f"no results folder of yours is set (${RESULTS_ENV} or nadlib.set_results_dir())"
+    how = make_command(key)
+    make = f"; make it with `{how}`" if how else ""
+    return ResultMissingError(f"no result for {key!r} ({e.what}): {where} and none bundled with the book{make}, "
+                              f"with ${RESULTS_ENV} (or nadlib.set_results_dir()) naming the folder it writes to")
+
+
+def _record(origin: Origin) -> None:
+    _LOADED.append(origin)
+    log = os.environ.get(LOAD_LOG_ENV, "").strip()
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(origin.as_dict()) + "\n")
+
+
+def load(key: str, *, missing_ok: bool = False):
+    """The result of catalogue entry ``key`` (e.g. ``"lenet/grid"``), from your results folder if it is there,
+    else the one bundled with the book (see :func:`locate`).
+
+    Returns what the entry's kind loads to, with its :class:`Origin` as ``.origin``: :class:`nadlib.NADs`
+    (``nads``), :class:`nadlib.GridResult` (``grid``), :class:`nadlib.CollapseRun` (``collapse``), or a tuple
+    ``(arrays, meta)`` (``artifact``; ``(signatures, meta)`` for ``signatures``).  Every load is recorded
+    (:func:`loaded`).  With ``missing_ok=True`` an entry that has no result anywhere gives None.
+
+    Raises:
+        KeyError: ``key`` is not in the catalogue.
+        ResultMissingError: no result anywhere (the message names the command that makes it).
+        ResultNotAvailableError: the bundled file must be downloaded and cannot be.
+    """
+    e = catalogue_entry(key)
+    found = locate(key)
+    if found is None:
+        if missing_ok:
+            return None
+        raise _missing(key)
+    path, source, profile = found
+    arrays, meta = load_artifact(path)
+    origin = _origin(key, path, source, profile, arrays, meta)
+    obj = (arrays, meta) if e.kind == "artifact" else _LOADERS[e.kind](path)
+    if isinstance(obj, tuple):
+        obj = Artifact(obj)
+    obj.origin = origin
+    _record(origin)
+    return obj
+
+
+def origin_of(key: str) -> Origin | None:
+    """Where ``key`` would be loaded from now, without recording a load (None: nowhere)."""
+    found = locate(key)
+    if found is None:
+        return None
+    path, source, profile = found
+    arrays, meta = load_artifact(path)
+    return _origin(key, path, source, profile, arrays, meta)
+
+
+def loaded() -> list[dict]:
+    """Every :func:`load` of this process, in order, as dictionaries (:class:`Origin` fields)."""
+    return [o.as_dict() for o in _LOADED]
+
+
+def caption(key: str) -> str:
+    """One line for a figure caption: whose result ``key`` is (yours or the book's), its sizes, device and
+    date; the last load of ``key`` in this process, else where it would be loaded from now."""
+    for origin in reversed(_LOADED):
+        if origin.key == key:
+            return origin.caption()
+    origin = origin_of(key)
+    return origin.caption() if origin is not None else f"{key}: not computed yet"
+
+
+describe = caption

@@ -21,7 +21,7 @@ from .cifar10 import cifar_data
 from .config import get_device, get_profile
 from .experiments import Normaliser
 from .models import ARCHITECTURES, seeded_model
-from .results import Checkpoint, load_artifact, provenance, save_artifact
+from .results import Checkpoint, load_artifact, provenance, register_loader, save_artifact
 
 
 def signature_inputs(profile=None, n: int | None = None, *, synthetic: bool | None = None, seed: int = 0,
@@ -166,3 +166,6 @@ def load_signatures(path) -> tuple[dict, dict]:
                      for r, s, t in zip(arrays[f"rho_{arch}"], arrays[f"seeds_{arch}"],
                                         arrays[f"seconds_{arch}"])]
     return out, meta
+
+
+register_loader("signatures", load_signatures)  # nadlib.results.load of the catalogue's signatures
