@@ -7,7 +7,7 @@ Measures, with one torch thread:
   extrapolated to all 1,024);
 * one LeNet direction of D(v) at the paper's recipe (10,000 samples), one epoch, extrapolated to 20.
 
-The numbers go into ``nadlib.paper_run.COSTS`` by hand (they are machine- and load-dependent).
+The numbers go into ``nadlib.catalogue.COSTS`` by hand (they are machine- and load-dependent).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_paper_costs.py [--coords 64]
 """

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nadlib import catalogue
 from nadlib import coverage as C
-from nadlib.results import load_artifact, result_path
+from nadlib.results import bundled_path, load_artifact
+
+CHAPTERS = sorted({c for e in catalogue.ENTRIES for c in e.chapters})
 
 
 def test_describe_nads_on_a_gpu():
@@ -39,7 +42,7 @@ def test_describe_a_partial_ablation():
     assert C.describe_artifact(arrays, {"device": "cpu"}) == "2 settings x 2 directions, 2 of 4 runs done, CPU"
 
 
-@pytest.mark.parametrize("chapter", sorted(C.CHAPTERS))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_names_all_five_networks(chapter):
     table = str(C.coverage_table(chapter))
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| network")]
@@ -50,12 +53,12 @@ def test_every_chapter_names_all_five_networks(chapter):
 
 
 def test_every_artifact_a_chapter_names_exists_and_loads():
-    """The table is built from the artifacts the chapters read: each must be in results/ (or the download
-    registry) and pass its checksum."""
-    names = {s.artifact for chapter in C.CHAPTERS.values() for shown in chapter.values() for s in shown
-             if s.artifact}
+    """The table is built from the catalogue entries the chapters show: each bundled file must be in results/
+    (or the download registry) and pass its checksum."""
+    names = {e.bundled for e in catalogue.ENTRIES if e.chapters and e.bundled}
+    assert len(names) >= 25
     for name in sorted(names):
-        arrays, meta = load_artifact(result_path(name, download=False))
+        arrays, meta = load_artifact(bundled_path(name, download=False))
         assert arrays, name
 
 

@@ -12,7 +12,8 @@ from nadlib import nads as N
 from nadlib.cli import main
 from nadlib.experiments import ResumableRuns
 from nadlib.nadstats import NADStatistics
-from nadlib.paper_run import COSTS, SIZES, format_plan, paper_plan, parse_budget, parse_only, run_paper
+from nadlib.catalogue import PROFILE_NAMES, canonical_name, select
+from nadlib.paper_run import COSTS, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from nadlib.results import DeadlineReached, load_artifact
 
 torch.set_num_threads(1)
@@ -27,10 +28,10 @@ def test_dry_run_prints_the_plan_with_costs_for_cpu_and_cuda(tmp_path, capsys):
     assert main(["paper", "--dry-run", "--out-dir", str(tmp_path), "--device-type", "cuda"]) == 0
     cuda = capsys.readouterr().out
     for text in (cpu, cuda):
-        assert "| step | arch | units | est. cost | status | artifact |" in text
-        assert "| nads | resnet18 | 10,000 networks |" in text
-        assert "grid_densenet121_nopool_paper_band8.npz" in text and "cifar_flip_vgg11_paper.npz" in text
-        assert text.count("| todo |") == 4 + 4 + 9 + 4 + 4
+        assert "| key | step | arch | units | est. cost | status | artifact |" in text
+        assert "| resnet18/nads/secant | nads | resnet18 | 10,000 networks |" in text
+        assert "densenet121_nopool__grid__paper.npz" in text and "vgg11__cifar__flip__paper.npz" in text
+        assert text.count("| todo |") == len(select(None, "paper")) >= 4 + 4 + 9 + 4 + 4
     # ResNet-18 secant: 30 s per network on the CPU -> 3.5 days; 4.0 networks/s on an H200 -> 2,500 s
     assert "| nads | resnet18 | 10,000 networks | 3.5 d | todo |" in cpu
     assert "| nads | resnet18 | 10,000 networks | 41.7 min | todo |" in cuda
@@ -41,19 +42,23 @@ def test_dry_run_prints_the_plan_with_costs_for_cpu_and_cuda(tmp_path, capsys):
 def test_plan_status_reads_artifacts_and_checkpoints(tmp_path):
     rows = paper_plan("smoke", None, tmp_path)
     assert [r.status for r in rows] == ["todo"] * len(rows)
-    rows[0].out.write_bytes(b"")  # an artifact counts as done
-    ResumableRuns(rows[1].ckpt, {"x": 1}).run(["nad_0"], lambda k: {"test_acc": 0.5}, progress=False)
-    rows = paper_plan("smoke", None, tmp_path)
-    assert (rows[0].status, rows[1].status, rows[1].done_units) == ("done", "partial", 1)
-    text = format_plan(rows, "smoke", "cpu")
-    assert "| trainability | lenet | 2 directions |" in text and "partial (1/2)" in text
+    by_key = {r.key: r for r in rows}
+    nads, train = by_key["lenet/nads/secant"], by_key["lenet/trainability/secant"]
+    assert nads.out == tmp_path / canonical_name("lenet/nads/secant", "smoke") and train.needs["nads"] == nads.out
+    nads.out.write_bytes(b"")  # an artifact counts as done
+    ResumableRuns(train.ckpt, {"x": 1}).run(["nad_0"], lambda k: {"test_acc": 0.5}, progress=False)
+    by_key = {r.key: r for r in paper_plan("smoke", None, tmp_path)}
+    nads, train = by_key["lenet/nads/secant"], by_key["lenet/trainability/secant"]
+    assert (nads.status, train.status, train.done_units) == ("done", "partial", 1)
+    text = format_plan(list(by_key.values()), "smoke", "cpu")
+    assert "| lenet/trainability/secant | trainability | lenet | 2 directions |" in text and "partial (1/2)" in text
 
 
 def test_every_planned_arch_has_a_cost():
-    for sizes in SIZES.values():
-        for r in paper_plan(sizes, None, "/nonexistent-nadlib-results"):
+    for profile in PROFILE_NAMES:
+        for r in paper_plan(profile, None, "/nonexistent-nadlib-results"):
             for dev in ("cpu", "cuda"):
-                sec, src = r.cost(sizes, dev)
+                sec, src = r.cost(dev)
                 assert sec > 0 and src
     measured = {(kind, arch) for (kind, arch, dev), (_, src) in COSTS.items() if dev == "cuda" and src != "estimate"}
     assert measured == {("nads", "vgg11"), ("nads", "resnet18"), ("nads", "densenet121"), ("direction", "resnet18")}
@@ -75,14 +80,16 @@ def test_bad_paper_arguments_are_one_line_errors(tmp_path, capsys):
     for argv, message in ([(["--budget", "12x"], "a budget is a number"), (["--only", "nads,foo"], "--only takes"),
                           (["--device-type", "cuda"], "--device-type only changes"),
                           (["--address", "auto"], "--address is for the Ray engine"),
-                          (["--only", "trainability"], "include 'nads' in --only"),
+                          (["--only", "trainability"], "include 'lenet/nads/secant' (or the step 'nads') in --only"),
                           (["--profile", "huge"], "invalid choice"), (["--engine", "spark"], "invalid choice")]
                          + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available")])):
         code = _exit_code(["paper", "--out-dir", str(tmp_path), *argv])
         err = capsys.readouterr().err
         assert code == 2 and message in err, (argv, err)
     assert not any(tmp_path.iterdir())
-    assert parse_only("grid,nads") == ("nads", "grid")
+    assert parse_only("grid, nads") == ("grid", "nads")
+    steps = [e.step for e in select("grid,nads", "smoke")]  # in priority order: the NADs first
+    assert set(steps) == {"nads", "grid"} and steps == sorted(steps, key=["nads", "grid"].index)
 
 
 def _exit_code(argv) -> int:
@@ -149,13 +156,17 @@ def _arrays(path):
     return {k: v for k, v in arrays.items() if "wall_time" not in k}, meta
 
 
+#: NADs, trainability, two Fourier maps, the CIFAR-10 poisoning and flip (and the NADs these read)
+_SOME = "lenet/nads/secant,lenet/nads/cifar-basis,lenet/trainability/secant,logreg/grid,lenet/grid,lenet/cifar/*"
+
+
 def test_budgeted_paper_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsys):
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert run_paper("smoke", out_dir=whole, device="cpu", progress=False, echo=lambda s: None) is True
+    assert run_paper("smoke", only=_SOME, out_dir=whole, device="cpu", progress=False, echo=lambda s: None) is True
     outputs = []
     for _ in range(60):
-        code = main(["paper", "--profile", "smoke", "--budget", "0.05s", "--quiet", "--out-dir", str(split),
-                     "--device", "cpu"])
+        code = main(["paper", "--profile", "smoke", "--only", _SOME, "--budget", "0.05s", "--quiet", "--out-dir",
+                     str(split), "--device", "cpu"])
         assert code == 0
         outputs.append(capsys.readouterr().out)
         if "complete:" in outputs[-1]:
@@ -164,7 +175,8 @@ def test_budgeted_paper_run_resumes_and_equals_an_uninterrupted_run(tmp_path, ca
     assert sum("budget reached: run again to continue" in o for o in outputs) >= 2
     assert "partial" in "".join(outputs)  # some call resumed a checkpoint
     names = sorted(p.name for p in whole.iterdir())
-    assert names == sorted(p.name for p in split.iterdir()) and len(names) == 6  # no checkpoints left
+    assert names == sorted(p.name for p in split.iterdir()) and len(names) == 7  # no checkpoints left
+    assert names == sorted(canonical_name(e.key, "smoke") for e in select(_SOME, "smoke"))
     for name in names:
         a, meta_a = _arrays(whole / name)
         b, meta_b = _arrays(split / name)

@@ -78,13 +78,14 @@ def test_a_failed_task_is_retried_without_stopping_the_others(ray, tmp_path):
 @pytest.mark.ray
 def test_paper_cli_with_the_ray_engine(ray, tmp_path, capsys):
     serial, dist = tmp_path / "serial", tmp_path / "ray"
-    base = ["paper", "--profile", "smoke", "--only", "nads,grid", "--quiet", "--device", "cpu"]
+    base = ["paper", "--profile", "smoke", "--only", "lenet/nads/secant,logreg/grid,lenet/grid", "--quiet", "--device",
+            "cpu"]
     assert main(base + ["--out-dir", str(serial)]) == 0
     assert main(base + ["--out-dir", str(dist), "--engine", "ray"]) == 0
     assert "complete:" in capsys.readouterr().out
-    for name in ("grid_logreg_smoke_band1.npz", "grid_lenet_smoke_band1.npz"):
+    for name in ("logreg__grid__smoke.npz", "lenet__grid__smoke.npz"):
         a, b = load_artifact(serial / name)[0], load_artifact(dist / name)[0]
         assert np.array_equal(a["accuracy"], b["accuracy"]) and np.array_equal(a["freqs"], b["freqs"])
-    a, b = load_artifact(serial / "nads_lenet_secant_smoke.npz")[0], load_artifact(dist / "nads_lenet_secant_smoke.npz")[0]
+    a, b = load_artifact(serial / "lenet__nads__secant__smoke.npz")[0], load_artifact(dist / "lenet__nads__secant__smoke.npz")[0]
     assert np.allclose(a["eigenvalues"], b["eigenvalues"], rtol=0, atol=1e-10 * a["eigenvalues"].max())
-    assert load_artifact(dist / "nads_lenet_secant_smoke.npz")[1]["engine"] == "ray"
+    assert load_artifact(dist / "lenet__nads__secant__smoke.npz")[1]["engine"] == "ray"

@@ -48,12 +48,15 @@ def server(tmp_path):
 
 @pytest.fixture
 def elsewhere(tmp_path, monkeypatch):
-    """Run from an unrelated folder with an empty results folder and a private download cache."""
+    """Run from an unrelated folder as an installed wheel without the large files would: an empty results folder
+    of yours, empty bundled results (no checkout next to nadlib, no packaged copy) and a private download cache."""
     empty = tmp_path / "empty_results"
     empty.mkdir()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NADLIB_RESULTS", str(empty))
     monkeypatch.setenv("NADLIB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "_checkout_results", lambda: None)
+    monkeypatch.setattr(results, "PACKAGED_RESULTS", tmp_path / "packaged")
     return tmp_path
 
 
