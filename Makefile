@@ -44,11 +44,15 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# BOOK_OUT: the folder that receives _build/ (default: here); the tests build into a temporary one, so
+# that no execution cache is reused.
+BOOK_OUT ?= .
+
 book: $(STAMP)
-	mkdir -p _build
-	set -eo pipefail; NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build -n -W --keep-going . 2>&1 \
-	  | tee _build/book-build.log
-	@echo "book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"
+	mkdir -p $(BOOK_OUT)/_build
+	set -eo pipefail; NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build -n -W --keep-going \
+	  --path-output $(BOOK_OUT) . 2>&1 | tee $(BOOK_OUT)/_build/book-build.log
+	@echo "book ($(PROFILE) profile): $(abspath $(BOOK_OUT))/_build/html/index.html"
 
 # Unit tests and the book build/Chromium check live in tests/; nbval runs every chapter in book/.
 test: $(STAMP)

@@ -101,3 +101,26 @@ def test_repeated_units_are_refused():
 def test_a_budgeted_result_is_plain_data():
     b = Budgeted({1: "x"}, [1, 2], 30.0, 12.4, "epochs")
     assert b.summary == "1 of 2 epochs in the 30 s budget (12 s)" and b.skipped == [2]
+
+
+def test_every_profiles_budgets_stay_well_under_the_books_cell_timeout():
+    """The notebook execution timeout is a safety net: every live budget leaves room for its essential units
+    (at least a fifth of the timeout beyond the budget)."""
+    import yaml
+    from pathlib import Path
+
+    import nadlib
+
+    timeout = yaml.safe_load((Path(__file__).resolve().parents[1] / "_config.yml").read_text())["execute"]["timeout"]
+    for name in nadlib.PROFILE_NAMES:
+        profile = nadlib.get_profile(name)
+        assert profile.budgets, name
+        for cell, seconds in profile.budgets.items():
+            assert 0 < profile.budget(cell) == seconds <= 0.8 * timeout, (name, cell, seconds, timeout)
+
+
+def test_an_unknown_budget_name_lists_the_known_ones():
+    import nadlib
+
+    with pytest.raises(KeyError, match="ch1.lenet"):
+        nadlib.get_profile("default").budget("ch9.nothing")
