@@ -1,6 +1,8 @@
 # Two entry points that set everything up on a fresh machine with Python 3.11:
 #   make book   -> .venv + requirements, executes the chapters, writes _build/html/index.html
 #   make test   -> .venv + requirements, unit tests, every chapter under nbval, book build + Chromium
+#   make test-fast -> same set-up, only the quick unit tests (no chapters, book build, browser, Ray or slow
+#                     scientific tests): ~2.5 min of CPU time on 2 cores
 #   make lab    -> .venv + requirements, JupyterLab on the chapters (widgets work: ipywidgets 8 + JupyterLab 4)
 # Options: make book PROFILE=smoke|default|paper   (default: $NADLIB_PROFILE, else default)
 #          make test PYTEST_ARGS="-k notebooks -x"
@@ -18,11 +20,12 @@ PYTEST_ARGS ?=
 
 LAB_ARGS ?=
 
-.PHONY: help install book test lab mutants clean distclean
+.PHONY: help install book test test-fast lab mutants clean distclean
 
 help:
 	@echo "make book [PROFILE=smoke|default|paper]  build the book into _build/html/index.html"
 	@echo "make test                                run the whole test suite (smoke profile)"
+	@echo "make test-fast                           only the quick unit tests (no chapters/book/browser/Ray/slow)"
 	@echo "make lab [PROFILE=...] [LAB_ARGS=...]     open JupyterLab on the chapters in book/"
 	@echo "make install                             only create .venv and install requirements.txt"
 	@echo "make mutants                             mutation score of the core modules (mutmut, ~1 h on 2 cores)"
@@ -41,16 +44,27 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# BOOK_OUT: the folder that receives _build/ (default: here); the tests build into a temporary one, so
+# that no execution cache is reused.
+BOOK_OUT ?= .
+
 book: $(STAMP)
-	mkdir -p _build
-	set -eo pipefail; NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build -n -W --keep-going . 2>&1 \
-	  | tee _build/book-build.log
-	@echo "book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"
+	mkdir -p $(BOOK_OUT)/_build
+	set -eo pipefail; NADLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build -n -W --keep-going \
+	  --path-output $(BOOK_OUT) . 2>&1 | tee $(BOOK_OUT)/_build/book-build.log
+	@echo "book ($(PROFILE) profile): $(abspath $(BOOK_OUT))/_build/html/index.html"
 
 # Unit tests and the book build/Chromium check live in tests/; nbval runs every chapter in book/.
 test: $(STAMP)
 	set -eo pipefail; export NADLIB_PROFILE=smoke; \
 	  $(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	  -ra $(PYTEST_ARGS)
+
+# The quick unit tests: no chapters (nbval), no book build (-m book), no Ray (-m ray), no slow tests (-m slow:
+# scientific claims, end-to-end CLI runs), no headless Chromium (the *_in_a_browser tests; JupyterLab's is slow).
+test-fast: $(STAMP)
+	set -eo pipefail; export NADLIB_PROFILE=smoke; \
+	  $(BIN)/python -m pytest tests -p no:nbval -m "not slow and not book and not ray" -k "not in_a_browser" \
 	  -ra $(PYTEST_ARGS)
 
 # JupyterLab on the chapters; the kernel is this .venv (nadlib editable), the profile is PROFILE.

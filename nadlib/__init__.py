@@ -2,7 +2,8 @@
 
 Modules, from the ground up (each imports only from the rows above it):
 
-1. ``config`` (profiles, device), ``_checks`` (argument validators)
+1. ``config`` (profiles, device, live budgets), ``_checks`` (argument validators), ``budget`` (live work within a
+   wall-clock budget, thread counts for a busy machine), ``tables`` (Markdown tables and notes)
 2. ``directions`` (Fourier basis), ``models`` (the networks)
 3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``catalogue`` (every result the book
    shows: keys, producers per profile, costs, canonical file names)
@@ -13,12 +14,13 @@ Modules, from the ground up (each imports only from the rows above it):
 7. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
 8. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``: the missing catalogue entries),
    ``recipe_sweep`` (the D(v) recipe against the published curves), ``coverage``, ``plotting``, ``widgets``,
-   ``interactive`` (kernel-free Plotly sliders), ``tables``
+   ``interactive`` (kernel-free Plotly sliders)
 9. ``cli`` (``python -m nadlib``)
 """
 
 from ._version import __version__
 from .affinity import Signature, affinity_score, nonlinearity_signature
+from .budget import Budgeted, free_cores, use_free_cores, within_budget
 from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_radius, nad_coefficients, nad_energy,
                     poison_assignment, poison_with_nads)
 from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
@@ -40,7 +42,7 @@ from .results import (ResultMissingError, ResultNotAvailableError, caption as re
                       set_results_dir)
 from . import catalogue, results  # noqa: E402  (nadlib.results.load, nadlib.catalogue.CATALOGUE)
 from .signature_runs import load_signatures, run_signatures
-from .tables import markdown_table
+from .tables import claims_not_checked, glue, markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
 __all__ = [
@@ -59,5 +61,6 @@ __all__ = [
     "run_collapse", "separable_data",
     "NADStatistics", "nad_statistics", "nads_from_statistics",
     "coverage_table", "PoolFreeLeNet", "ablation_table", "combine_ablations", "run_pooling_ablation",
+    "Budgeted", "within_budget", "free_cores", "use_free_cores", "claims_not_checked", "glue",
     "SignatureConfig", "Signature", "affinity_score", "nonlinearity_signature", "run_signatures", "load_signatures",
 ]

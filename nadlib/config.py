@@ -41,6 +41,8 @@ class SeparabilityConfig:
     epsilon: float = 1.0
     # Live runs of Chapter 1 (the full maps come from `results/`, written by `python -m nadlib grid`):
     live_stride: int = 8  # LogReg is trained live on fourier_grid(32, live_stride) (one per mirror pair)
+    # Live runs within the profile's budgets "ch1.lenet" / "ch1.nopool": the first two LeNet directions (an
+    # easy and a hard one) and the first pooling-free one always run, the others while time is left.
     lenet_freqs: tuple[tuple[int, int], ...] = ((1, 0), (16, 15))  # LeNet, live
     nopool_freqs: tuple[tuple[int, int], ...] = ((16, 15),)  # LeNet without pooling, live
     resnet_live_stride: int = 0  # >0: ResNet-18 trained live on this grid (paper profile, for a GPU)
@@ -119,9 +121,26 @@ class SignatureConfig:
     widget_n: int = 2000  # 1-D samples behind the widget (answers in milliseconds)
 
 
+#: Wall-clock budgets, in seconds, of the chapters' live cells on a CPU (``nadlib.within_budget``): a live cell
+#: runs its essential units whatever the time, then more units only while they fit in its budget.  Chosen so
+#: that the ``default`` profile shows every planned unit on an idle 2-core CPU and the essential ones, within
+#: about twice the idle time, on a busy one.
+DEFAULT_BUDGETS = {
+    "ch1.lenet": 90.0,      # LeNet on cfg.lenet_freqs (~21 s a direction idle)
+    "ch1.nopool": 150.0,    # LeNet without pooling on cfg.nopool_freqs (~66 s a direction idle)
+    "ch2.large": 45.0,      # small gradient NAD estimates of the three deep CNNs (~4 s each idle)
+    "ch2.trainability": 60.0,  # LeNet on D(u_i), secant and gradient NADs (~21 s idle)
+    "ch5.nad": 90.0,        # LeNet on an easy and a hard direction, to zero training error
+}
+
+
 @dataclass(frozen=True)
 class Profile:
-    """All experiment sizes of one run profile; see the module docstring."""
+    """All experiment sizes of one run profile; see the module docstring.
+
+    ``budgets`` maps the name of a chapter's live cell (``"ch1.lenet"``) to its wall-clock budget in seconds;
+    read it with :meth:`budget`.
+    """
 
     name: str
     separability: SeparabilityConfig
@@ -130,6 +149,19 @@ class Profile:
     signature: SignatureConfig = SignatureConfig(n_samples=512, n_seeds=3, n_train=5_000, epochs=2)
     extra: dict = field(default_factory=dict)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
+    budgets: dict = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+
+    def budget(self, name: str) -> float:
+        """The wall-clock budget in seconds of the live cell ``name`` (``"ch1.lenet"``, ...).
+
+        Raises:
+            KeyError: an unknown name (the message lists the known ones).
+        """
+        try:
+            return float(self.budgets[name])
+        except KeyError:
+            raise KeyError(f"no budget named {name!r} in the {self.name} profile; known: "
+                           f"{', '.join(sorted(self.budgets))}") from None
 
     def with_overrides(self, **sections) -> "Profile":
         """A copy with some sections replaced, e.g. ``p.with_overrides(separability=...)``."""
@@ -155,7 +187,7 @@ _PROFILES = {
         # D(v) in d=1024 needs ~10,000 samples for LogReg to generalise (2,000: test 55%), so the
         # live runs keep the paper's training size and recipe and only use fewer directions.
         separability=SeparabilityConfig(n_train=10_000, n_test=2_000, epochs=20, grid_stride=4,
-                                        lenet_freqs=((1, 0), (5, 3), (16, 15), (12, 20)),
+                                        lenet_freqs=((1, 0), (16, 15), (5, 3), (12, 20)),
                                         nopool_freqs=((16, 15), (12, 20))),
         # LeNet needs ~10,000 samples of D(u_i) to learn even the first NADs (2,000: chance level)
         nads=NADConfig(n_networks=256, trainability_indices=(0, 20, 1000), n_networks_large=8,
@@ -170,8 +202,8 @@ _PROFILES = {
         name="paper",
         separability=SeparabilityConfig(n_train=10_000, n_test=10_000, epochs=20, grid_stride=1,
                                         live_stride=4,
-                                        lenet_freqs=((1, 0), (0, 1), (5, 3), (16, 15), (12, 20), (8, 8)),
-                                        nopool_freqs=((5, 3), (16, 15), (12, 20), (8, 8)),
+                                        lenet_freqs=((1, 0), (16, 15), (0, 1), (5, 3), (12, 20), (8, 8)),
+                                        nopool_freqs=((16, 15), (5, 3), (12, 20), (8, 8)),
                                         resnet_live_stride=8),
         nads=NADConfig(
             n_networks=10_000,
@@ -188,6 +220,8 @@ _PROFILES = {
                                 nad_epsilon=3.0, widget_n_train=1_000, widget_epochs=30),
         signature=SignatureConfig(n_samples=2048, n_seeds=10, n_train=50_000, epochs=10,
                                   artifact_n_samples=2048, artifact_seeds=5, artifact_seeds_nopool_deep=3),
+        # sized for a GPU: 8 minutes per live cell, under the book's 10-minute cell timeout (_config.yml)
+        budgets={name: 480.0 for name in DEFAULT_BUDGETS},
     ),
 }
 

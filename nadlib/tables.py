@@ -49,3 +49,65 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence], *, digits: 
     if caption:
         text = f"*{caption}*\n\n{text}"
     return MarkdownTable(text)
+
+
+class MarkdownNote(str):
+    """A block of Markdown; shown rendered when it is the value of a cell (empty: shows nothing)."""
+
+    def _repr_markdown_(self) -> str | None:
+        return str(self) or None
+
+
+#: What a reader does to check the real-data claims (the variable is read by ``nadlib.cifar_data``).
+REAL_DATA_HINT = ("To check them, run the chapter with the real CIFAR-10: on a machine with internet access it is "
+                  "downloaded once by torchvision; offline, set `NADLIB_CIFAR10_NPZ` to a local `.npz` copy "
+                  "(format: the docstring of `nadlib.load_cifar10`).")
+
+
+def claims_not_checked(data_source: str, claims: Sequence[str]) -> MarkdownNote:
+    """The note a chapter shows when it ran on the synthetic stand-in images instead of CIFAR-10.
+
+    ``data_source`` is the ``"source"`` of :func:`nadlib.cifar_data`; ``claims`` are the claims about real
+    CIFAR-10 that the chapter therefore did not check.  On real data the note is empty (nothing is shown).
+
+    Raises:
+        ValueError: no claims given, or an empty claim.
+    """
+    claims = [str(c).strip() for c in claims]
+    if not claims or not all(claims):
+        raise ValueError("name at least one claim, each a non-empty string")
+    if "synthetic" not in str(data_source):
+        return MarkdownNote("")
+    items = "\n".join(f"- {c}" for c in claims)
+    return MarkdownNote(f"**Not checked in this run.**  CIFAR-10 could not be had here, so this chapter ran on "
+                        f"{data_source}.  These claims hold on CIFAR-10 and are asserted only there:\n\n"
+                        f"{items}\n\n{REAL_DATA_HINT}")
+
+
+class PlainText(str):
+    """A string whose plain-text display has no quotes (so that ``{glue:text}`` cites it as prose)."""
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+def glue(name: str, value, display: bool = False):
+    """Store ``value`` under ``name`` for the chapter's prose (``{glue:text}`name:.3f``` in a Markdown cell).
+
+    This is MyST-NB's ``glue`` when it is installed (a Jupyter Book build, ``make lab``); elsewhere (Colab,
+    a bare Jupyter) the value is only shown when ``display`` is true, and the Markdown cites nothing.
+    A string is cited without quotes.  Returns ``value``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"a glue name is an identifier such as 'lenet_acc', got {name!r}")
+    if isinstance(value, str) and not isinstance(value, PlainText):
+        value = PlainText(value)
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+            show(value)
+        return value
+    myst_glue(name, value, display=display)
+    return value

@@ -160,7 +160,7 @@ def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -
 
 def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epochs: int = 20,
           batch_size: int = 128, lr: float = 0.5, clip: float | None = 0.5, momentum: float = 0.0,
-          weight_decay: float = 0.0, seed: int = 0, device=None, progress: bool = True,
+          weight_decay: float = 0.0, seed: int = 0, device=None, progress: bool | Callable = True,
           eval_every: int = 1, on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` in place with SGD and a linear learning-rate decay to 0; return its history.
 
@@ -173,7 +173,9 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
         seed: seeds the order of the mini-batches (initialise the model yourself, e.g. with
             :func:`nadlib.seeded_model`); the same seed, model and data give the same run.
         device: where to train (default: CUDA if available, else CPU); data is moved there once.
-        progress: show a ``tqdm`` bar over epochs.
+        progress: show a ``tqdm`` bar over epochs (True), nothing (False), or stream the run: a callable
+            ``f(result)`` called with the :class:`TrainResult` so far after every evaluated epoch (a live
+            plot, a widget that shows the first reading after one epoch).
         eval_every: evaluate the train/test accuracy every this many epochs (0: only after the last).
         on_epoch_end: optional ``callback(epoch, model)`` called once after every epoch (after that
             epoch's evaluation); the model is put back in training mode after it returns.
@@ -219,7 +221,9 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
     result = TrainResult(model=model)
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
+    report = progress if callable(progress) else None
+    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=report is not None or not progress,
+               leave=False)
     for epoch in bar:
         correct = torch.zeros((), device=device)
         total_loss = torch.zeros((), device=device)
@@ -247,6 +251,9 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
                 result.test_acc.append(evaluate(model, x_test, y_test))
             bar.set_postfix(train=f"{result.train_acc[-1]:.3f}",
                             test=f"{result.test_acc[-1]:.3f}" if has_test else "-")
+            if report is not None:
+                result.wall_time = time.perf_counter() - start
+                report(result)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)
             model.train()
@@ -256,12 +263,13 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
 
 def direction_accuracy(arch: str, v, n_train: int = 10_000, n_test: int = 10_000, epochs: int = 20,
                        seed: int = 0, device=None, *, sigma: float = 3.0, epsilon: float = 1.0,
-                       progress: bool = False, return_history: bool = False, **train_kwargs):
+                       progress: bool | Callable = False, return_history: bool = False, **train_kwargs):
     """Test accuracy (a float in [0, 1]) of ``arch`` trained on D(v) with the paper's recipe.
 
     ``seed`` fixes the training data, the test data (seed + ``TEST_SEED_OFFSET``), the initialisation
     and the batch order.  Extra keyword arguments go to :func:`train` (``lr``, ``clip``, ``batch_size``).
-    With ``return_history=True`` the whole :class:`TrainResult` is returned instead.
+    With ``return_history=True`` the whole :class:`TrainResult` is returned instead.  ``progress`` as in
+    :func:`train` (a callable receives the history after every epoch).
     """
     v = as_direction(v)
     positive_int(n_test, "n_test")

@@ -182,14 +182,46 @@ class FourierTrainWidget(W.VBox):
         _show(self.image, figure_png(plot_fourier_directions([freq], size=self.size, axes=ax)))
         self.repaint()
 
+    def stored_answer(self) -> str:
+        """The precomputed accuracy of the selection, marked as stored (empty when there is none)."""
+        acc = self.accuracy_of(self.selected[0])
+        if acc != acc:
+            return ""
+        s = self.grids[self.arch.value].settings
+        return (f"stored: <b>{acc:.3f}</b> ({s.get('n_train', '?')} train samples, {s.get('epochs', '?')} "
+                f"epochs, {s.get('device', '?')})")
+
     def train_now(self) -> None:
+        """Train the chosen architecture on D(v) of the selected direction, streaming the test accuracy
+        (with its binomial standard error) and the learning curve after every epoch, next to the stored
+        answer when there is one."""
         freq, name = self.selected[0], self.arch.value
         self.train_button.disabled = True
-        self.status.value += "<br><i>training...</i>"
+        self.describe()
+        base, stored = self.status.value, self.stored_answer()
+        n_test = self.sizes["n_test"]
+        start = time.perf_counter()
+        self.first_reading_s = None
+
+        def stream(hist) -> None:
+            acc = hist.test_acc[-1]
+            if self.first_reading_s is None:
+                self.first_reading_s = time.perf_counter() - start
+            se = math.sqrt(max(acc * (1 - acc), 0.25 / n_test) / n_test)
+            self.status.value = (f"{base}<br>{stored + '; ' if stored else ''}live: <b>{name}</b> on (kx, ky) = "
+                                 f"{freq}, epoch {hist.epochs[-1]} of {self.sizes['epochs']}: test accuracy "
+                                 f"<b>{acc:.3f} ± {se:.3f}</b> (train {hist.train_acc[-1]:.3f}), "
+                                 f"{time.perf_counter() - start:.1f} s")
+            fig, ax = plt.subplots(figsize=(6.0, 3.3))
+            plot_learning_curves({f"{name} {freq}": hist}, ax=ax,
+                                 title=f"{name} on D(v), (kx, ky) = {freq}: {self.sizes['n_train']:,} samples")
+            ax.set_xlim(0.5, self.sizes["epochs"] + 0.5)
+            _show(self.output, figure_png(fig))
+
+        self.status.value = f"{base}<br>{stored + '; ' if stored else ''}<i>training {name}...</i>"
         try:
-            start = time.perf_counter()
             hist = direction_accuracy(name, fourier_direction(*freq, size=self.size), seed=self.seed,
-                                      device=self.device, return_history=True, **self.sizes)
+                                      device=self.device, return_history=True, progress=stream, **self.sizes)
             elapsed = time.perf_counter() - start
         except Exception as err:  # shown in the widget instead of lost in a callback
             self.status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
@@ -197,14 +229,11 @@ class FourierTrainWidget(W.VBox):
         finally:
             self.train_button.disabled = False
         self.results.append((name, freq, hist))
-        self.describe()
-        self.status.value += (f"<br>live run: <b>{name}</b> on (kx, ky) = {freq}: final test accuracy "
-                              f"<b>{hist.final_test_acc:.3f}</b> (train {hist.final_train_acc:.3f}), "
-                              f"{elapsed:.1f} s on {self.device}")
-        fig, ax = plt.subplots(figsize=(6.0, 3.3))
-        plot_learning_curves({f"{name} {freq}": hist}, ax=ax,
-                             title=f"{name} on D(v), (kx, ky) = {freq}: {self.sizes['n_train']:,} samples")
-        _show(self.output, figure_png(fig))
+        self.final_answer_s = elapsed
+        self.status.value = (f"{base}<br>{stored + '; ' if stored else ''}live run: <b>{name}</b> on (kx, ky) = "
+                             f"{freq}: final test accuracy <b>{hist.final_test_acc:.3f}</b> (train "
+                             f"{hist.final_train_acc:.3f}), {elapsed:.1f} s on {self.device}; first reading "
+                             f"after {self.first_reading_s:.1f} s")
 
 
 def fourier_train_widget(grids: dict | None = None, profile=None, *, display_widget: bool = True,

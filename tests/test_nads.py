@@ -221,6 +221,9 @@ def test_bad_inputs():
             nadlib.estimate_nads("lenet", 4, device="cuda", progress=False)
 
 
+# end to end (~16 s, so not in `make test-fast`): two `python -m nadlib nads` subprocesses; resuming in-process is
+# also checked by test_resume_of_a_tiny_estimate
+@pytest.mark.slow
 def test_cli_resume(tmp_path):
     out = tmp_path / "n.npz"
     cmd = [sys.executable, "-m", "nadlib", "nads", "--arch", "logreg", "--method", "gradient", "--networks", "40",

@@ -110,6 +110,8 @@ def test_grid_bad_input():
         accuracy_grid("logreg", [(40, 1)])
 
 
+# end to end (~40 s on 2 busy cores, so not in `make test-fast`): a `python -m nadlib grid` subprocess trains a grid
+@pytest.mark.slow
 def test_cli_writes_artifact_with_provenance(tmp_path):
     out = tmp_path / "grid.npz"
     cmd = [sys.executable, "-m", "nadlib", "grid", "--arch", "logreg", "--profile", "smoke", "--stride", "16",
@@ -418,3 +420,15 @@ def test_direction_accuracy_defaults_by_hand(monkeypatch):
         direction_accuracy("logreg", v, n_test=0, device="cpu")
     with pytest.raises(ValueError, match="^lr must be a positive"):
         direction_accuracy("logreg", v, lr=-1.0, device="cpu")
+
+
+def test_a_callable_progress_streams_the_history_after_every_epoch():
+    x, y = nadlib.linear_separable(nadlib.fourier_direction(1, 0), 256, seed=1)
+    seen = []
+    r = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], epochs=3, seed=2, device="cpu",
+              progress=lambda h: seen.append((list(h.epochs), list(h.test_acc), h.wall_time)))
+    assert [s[0] for s in seen] == [[1], [1, 2], [1, 2, 3]]
+    assert seen[-1][1] == r.test_acc and len(seen[0][1]) == 1
+    assert all(0 < s[2] <= r.wall_time for s in seen)
+    quiet = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], epochs=3, seed=2, device="cpu", progress=False)
+    assert quiet.test_acc == r.test_acc  # streaming does not change the run

@@ -85,3 +85,34 @@ def test_map_switcher_shows_each_architecture(grids):
     assert len(second) == 1 and second[0]["data"]["image/png"] != first[0]["data"]["image/png"]
     box.choice.value = "resnet18"
     assert "No precomputed map" in box.output.outputs[0]["data"]["text/markdown"]
+
+
+def test_train_now_streams_each_epoch_beside_the_stored_answer(grids, monkeypatch):
+    import nadlib.widgets
+
+    box = fourier_train_widget(grids, nadlib.get_profile("smoke"), stride=8, n_train=64, n_test=32, epochs=3,
+                               device="cpu", display_widget=False)
+    box.buttons[(8, 0)].click()  # stored LogReg accuracy 0.9 + 0.01 * its index
+    stored = f"{grids['logreg'].accuracy[(8, 0)]:.3f}"
+    statuses = []
+    real_figure_png = nadlib.widgets.figure_png
+
+    def spy(fig):  # the status shown each time the learning curve is redrawn
+        statuses.append(box.status.value)
+        return real_figure_png(fig)
+
+    monkeypatch.setattr(nadlib.widgets, "figure_png", spy)
+    box.train_button.click()
+    hist = box.results[0][2]
+    assert len(statuses) == 3  # one reading per epoch
+    for epoch, (status, acc) in enumerate(zip(statuses, hist.test_acc), start=1):
+        se = (max(acc * (1 - acc), 0.25 / 32) / 32) ** 0.5
+        assert f"epoch {epoch} of 3: test accuracy <b>{acc:.3f} ± {se:.3f}</b>" in status
+        assert f"stored: <b>{stored}</b>" in status
+    assert "final test accuracy" in box.status.value and f"stored: <b>{stored}</b>" in box.status.value
+    assert 0 < box.first_reading_s <= box.final_answer_s
+    # no stored answer for an untrained square: none is claimed
+    box.arch.value = "lenet"
+    box.buttons[(16, 16)].click()
+    box.train_button.click()
+    assert "stored:" not in box.status.value
