@@ -260,7 +260,9 @@ ENTRIES: tuple[Entry, ...] = (
     # ---- Fourier maps (Chapter 1; LeNet's also in Chapter 2)
     _grid("logreg", {"stride": 16}, {"stride": 2}, {"stride": 2}, key="logreg/grid", chapters=(1,),
           bundled="grid_logreg_paper_s2.npz", label="Fourier accuracy map"),
-    _grid("lenet", {"stride": 16}, {"stride": 4}, {"stride": 2}, key="lenet/grid", chapters=(1, 2),
+    # smoke: the directions the chapters name in their text (the published grid's (2, 0), (0, 2), (12, 0), ...)
+    _grid("lenet", {"freqs": [[0, 0], [2, 0], [0, 2], [12, 0], [0, 12], [8, 8], [16, 0], [4, 4]]}, {"stride": 4},
+          {"stride": 2}, key="lenet/grid", chapters=(1, 2),
           bundled="grid_lenet_paper_s4.npz", label="Fourier accuracy map"),
     _grid("lenet", {"band": 1}, {"band": 4}, {"band": 4}, key="lenet/grid/band4", chapters=(1, 2),
           bundled="grid_lenet_paper_band4.npz", label="low-frequency block"),
@@ -484,6 +486,8 @@ def entry_units(e: Entry, profile: str) -> tuple[int, str]:
     if m.producer == "nads":
         return k["n_networks"], "network"
     if m.producer == "grid":
+        if "freqs" in k:
+            return len(k["freqs"]), "direction"
         return len(list(fourier_grid(32, k.get("stride", 1), band=k.get("band")))), "direction"
     if m.producer == "trainability":
         return len(k["indices"]), "direction"

@@ -121,13 +121,15 @@ class _Pump:
             self.ray.cancel(ref, force=True)
 
 
-def ray_accuracy_grid(arch: str, *, size: int = 32, stride: int = 1, band: int | None = None, n_train: int = 10_000,
+def ray_accuracy_grid(arch: str, *, size: int = 32, stride: int = 1, band: int | None = None, freqs=None,
+                      n_train: int = 10_000,
                       n_test: int = 10_000, epochs: int = 20, seed: int = 0, device_type: str = "cpu",
                       checkpoint=None, deadline: float | None = None, num_gpus: float | None = None,
                       max_retries: int = 1, progress: bool = True, **recipe) -> GridResult:
     """:func:`nadlib.accuracy_grid` with one Ray task per direction (same arguments, same accuracies, the
-    same checkpoint format).  Call :func:`init_ray` first (else a local instance is started)."""
-    freqs = list(fourier_grid(size, stride, band=band))
+    same checkpoint format; ``freqs``: explicit frequencies instead of the grid).  Call :func:`init_ray` first
+    (else a local instance is started)."""
+    freqs = list(fourier_grid(size, stride, band=band)) if freqs is None else [(int(a), int(b)) for a, b in freqs]
     positive_int(n_train, "n_train")
     positive_int(n_test, "n_test")
     check_recipe(epochs=epochs, **{k: v for k, v in recipe.items() if k not in ("sigma", "epsilon")})

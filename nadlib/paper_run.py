@@ -273,6 +273,8 @@ def _make_nads(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
 
 def _make_grid(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     where = {w: k[w] for w in ("stride", "band") if w in k}
+    if "freqs" in k:
+        where["freqs"] = [tuple(f) for f in k["freqs"]]
     recipe = {r: k[r] for r in ("n_train", "n_test", "epochs", "lr", "clip", "batch_size", "sigma", "epsilon")}
     if ctx.engine == "ray":
         res = ray_accuracy_grid(k["arch"], device_type=ctx.device.type, checkpoint=row.ckpt, deadline=ctx.deadline,
