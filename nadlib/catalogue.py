@@ -211,7 +211,7 @@ def _paper_trainability(profile: str) -> dict:
 
 
 _LENET_TRAIN = {  # LeNet on D(u_i): smoke tiny; default = the bundled runs (CPU); paper = the paper's recipe
-    "smoke": dict(indices=[0, 5], **_SMOKE_DV),
+    "smoke": dict(indices=[0, 10, 50, 200], **_SMOKE_DV),
     "default": dict(indices=[0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], n_train=10_000, n_test=2_000,
                     epochs=10),
     "paper": _paper_trainability("paper"),
@@ -223,7 +223,7 @@ ENTRIES: tuple[Entry, ...] = (
           chapters=(2,), bundled="nads_lenet_secant.npz", label="secant NADs", priority=10),
     *(_nads(a, "secant", {"paper": _GPU_NADS}, key=f"{a}/nads/secant", chapters=(2,),
             bundled=f"nads_{a}_secant_gpu.npz", label="secant NADs", priority=11) for a in _DEEP),
-    _nads("lenet", "secant", {"smoke": 16, "default": 2_048, "paper": _GPU_NADS}, key="lenet/nads/cifar-basis",
+    _nads("lenet", "secant", {"smoke": 256, "default": 2_048, "paper": _GPU_NADS}, key="lenet/nads/cifar-basis",
           what="LeNet's secant NADs used as the basis of the CIFAR-10 experiments (poisoning, flip), the "
                "signature link and the collapse widget (2,048 networks in the bundled file)",
           chapters=(3, 4, 5), bundled="nads_lenet_secant_n2048.npz", priority=12),
@@ -307,8 +307,10 @@ ENTRIES: tuple[Entry, ...] = (
           step="signatures", archs=("lenet", "vgg11", "resnet18", "densenet121"), chapters=(4,),
           bundled="signatures_default.npz", label="non-linearity signature (and its pooling-free twin)",
           priority=70, make={
-              "smoke": Make("signatures", dict(archs=["lenet", "lenet_nopool"], n_samples=256, init_seeds=[0, 1],
-                                               synthetic=True)),
+              # smoke: the networks of the chapter's live fallback, one each, just more images than the widest
+              # layer (512 channels)
+              "smoke": Make("signatures", dict(archs=["lenet", "lenet_nopool", "vgg11", "resnet18"], n_samples=544,
+                                               init_seeds=[0], synthetic=True)),
               **{p: Make("signatures", dict(archs=["lenet", "lenet_nopool", "vgg11", "vgg11_nopool", "resnet18",
                                                    "resnet18_nopool", "densenet121", "densenet121_nopool"],
                                             n_samples=get_profile(p).signature.artifact_n_samples))

@@ -316,7 +316,8 @@ def _make_poison(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
                                         epochs=k["epochs"], seed=ctx.seed, device=ctx.device, checkpoint=row.ckpt,
                                         progress=ctx.progress, profile=get_profile(row.profile),
                                         deadline=ctx.deadline)
-    save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"],
+    wall = float(np.sum(arrays["wall_time"]) + np.sum(arrays.get("clean_wall_time", 0.0)))  # training time
+    save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"], wall_time=wall,
                                             nads_file=row.needs["nads"].name))
 
 
@@ -326,7 +327,8 @@ def _make_flip(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
                                 device=ctx.device, checkpoint=row.ckpt, progress=ctx.progress,
                                 profile=get_profile(row.profile), deadline=ctx.deadline,
                                 until_train_acc=k.get("until_train_acc"), max_epochs=k.get("max_epochs"))
-    save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"],
+    wall = float(np.sum(arrays["wall_time"]) + np.sum(arrays.get("clean_wall_time", 0.0)))  # training time
+    save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"], wall_time=wall,
                                             nads_file=row.needs["nads"].name))
 
 

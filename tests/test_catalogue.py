@@ -284,3 +284,51 @@ def test_what_the_planner_writes_is_what_load_finds(yours):
     meta = grid.settings
     assert meta["catalogue_key"] == "logreg/grid" and meta["profile"] == "smoke" and meta["producer"] == "grid"
     assert np.isfinite(list(grid.accuracy.values())).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# the chapters load through the catalogue only
+
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def _chapter_strings(path: Path):
+    """Every string literal of a chapter's code cells: plain ones, and f-strings as glob patterns."""
+    import ast
+
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(TransformerManager().transform_cell(cell.source))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                yield node.value
+            elif isinstance(node, ast.JoinedStr):
+                yield "".join(v.value if isinstance(v, ast.Constant) else "*" for v in node.values)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_every_key_a_chapter_uses_exists_and_no_file_name_remains(path):
+    import fnmatch
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    files = set(BUNDLED) | {"grid_resnet18_paper.npz", "collapse_resnet18_paper.npz", "cifar_flip_resnet18_default.npz"}
+    assert not [f for f in files if f in text], f"{path.name} names result files instead of catalogue keys"
+    assert not re.search(r"\w__\w+__(smoke|default|paper)\.npz", text), f"{path.name} names a planner file"
+    keyish = re.compile(r"[a-z0-9*][a-z0-9_.*-]*(/[a-z0-9*][a-z0-9_.*-]*)+")
+    literal, matched = set(), set()
+    for s in _chapter_strings(path):
+        assert ".npz" not in s, f"{path.name}: a code cell names an .npz file: {s!r}"
+        if keyish.fullmatch(s) and not s.startswith(("tests/", "book/", "results/")):
+            hits = {k for k in C.CATALOGUE if fnmatch.fnmatchcase(k, s)}
+            assert hits, f"{path.name} uses {s!r}, which is no catalogue key"
+            matched |= hits
+            if "*" not in s:
+                literal.add(s)
+    chapter = int(path.name[:2])
+    listed = {e.key for e in C.entries(chapter)}
+    assert literal and literal <= listed, f"{path.name} uses {sorted(literal - listed)}, not listed for it"
+    assert listed <= matched, f"the catalogue lists {sorted(listed - matched)} for {path.name}, which never names it"
