@@ -27,6 +27,7 @@ in this process.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import time
@@ -37,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .catalogue import (COSTS, DEVICE_TYPES, Entry, canonical_name, entry, entry_cost, entry_units, select,
+from .catalogue import (COSTS, DEVICE_TYPES, ENTRIES, Entry, canonical_name, entry, entry_cost, entry_units, select,
                         unit_cost)
 from .cifar10 import CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse
@@ -86,8 +87,11 @@ def parse_only(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     items = tuple(t.strip() for t in str(text).split(",") if t.strip())
-    if not items:
-        raise ValueError(f"--only takes comma-separated catalogue keys, key patterns or steps; got {text!r}")
+    steps = {e.step for e in ENTRIES}
+    bad = [i for i in items if i not in steps and not any(fnmatch.fnmatchcase(e.key, i) for e in ENTRIES)]
+    if not items or bad:
+        raise ValueError(f"--only takes comma-separated catalogue keys (nadlib.catalogue.CATALOGUE), key patterns "
+                         f"like 'lenet/*' or steps ({', '.join(sorted(steps))}); got {text!r}")
     return items
 
 
@@ -189,7 +193,8 @@ def paper_plan(profile: str = "paper", only=None, out_dir=None) -> list[PlanRow]
         for arg, path in row.needs.items():
             need = row.entry.make[profile].needs[arg]
             if row.status != "done" and path not in made and not path.exists():
-                raise ValueError(f"{row.key} needs {need} ({str(path)!r}), which does not exist: include "
+                raise ValueError(f"{row.step} for {row.arch} needs {need} ({str(path)!r}) to make {row.key}, "
+                                 f"and it does not exist: include "
                                  f"'{need}' (or the step '{entry(need).step}') in --only, or make it first")
     return rows
 

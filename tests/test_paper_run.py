@@ -51,7 +51,7 @@ def test_plan_status_reads_artifacts_and_checkpoints(tmp_path):
     nads, train = by_key["lenet/nads/secant"], by_key["lenet/trainability/secant"]
     assert (nads.status, train.status, train.done_units) == ("done", "partial", 1)
     text = format_plan(list(by_key.values()), "smoke", "cpu")
-    assert "| lenet/trainability/secant | trainability | lenet | 2 directions |" in text and "partial (1/2)" in text
+    assert "| lenet/trainability/secant | trainability | lenet | 4 directions |" in text and "partial (1/4)" in text
 
 
 def test_every_planned_arch_has_a_cost():
