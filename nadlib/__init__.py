@@ -30,7 +30,7 @@ from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import GridResult, accuracy_grid, profile_grid
-from .models import ARCHITECTURES, get_model, seeded_model
+from .models import ARCHITECTURES, REGISTRY, Architecture, get_model, register_architecture, seeded_model
 from .pooling import PoolFreeLeNet, ablation_table, combine_ablations, run_pooling_ablation
 from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
                    split_half_stability, subspace_overlap)
@@ -42,7 +42,7 @@ from .training import TrainResult, direction_accuracy, evaluate, train
 __all__ = [
     "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
-    "fourier_grid", "ARCHITECTURES", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
+    "fourier_grid", "ARCHITECTURES", "REGISTRY", "Architecture", "register_architecture", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
     "result_path", "ResultNotAvailableError",
     "save_artifact", "markdown_table", "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy",
     "evaluate", "profile_grid", "train", "CIFAR10_CLASSES", "CIFAR10NotFoundError", "balanced_subset",
