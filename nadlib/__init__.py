@@ -23,7 +23,7 @@ from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_ra
 from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
 from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_metrics, penultimate_layer,
                        run_collapse, separable_data)
-from .config import (CIFAR10_CLASSES, PROFILE_NAMES, Profile, SignatureConfig, describe_environment, get_device,
+from .config import (CIFAR10_CLASSES, PAPER_RECIPE, PROFILE_NAMES, Profile, Recipe, SignatureConfig, describe_environment, get_device,
                      get_profile)
 from .coverage import coverage_table
 from .data import linear_separable
@@ -40,7 +40,7 @@ from .tables import claims_not_checked, glue, markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
 __all__ = [
-    "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
+    "__version__", "PAPER_RECIPE", "Recipe", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "REGISTRY", "Architecture", "register_architecture", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
     "result_path", "ResultNotAvailableError",

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from ._checks import positive_int
-from .config import get_device
+from .config import PAPER_RECIPE, get_device
 from .data import as_direction, linear_separable
 from .experiments import Normaliser
 from .models import seeded_model
@@ -372,7 +372,8 @@ class CollapseRun:
         return cls(str(meta.get("arch", "?")), arrays, meta, float(meta.get("wall_time", 0.0)))
 
 
-def separable_data(v, n_train: int, n_test: int, *, sigma: float = 3.0, epsilon: float = 1.0, seed: int = 0,
+def separable_data(v, n_train: int, n_test: int, *, sigma: float = PAPER_RECIPE.sigma,
+                   epsilon: float = PAPER_RECIPE.epsilon, seed: int = 0,
                    device=None) -> dict:
     """Training and test samples of D(v) as a data dict for :func:`run_collapse` (test seed offset as in
     :func:`nadlib.direction_accuracy`); labels are ``0/1``."""

@@ -27,6 +27,34 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """The paper's D(v) recipe, written once: every default of the library's training on D(v) reads it.
+
+    Ortiz-Jimenez et al. (NeurIPS 2020) and their released code (``directional_bias.py``, ``utils.train``):
+    """
+
+    n_train: int = 10_000        # training samples of D(v): what a linear classifier needs in d = 1024
+    n_test: int = 10_000         # test samples: binomial standard error 0.005 at chance
+    epochs: int = 20             # SGD epochs of the authors' training loop
+    batch_size: int = 128        # their DataLoader's batch size
+    lr: float = 0.5              # their max_lr, decayed linearly to 0 over the run
+    clip: float | None = 0.5     # their clip_grad_norm_ before every step
+    momentum: float = 0.0        # plain SGD
+    weight_decay: float = 0.0    # no weight decay
+    sigma: float = 3.0           # noise std orthogonal to v (their sigma)
+    epsilon: float = 1.0         # margin: the class means sit at +-epsilon/2 along v
+
+    def training(self) -> dict:
+        """The keyword arguments of :func:`nadlib.train` (``lr``, ``clip``, ``batch_size``, ...)."""
+        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, clip=self.clip,
+                    momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+#: The recipe of the paper (see :class:`Recipe`).
+PAPER_RECIPE = Recipe()
+
+
+@dataclass(frozen=True)
 class SeparabilityConfig:
     """Sizes of the linearly separable experiments (Chapter 1)."""
 
@@ -34,11 +62,11 @@ class SeparabilityConfig:
     n_test: int
     epochs: int
     grid_stride: int  # train on every `grid_stride`-th Fourier frequency along each axis
-    batch_size: int = 128
-    lr: float = 0.5
-    clip: float = 0.5
-    sigma: float = 3.0
-    epsilon: float = 1.0
+    batch_size: int = PAPER_RECIPE.batch_size
+    lr: float = PAPER_RECIPE.lr
+    clip: float = PAPER_RECIPE.clip
+    sigma: float = PAPER_RECIPE.sigma
+    epsilon: float = PAPER_RECIPE.epsilon
     # Live runs of Chapter 1 (the full maps come from `results/`, written by `python -m nadlib grid`):
     live_stride: int = 8  # LogReg is trained live on fourier_grid(32, live_stride) (one per mirror pair)
     # Live runs within the profile's budgets "ch1.lenet" / "ch1.nopool": the first two LeNet directions (an
