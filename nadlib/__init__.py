@@ -1,18 +1,8 @@
 """nadlib: Neural Anisotropy Directions (Ortiz-Jimenez et al., NeurIPS 2020) in a compact library.
 
-Modules, from the ground up (each imports only from the rows above it):
-
-1. ``config`` (profiles, device, live budgets), ``_checks`` (argument validators), ``budget`` (live work within a
-   wall-clock budget, thread counts for a busy machine), ``tables`` (Markdown tables and notes)
-2. ``directions`` (Fourier basis), ``models`` (the networks)
-3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``results`` (artifacts)
-4. ``training`` (one SGD recipe)
-5. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
-   secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
-6. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
-7. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``), ``recipe_sweep`` (the D(v) recipe
-   against the published curves), ``plotting``, ``widgets``, ``interactive`` (kernel-free Plotly sliders)
-8. ``cli`` (``python -m nadlib``)
+The modules are layered: each imports only from the floors below it.  The one map of them, floor by floor, is
+the table "The library: module map" in the repository's README.md (tests/test_module_map.py checks that it
+lists every module and that no import goes up a floor).  Everything a chapter needs is importable from here.
 """
 
 from ._version import __version__
