@@ -397,7 +397,7 @@ def run_collapse(arch: str, data: dict, epochs: int, *, lr: float = 0.02, moment
         arch: a name of :data:`nadlib.ARCHITECTURES`; initialised from ``seed`` (``num_classes`` and
             input channels from the data).
         data: ``{"x_train", "y_train"}`` and optionally ``{"x_test", "y_test", "source"}``, e.g. from
-            :func:`nadlib.cifar.cifar_data` or :func:`separable_data`.
+            :func:`nadlib.cifar_data` or :func:`separable_data`.
         epochs, lr, momentum, weight_decay, batch_size, clip, seed: the recipe of :func:`nadlib.train`
             (SGD, linear learning-rate decay to 0); defaults: the book's CIFAR-10 recipe.
         standardise: standardise inputs per channel with the training set's mean and std (test likewise).
