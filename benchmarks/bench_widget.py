@@ -3,8 +3,9 @@
 The widget's answer is ``train_now()``: train the chosen architecture on D(v) for the selected Fourier
 direction with the profile's sizes, then draw the learning curve.  This script builds the widget as
 Chapter 1 does (precomputed maps from the packaged results), selects a square, and times
-``train_now()`` per architecture, ``--repeats`` times each (the first run includes warm-up).  Target:
-≤ 5 s in the ``default`` profile on a laptop CPU.  The browser round trip (click to accuracy shown in
+``train_now()`` per architecture, ``--repeats`` times each (the first run includes warm-up): the time to the
+first answer (the test accuracy after one epoch, streamed while the run goes on, beside the stored answer)
+and to the final answer.  Target: first answer ≤ 5 s in the ``default`` profile on a laptop CPU.  The browser round trip (click to accuracy shown in
 Chromium, through JupyterLab) is measured by ``tests/test_widget_browser.py`` (smoke profile) and adds
 well under a second to these numbers.
 
@@ -50,17 +51,17 @@ def main(argv=None) -> int:
     rows = []
     for arch in args.archs:
         w.arch.value = arch
-        times = []
+        first, final = [], []
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
             w.train_now()
-            times.append(time.perf_counter() - t0)
+            first.append(w.first_reading_s)
+            final.append(w.final_answer_s)
         acc = w.results[-1][2].final_test_acc
-        best = min(times)
-        rows.append([arch, " / ".join(f"{t:.1f}" for t in times), f"{best:.1f}", f"{statistics.median(times):.1f}",
-                     f"{acc:.3f}", "yes" if best <= args.target else "**no**"])
-    print(nadlib.markdown_table(["architecture", "answer times (s)", "best (s)", "median (s)", "test acc.",
-                                 f"≤ {args.target:g} s"], rows))
+        rows.append([arch, " / ".join(f"{t:.1f}" for t in first), f"{statistics.median(first):.1f}",
+                     " / ".join(f"{t:.1f}" for t in final), f"{acc:.3f}",
+                     "yes" if statistics.median(first) <= args.target else "**no**"])
+    print(nadlib.markdown_table(["architecture", "first answer (s)", "median first (s)", "final answer (s)",
+                                 "test acc.", f"first ≤ {args.target:g} s"], rows))
     return 0
 
 

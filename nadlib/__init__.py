@@ -1,21 +1,8 @@
 """nadlib: Neural Anisotropy Directions (Ortiz-Jimenez et al., NeurIPS 2020) in a compact library.
 
-Modules, from the ground up (each imports only from the rows above it):
-
-1. ``config`` (profiles, device, live budgets), ``_checks`` (argument validators), ``budget`` (live work within a
-   wall-clock budget, thread counts for a busy machine), ``tables`` (Markdown tables and notes)
-2. ``directions`` (Fourier basis), ``models`` (the networks)
-3. ``data`` (D(v)), ``cifar10`` (loading), ``bases`` (NAD-basis algebra), ``catalogue`` (every result the book
-   shows: keys, producers per profile, costs, canonical file names)
-4. ``results`` (artifacts; ``results.load(key)``: a result by catalogue key, yours before the bundled one)
-5. ``training`` (one SGD recipe)
-6. ``grid`` (many directions), ``nads`` (NAD estimation; ``lenet_secant`` its LeNet fast path, ``input_gradients``
-   secant/autograd gradients of any model, ``nadstats`` the mergeable gradient statistics)
-7. ``experiments`` (trainability, poisoning, flip), ``distributed`` (the optional Ray engine)
-8. ``paper`` (published numbers), ``paper_run`` (``python -m nadlib paper``: the missing catalogue entries),
-   ``recipe_sweep`` (the D(v) recipe against the published curves), ``coverage``, ``plotting``, ``widgets``,
-   ``interactive`` (kernel-free Plotly sliders)
-9. ``cli`` (``python -m nadlib``)
+The modules are layered: each imports only from the floors below it.  The one map of them, floor by floor, is
+the table "The library: module map" in the repository's README.md (tests/test_module_map.py checks that it
+lists every module and that no import goes up a floor).  Everything a chapter needs is importable from here.
 """
 
 from ._version import __version__
@@ -26,14 +13,14 @@ from .bases import (as_nad_basis, change_basis, flip_basis, fourier_energy_by_ra
 from .cifar10 import CIFAR10NotFoundError, balanced_subset, cifar_data, load_cifar10, synthetic_cifar10
 from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_metrics, penultimate_layer,
                        run_collapse, separable_data)
-from .config import (CIFAR10_CLASSES, PROFILE_NAMES, Profile, SignatureConfig, describe_environment, get_device,
+from .config import (CIFAR10_CLASSES, PAPER_RECIPE, PROFILE_NAMES, Profile, Recipe, SignatureConfig, describe_environment, get_device,
                      get_profile)
 from .coverage import coverage_table
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import GridResult, accuracy_grid, profile_grid
-from .models import ARCHITECTURES, get_model, seeded_model
+from .models import ARCHITECTURES, REGISTRY, Architecture, get_model, register_architecture, seeded_model
 from .pooling import PoolFreeLeNet, ablation_table, combine_ablations, run_pooling_ablation
 from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
                    split_half_stability, subspace_overlap)
@@ -46,9 +33,10 @@ from .tables import claims_not_checked, glue, markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
 __all__ = [
-    "__version__", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
+    "__version__", "PAPER_RECIPE", "Recipe", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
-    "fourier_grid", "ARCHITECTURES", "get_model", "seeded_model", "load_artifact", "provenance", "results_dir",
+    "fourier_grid", "ARCHITECTURES", "REGISTRY", "Architecture", "register_architecture", "get_model",
+    "seeded_model", "load_artifact", "provenance", "results_dir",
     "result_path", "ResultNotAvailableError", "ResultMissingError", "load_result", "loaded_results",
     "result_caption", "set_results_dir", "catalogue", "results",
     "save_artifact", "markdown_table", "GridResult", "TrainResult", "accuracy_grid", "direction_accuracy",

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from ._checks import positive_int
-from .config import get_device
+from .config import PAPER_RECIPE, get_device
 from .data import as_direction, linear_separable
 from .experiments import Normaliser
 from .models import seeded_model
@@ -375,7 +375,8 @@ class CollapseRun:
 register_loader("collapse", CollapseRun.from_artifact)  # nadlib.results.load of the catalogue's collapse runs
 
 
-def separable_data(v, n_train: int, n_test: int, *, sigma: float = 3.0, epsilon: float = 1.0, seed: int = 0,
+def separable_data(v, n_train: int, n_test: int, *, sigma: float = PAPER_RECIPE.sigma,
+                   epsilon: float = PAPER_RECIPE.epsilon, seed: int = 0,
                    device=None) -> dict:
     """Training and test samples of D(v) as a data dict for :func:`run_collapse` (test seed offset as in
     :func:`nadlib.direction_accuracy`); labels are ``0/1``."""
@@ -399,7 +400,7 @@ def run_collapse(arch: str, data: dict, epochs: int, *, lr: float = 0.02, moment
         arch: a name of :data:`nadlib.ARCHITECTURES`; initialised from ``seed`` (``num_classes`` and
             input channels from the data).
         data: ``{"x_train", "y_train"}`` and optionally ``{"x_test", "y_test", "source"}``, e.g. from
-            :func:`nadlib.cifar.cifar_data` or :func:`separable_data`.
+            :func:`nadlib.cifar_data` or :func:`separable_data`.
         epochs, lr, momentum, weight_decay, batch_size, clip, seed: the recipe of :func:`nadlib.train`
             (SGD, linear learning-rate decay to 0); defaults: the book's CIFAR-10 recipe.
         standardise: standardise inputs per channel with the training set's mean and std (test likewise).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import positive_float, positive_int, seed as _check_seed
-from .config import get_device
+from .config import PAPER_RECIPE, get_device
 
 #: Largest data set :func:`linear_separable` draws at once, in numbers (8 GiB of float32).
 MAX_ELEMENTS = 2 ** 31
@@ -44,7 +44,7 @@ def balanced_signs(n: int, generator: torch.Generator, device) -> torch.Tensor:
     return y[torch.randperm(n, generator=generator, device=device)]
 
 
-def linear_separable(v, n: int, sigma: float = 3.0, epsilon: float = 1.0, seed: int = 0,
+def linear_separable(v, n: int, sigma: float = PAPER_RECIPE.sigma, epsilon: float = PAPER_RECIPE.epsilon, seed: int = 0,
                      device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``n`` samples of D(v); returns ``x`` (``n x C x H x W`` float32) and ``y`` (``n`` labels, +-1, int64).
 

@@ -30,7 +30,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ._checks import positive_int
-from .config import get_device, get_profile
+from .config import PAPER_RECIPE, get_device, get_profile
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
 from .models import seeded_model
@@ -99,7 +99,7 @@ def stacked_accuracies(arch: str, freqs: Sequence[tuple[int, int]], size: int, s
     seed, epochs = s.pop("seed"), s.pop("epochs")
     n_train, n_test = s.pop("n_train"), s.pop("n_test")
     sigma, epsilon = s.pop("sigma", 3.0), s.pop("epsilon", 1.0)
-    clip, batch_size = s.pop("clip", 0.5), s.pop("batch_size", 128)
+    clip, batch_size = s.pop("clip", PAPER_RECIPE.clip), s.pop("batch_size", PAPER_RECIPE.batch_size)
     optim = {k: s.pop(k) for k in ("lr", "momentum", "weight_decay") if k in s}
     if s:
         raise ValueError(f"settings not supported by the stacked runner: {sorted(s)}")
@@ -177,8 +177,8 @@ def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: 
 
 
 def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, size: int = 32,
-                  stride: int = 1, band: int | None = None, n_train: int = 10_000, n_test: int = 10_000,
-                  epochs: int = 20, seed: int = 0, device=None, workers: int | None = None,
+                  stride: int = 1, band: int | None = None, n_train: int = PAPER_RECIPE.n_train,
+                  n_test: int = PAPER_RECIPE.n_test, epochs: int = PAPER_RECIPE.epochs, seed: int = 0, device=None, workers: int | None = None,
                   stack: int | None = None, progress: bool = True, checkpoint=None, deadline: float | None = None,
                   **recipe) -> GridResult:
     """Train ``arch`` on D(v) for many Fourier directions ``v`` and return the test-accuracy map.

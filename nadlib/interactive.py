@@ -18,7 +18,7 @@ import torch
 
 from .directions import fill_symmetric, fourier_energy
 from .paper import CHANCE_SIGMAS, PAPER_SOURCE, PUBLISHED_STEP, fourier_map_entries
-from .plotting import ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, accuracy_lattice
+from .plotting import ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, accuracy_lattice, nad_rows, rgb_image
 
 #: Slider positions stored in a figure by default (each holds the images of every architecture).
 MAX_STEPS = 24
@@ -37,16 +37,6 @@ def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def _nad_images(nads) -> np.ndarray:
-    """NAD rows of a :class:`nadlib.NADs` (or an array) as ``k x C x H x W`` float64."""
-    d = _numpy(getattr(nads, "directions", nads)).astype(np.float64)
-    if d.ndim == 3:
-        d = d[:, None]
-    if d.ndim != 4:
-        raise ValueError(f"NADs must be k x C x H x W (or k x H x W), got shape {d.shape}")
-    return d
-
-
 def nad_panels(nads, index: int) -> tuple[list, list]:
     """The two images the explorer shows for NAD ``index``, as nested lists (JSON-ready).
 
@@ -54,7 +44,7 @@ def nad_panels(nads, index: int) -> tuple[list, list]:
     channels, in percent of its largest absolute value (so in [-100, 100]); and its Fourier energy
     (:func:`nadlib.fourier_energy`, zero frequency at the centre) in percent of its largest value.
     """
-    u = _nad_images(nads)[int(index)]
+    u = nad_rows(nads)[int(index)]
     img = u.sum(0)
     img = img / (np.abs(img).max() or 1.0)
     energy = fourier_energy(torch.from_numpy(u)).numpy()
@@ -112,7 +102,7 @@ def nad_explorer_plotly(nads_by_arch: dict, trainability: dict | None = None, *,
     if not nads_by_arch:
         raise ValueError("nads_by_arch is empty: give at least one {label: NADs}")
     names = list(nads_by_arch)
-    n = min(len(_nad_images(nads_by_arch[a])) for a in names)
+    n = min(len(nad_rows(nads_by_arch[a])) for a in names)
     trainability = {k: v for k, v in (trainability or {}).items() if v is not None}
     wanted = indices
     if wanted is None and trainability:
@@ -174,14 +164,7 @@ def nad_explorer_plotly(nads_by_arch: dict, trainability: dict | None = None, *,
 
 def _rgb_uint8(img) -> list:
     """A ``C x H x W`` image in [0, 1] as a JSON-ready ``H x W x 3`` uint8 nested list (clipped)."""
-    a = _numpy(img).astype(np.float64)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim != 3 or a.shape[0] not in (1, 3):
-        raise ValueError(f"an example image must be C x H x W with C in (1, 3), got shape {a.shape}")
-    if a.shape[0] == 1:
-        a = np.repeat(a, 3, axis=0)
-    return (np.clip(a, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0).tolist()
+    return (rgb_image(img) * 255).round().astype(np.uint8).tolist()
 
 
 def poisoning_plotly(sweep_arrays: dict, examples, *, max_steps: int = MAX_STEPS):

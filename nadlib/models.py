@@ -8,11 +8,15 @@ Each CNN has a *pooling-free* variant (``<name>_nopool``): every down-sampling s
 pooling, and for ResNet the stride-2 convolutions and shortcut projections) is removed, and the final
 linear layer grows to take the full-resolution feature map, as in the pooling experiment of the paper.
 
-Use :func:`get_model` with a name from :data:`ARCHITECTURES`.
+Use :func:`get_model` with a name from :data:`ARCHITECTURES`.  :data:`REGISTRY` holds each network with the
+metadata the book uses (display name, family, pooling-free twin, colour, key of the authors' data); a new
+network is one :func:`register_architecture` call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -182,18 +186,124 @@ class DenseNet121(nn.Module):
         return self.linear(out.flatten(1))
 
 
-def _registry() -> dict[str, Callable[..., nn.Module]]:
-    reg: dict[str, Callable[..., nn.Module]] = {"logreg": LogReg}
-    for name, cls in (("lenet", LeNet), ("vgg11", VGG), ("resnet18", ResNet18), ("densenet121", DenseNet121)):
-        reg[name] = cls
-        reg[f"{name}_nopool"] = lambda in_channels=1, num_classes=2, _cls=cls: _cls(in_channels, num_classes, pool=False)
-    return reg
+@dataclass(frozen=True)
+class Architecture:
+    """One network the book knows: how to build it, and how chapters, figures, coverage tables and the paper
+    run name, colour and compare it.  Add a network with :func:`register_architecture`; everything that
+    loops over networks reads :data:`REGISTRY`.
+
+    Fields:
+        name: the registry key (``"vgg11"``), lower case.
+        display_name: its name in figures and tables (``"VGG-11"``).
+        build: ``build(in_channels, num_classes)`` returns a freshly initialised network for 32x32 inputs.
+        family: the pooled network a pooling-free twin belongs to (a pooled network's own name).
+        in_paper: one of the paper's five networks (the rows of every chapter's coverage table).
+        nopool: the name of its pooling-free twin, if it has one.
+        colour: its colour in figures (a twin is drawn in its family's colour, dashed).
+        published_key: the key of the authors' published data (``acc_<key>`` columns of their Fourier maps
+            and NAD curves, ``<name>_nads`` of their NADs), None when they published nothing for it.
+    """
+
+    name: str
+    display_name: str
+    build: Callable[..., nn.Module]
+    family: str = ""
+    in_paper: bool = False
+    nopool: str | None = None
+    colour: str | None = None
+    published_key: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or self.name != self.name.lower() \
+                or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"an architecture name is a lower-case identifier, got {self.name!r}")
+        if not callable(self.build):
+            raise TypeError(f"build must be callable as build(in_channels, num_classes), got {self.build!r}")
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
+
+    @property
+    def is_twin(self) -> bool:
+        """A pooling-free twin of another network."""
+        return self.family != self.name
 
 
-_MODELS = _registry()
+#: Every network the book knows, by name, in the order chapters show them (the paper's five first).
+REGISTRY: dict[str, Architecture] = {}
 
-#: Names accepted by :func:`get_model`.
-ARCHITECTURES: tuple[str, ...] = tuple(_MODELS)
+
+def register_architecture(arch: Architecture, *, replace: bool = False) -> Architecture:
+    """Add ``arch`` to :data:`REGISTRY` (``replace=True`` to redefine a name); return it.
+
+    Raises:
+        ValueError: the name is taken (and ``replace`` is false), or its twin/family is unknown.
+    """
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"register an Architecture, got {type(arch).__name__}")
+    if arch.name in REGISTRY and not replace:
+        raise ValueError(f"architecture {arch.name!r} is already registered (pass replace=True to redefine it)")
+    if arch.family not in REGISTRY and arch.family != arch.name:
+        raise ValueError(f"{arch.name!r}: unknown family {arch.family!r}; register the pooled network first")
+    REGISTRY[arch.name] = arch
+    return arch
+
+
+def unregister_architecture(name: str) -> None:
+    """Remove a network added with :func:`register_architecture` (and its twin, if registered)."""
+    arch = REGISTRY.pop(_model_key(name))
+    if arch.nopool:
+        REGISTRY.pop(arch.nopool, None)
+
+
+def paper_networks() -> tuple[Architecture, ...]:
+    """The networks of the paper (and any registered with ``in_paper=True``), in registry order."""
+    return tuple(a for a in REGISTRY.values() if a.in_paper)
+
+
+def _twin_builder(cls) -> Callable[..., nn.Module]:
+    return lambda in_channels=1, num_classes=2: cls(in_channels, num_classes, pool=False)
+
+
+_PAPER = (  # name, display name, class, colour, key of the authors' data
+    ("logreg", "LogReg", LogReg, "#7f7f7f", "lr"),
+    ("lenet", "LeNet", LeNet, "#1f77b4", "ln"),
+    ("vgg11", "VGG-11", VGG, "#ff7f0e", "vgg"),
+    ("resnet18", "ResNet-18", ResNet18, "#2ca02c", "rn"),
+    ("densenet121", "DenseNet-121", DenseNet121, "#d62728", "dn"),
+)
+for _name, _display, _cls, _colour, _key in _PAPER:  # each CNN followed by its pooling-free twin
+    _twin = None if _cls is LogReg else f"{_name}_nopool"
+    register_architecture(Architecture(_name, _display, _cls, in_paper=True, nopool=_twin, colour=_colour,
+                                       published_key=_key))
+    if _twin:
+        register_architecture(Architecture(_twin, f"{_display} without pooling", _twin_builder(_cls),
+                                           family=_name, colour=_colour))
+
+
+class _Names(Sequence):
+    """The registered architecture names, read live from :data:`REGISTRY` (a tuple-like view)."""
+
+    def __getitem__(self, i):
+        return tuple(REGISTRY)[i]
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+    def __contains__(self, name) -> bool:
+        return name in REGISTRY
+
+    def __eq__(self, other) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, (tuple, list, Sequence)) else NotImplemented
+
+    def __hash__(self):
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(REGISTRY))
+
+
+#: Names accepted by :func:`get_model`: every key of :data:`REGISTRY` (a live view).
+ARCHITECTURES: Sequence[str] = _Names()
 
 
 def _model_key(name) -> str:
@@ -201,7 +311,7 @@ def _model_key(name) -> str:
     if not isinstance(name, str):
         raise TypeError(f"architecture name must be a str, got {type(name).__name__}")
     key = name.lower()
-    if key not in _MODELS:
+    if key not in REGISTRY:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
     return key
 
@@ -220,7 +330,7 @@ def get_model(name: str, in_channels: int = 1, num_classes: int = 2) -> nn.Modul
     key = _model_key(name)
     positive_int(in_channels, "in_channels", maximum=4096)
     positive_int(num_classes, "num_classes", maximum=1_000_000)
-    return _MODELS[key](in_channels=in_channels, num_classes=num_classes)
+    return REGISTRY[key].build(in_channels=in_channels, num_classes=num_classes)
 
 
 def seeded_model(arch: str | Callable[[], nn.Module], seed: int, in_channels: int = 1,

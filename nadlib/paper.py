@@ -35,6 +35,7 @@ import torch
 
 from .directions import mirror
 from .grid import GridResult
+from .models import paper_networks
 from .nads import NADs, subspace_overlap
 from .tables import MarkdownTable, markdown_table
 
@@ -42,11 +43,6 @@ from .tables import MarkdownTable, markdown_table
 PAPER_SOURCE = ("published by the authors (Ortiz-Jimenez et al., NeurIPS 2020; repository "
                 "LTS4/neural-anisotropy-directions, Apache-2.0)")
 
-_DFT_COLUMNS = {"logreg": "acc_lr", "lenet": "acc_ln", "resnet18": "acc_rn", "densenet121": "acc_dn",
-                "vgg11": "acc_vgg"}
-_NAD_COLUMNS = {"lenet": "ln", "resnet18": "rn", "densenet121": "dn", "vgg11": "vgg"}
-#: Networks with published NADs (the first 64 are bundled).
-PUBLISHED_NAD_ARCHS = ("lenet", "vgg11", "resnet18", "densenet121", "logreg")
 
 
 def _file(name: str):
@@ -57,6 +53,26 @@ def _file(name: str):
 def _csv(name: str) -> tuple[dict, ...]:
     with _file(name).open("r", encoding="utf-8") as fh:
         return tuple(csv.DictReader(fh))
+
+
+def _published_columns(name: str) -> dict[str, str]:
+    """``{network: column}`` of the published table ``name``: the ``acc_<published_key>`` columns that exist."""
+    header = _csv(name)[0].keys()
+    return {a.name: f"acc_{a.published_key}" for a in paper_networks()
+            if a.published_key and f"acc_{a.published_key}" in header}
+
+
+def _published_nad_archs() -> tuple[str, ...]:
+    with _file("nads_top64.npz").open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+        keys = set(data.files)
+    return tuple(a.name for a in paper_networks() if f"{a.name}_nads" in keys)
+
+
+# what the authors published, per network of the registry (nadlib.models.REGISTRY)
+_DFT_COLUMNS = _published_columns("dft_accuracies.csv")
+_NAD_COLUMNS = _published_columns("nads.csv")
+#: Networks with published NADs (the first 64 are bundled).
+PUBLISHED_NAD_ARCHS = _published_nad_archs()
 
 
 def _check_arch(arch: str, known) -> str:
@@ -117,7 +133,7 @@ def published_trainability(arch: str) -> dict:
     col = _NAD_COLUMNS[_check_arch(arch, _NAD_COLUMNS)]
     rows = _csv("nads.csv")
     return {"indices": np.array([int(r["index"]) for r in rows]),
-            "test_acc": np.array([float(r[f"acc_{col}"]) / 100 for r in rows])}
+            "test_acc": np.array([float(r[col]) / 100 for r in rows])}
 
 
 def nads_agreement(nads, arch: str, ks=(1, 5, 10)) -> dict[int, float]:
@@ -171,10 +187,9 @@ def compare_with_paper(grid, arch: str | None = None, published: dict | None = N
 # --------------------------------------------------------------------------------------------------
 
 #: The networks of the published Fourier maps, in the order the book shows them.
-FOURIER_MAP_ARCHS = ("logreg", "lenet", "vgg11", "resnet18", "densenet121")
+FOURIER_MAP_ARCHS = tuple(_DFT_COLUMNS)
 #: Their names in figures and tables.
-NETWORK_NAMES = {"logreg": "LogReg", "lenet": "LeNet", "vgg11": "VGG-11", "resnet18": "ResNet-18",
-                 "densenet121": "DenseNet-121"}
+NETWORK_NAMES = {a.name: a.display_name for a in paper_networks()}
 #: Test samples per direction behind the published maps (the paper's 10,000).
 PAPER_N_TEST = 10_000
 #: "At chance" margin, in binomial standard deviations of a chance-level test accuracy.

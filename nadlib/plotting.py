@@ -440,9 +440,14 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
 # Chapter 2: NADs (images + Fourier energy, eigenvalue spectra, trainability vs NAD index)
 # --------------------------------------------------------------------------------------------------
 
-def _nad_rows(nads):
-    """NAD rows as a float64 numpy array ``k x C x H x W`` from a :class:`nadlib.NADs` or an array."""
+def nad_rows(nads) -> np.ndarray:
+    """NAD rows as a float64 numpy array ``k x C x H x W`` from a :class:`nadlib.NADs` or an array
+    (``k x H x W``, or ``k x (H*W)`` with square single-channel images).  Shared by the matplotlib figures
+    and the Plotly explorers (:mod:`nadlib.interactive`).
 
+    Raises:
+        ValueError: any other shape.
+    """
     d = getattr(nads, "directions", nads)
     d = d.detach().cpu().numpy() if isinstance(d, torch.Tensor) else np.asarray(d)
     if d.ndim == 2:  # k x (H*W): assume square single-channel images
@@ -450,6 +455,8 @@ def _nad_rows(nads):
         d = d.reshape(d.shape[0], 1, side, side)
     elif d.ndim == 3:
         d = d[:, None]
+    if d.ndim != 4:
+        raise ValueError(f"NADs must be k x C x H x W (or k x H x W), got shape {d.shape}")
     return d.astype(np.float64)
 
 
@@ -457,7 +464,7 @@ def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, 
     """Top row: NADs ``u_i`` in pixel space (diverging colours, channels summed); bottom row: their Fourier
     energy ``|DFT(u_i)|²`` with the zero frequency at the centre.  Returns the figure."""
 
-    d = _nad_rows(nads)
+    d = nad_rows(nads)
     indices = [int(i) for i in indices]
     if axes is None:
         fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices), 3.4), squeeze=False)
@@ -518,10 +525,21 @@ def plot_trainability(curves: dict, ax=None, chance: float = 0.5):
 # Chapter 3: CIFAR-10 (poisoned images, accuracy vs NAD index, energy along NADs vs Fourier, flip table)
 # --------------------------------------------------------------------------------------------------
 
-def _to_rgb(img):
-    """``3 x H x W`` tensor/array in about [0, 1] -> ``H x W x 3`` numpy array clipped to [0, 1]."""
+def rgb_image(img) -> np.ndarray:
+    """A ``C x H x W`` image (C = 1 or 3; or ``H x W``) in about [0, 1] as an ``H x W x 3`` float64 array
+    clipped to [0, 1] (grey images repeated over the three channels).
 
+    Raises:
+        ValueError: any other shape.
+    """
     a = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    a = a.astype(np.float64)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or a.shape[0] not in (1, 3):
+        raise ValueError(f"an image must be C x H x W with C in (1, 3), got shape {a.shape}")
+    if a.shape[0] == 1:
+        a = np.repeat(a, 3, axis=0)
     return np.clip(a.transpose(1, 2, 0), 0.0, 1.0)
 
 
@@ -548,7 +566,7 @@ def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float | None =
         panels = ((x[j], labels[0]), (x_poisoned[j], labels[1]), (0.5 + scale * d, tag))[:rows]
         for i, (img, label) in enumerate(panels):
             ax = axes[i, j]
-            ax.imshow(_to_rgb(img), interpolation="nearest")
+            ax.imshow(rgb_image(img), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:

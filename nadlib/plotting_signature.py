@@ -6,9 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .affinity import relative_depth
+from .models import REGISTRY
 
 #: Colours of the architecture families in Chapter 4 (pooling-free twins use the same colour, dashed).
-FAMILY_COLORS = {"lenet": "#1f77b4", "vgg11": "#ff7f0e", "resnet18": "#2ca02c", "densenet121": "#d62728"}
+FAMILY_COLORS = {a.name: a.colour for a in REGISTRY.values() if not a.is_twin and a.colour}
 
 
 def _family_style(label: str) -> dict:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ._checks import positive_int, seed as _check_seed, unit_interval
+from .config import PAPER_RECIPE
 from .directions import fourier_direction
 from .experiments import ResumableRuns
 from .results import DeadlineReached
@@ -106,11 +107,11 @@ class AblationSetting:
     compensation: str = "fc"
     hidden: int = 120
     init: str = "default"
-    n_train: int = 10_000
-    epochs: int = 20
-    lr: float = 0.5
-    clip: float | None = 0.5
-    weight_decay: float = 0.0
+    n_train: int = PAPER_RECIPE.n_train
+    epochs: int = PAPER_RECIPE.epochs
+    lr: float = PAPER_RECIPE.lr
+    clip: float | None = PAPER_RECIPE.clip
+    weight_decay: float = PAPER_RECIPE.weight_decay
 
     def model(self) -> PoolFreeLeNet:
         return PoolFreeLeNet(self.compensation, self.hidden, self.init)

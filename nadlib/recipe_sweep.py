@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ._checks import positive_float, positive_int, seed as _check_seed
-from .config import get_device
+from .config import PAPER_RECIPE as _RECIPE, get_device
 from .data import as_direction
 from .directions import fourier_direction, mirror
 from .experiments import ResumableRuns, _digest
@@ -34,7 +34,8 @@ __all__ = ["PAPER_RECIPE", "DEFAULT_SETTINGS", "parse_settings", "sweep_probes",
            "sweep_summary", "RECIPE_DIFFERENCES", "recipe_differences_table"]
 
 #: The recipe of the authors' linearly separable experiments (and of :func:`nadlib.direction_accuracy`).
-PAPER_RECIPE = {"epsilon": 1.0, "sigma": 3.0, "n_train": 10_000, "epochs": 20, "lr": 0.5}
+PAPER_RECIPE = {"epsilon": _RECIPE.epsilon, "sigma": _RECIPE.sigma, "n_train": _RECIPE.n_train,
+                "epochs": _RECIPE.epochs, "lr": _RECIPE.lr}
 
 _INT_KEYS = ("n_train", "epochs")
 _MAX = {"epsilon": 1e3, "sigma": 1e3, "lr": 10.0, "n_train": 1_000_000, "epochs": 1_000}

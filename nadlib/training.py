@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import nonneg_int, positive_float, positive_int, real, seed as _check_seed
-from .config import get_device
+from .config import PAPER_RECIPE, get_device
 from .data import as_direction, linear_separable
 from .models import seeded_model
 
@@ -101,8 +101,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / len(x)
 
 
-def sgd_recipe(params, total_steps: int, *, lr: float = 0.5, momentum: float = 0.0,
-               weight_decay: float = 0.0) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+def sgd_recipe(params, total_steps: int, *, lr: float = PAPER_RECIPE.lr, momentum: float = PAPER_RECIPE.momentum,
+               weight_decay: float = PAPER_RECIPE.weight_decay) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
     """The book's optimiser: SGD whose learning rate decays linearly from ``lr`` to 0 over ``total_steps``.
 
     Call ``scheduler.step()`` after every ``optimizer.step()``.  ``params`` is anything
@@ -121,8 +121,10 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator
         yield perm[i:i + batch_size]
 
 
-def check_recipe(*, epochs: int = 20, batch_size: int = 128, lr: float = 0.5, clip: float | None = 0.5,
-                 momentum: float = 0.0, weight_decay: float = 0.0, eval_every: int = 1) -> None:
+def check_recipe(*, epochs: int = PAPER_RECIPE.epochs, batch_size: int = PAPER_RECIPE.batch_size,
+                 lr: float = PAPER_RECIPE.lr, clip: float | None = PAPER_RECIPE.clip,
+                 momentum: float = PAPER_RECIPE.momentum, weight_decay: float = PAPER_RECIPE.weight_decay,
+                 eval_every: int = 1) -> None:
     """Validate the arguments of :func:`train` (its defaults are the paper's recipe)."""
     positive_int(epochs, "epochs", maximum=100_000)
     positive_int(batch_size, "batch_size")
@@ -158,9 +160,11 @@ def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -
                          f"(classes 0..{out.shape[1] - 1})")
 
 
-def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epochs: int = 20,
-          batch_size: int = 128, lr: float = 0.5, clip: float | None = 0.5, momentum: float = 0.0,
-          weight_decay: float = 0.0, seed: int = 0, device=None, progress: bool | Callable = True,
+def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epochs: int = PAPER_RECIPE.epochs,
+          batch_size: int = PAPER_RECIPE.batch_size, lr: float = PAPER_RECIPE.lr,
+          clip: float | None = PAPER_RECIPE.clip, momentum: float = PAPER_RECIPE.momentum,
+          weight_decay: float = PAPER_RECIPE.weight_decay, seed: int = 0, device=None,
+          progress: bool | Callable = True,
           eval_every: int = 1, on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` in place with SGD and a linear learning-rate decay to 0; return its history.
 
@@ -261,8 +265,9 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
     return result
 
 
-def direction_accuracy(arch: str, v, n_train: int = 10_000, n_test: int = 10_000, epochs: int = 20,
-                       seed: int = 0, device=None, *, sigma: float = 3.0, epsilon: float = 1.0,
+def direction_accuracy(arch: str, v, n_train: int = PAPER_RECIPE.n_train, n_test: int = PAPER_RECIPE.n_test,
+                       epochs: int = PAPER_RECIPE.epochs, seed: int = 0, device=None, *,
+                       sigma: float = PAPER_RECIPE.sigma, epsilon: float = PAPER_RECIPE.epsilon,
                        progress: bool | Callable = False, return_history: bool = False, **train_kwargs):
     """Test accuracy (a float in [0, 1]) of ``arch`` trained on D(v) with the paper's recipe.
 

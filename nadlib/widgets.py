@@ -26,6 +26,7 @@ from .affinity import FUNCTIONS_1D, affine_fit_1d
 from .bases import as_nad_basis, poison_with_nads
 from .cifar10 import balanced_subset, cifar_data
 from .collapse import run_collapse, separable_data
+from .budget import use_free_cores
 from .config import get_device, get_profile
 from .directions import fourier_direction, fourier_energy, signed_frequency
 from .experiments import run_poison_sweep
@@ -219,6 +220,8 @@ class FourierTrainWidget(W.VBox):
             _show(self.output, figure_png(fig))
 
         self.status.value = f"{base}<br>{stored + '; ' if stored else ''}<i>training {name}...</i>"
+        if self.device.type == "cpu":
+            use_free_cores()  # a busy laptop: one thread per free core, not a stall
         try:
             hist = direction_accuracy(name, fourier_direction(*freq, size=self.size), seed=self.seed,
                                       device=self.device, return_history=True, progress=stream, **self.sizes)

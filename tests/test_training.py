@@ -432,3 +432,27 @@ def test_a_callable_progress_streams_the_history_after_every_epoch():
     assert all(0 < s[2] <= r.wall_time for s in seen)
     quiet = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], epochs=3, seed=2, device="cpu", progress=False)
     assert quiet.test_acc == r.test_acc  # streaming does not change the run
+
+
+def test_the_papers_recipe_is_written_once_and_every_default_reads_it():
+    import inspect
+
+    from nadlib import PAPER_RECIPE, Recipe
+    from nadlib.collapse import separable_data
+    from nadlib.config import SeparabilityConfig
+    from nadlib.pooling import AblationSetting
+
+    assert PAPER_RECIPE == Recipe(10_000, 10_000, 20, 128, 0.5, 0.5, 0.0, 0.0, 3.0, 1.0)  # the paper's numbers
+    r = PAPER_RECIPE
+    defaults = {f: {k: p.default for k, p in inspect.signature(f).parameters.items()}
+                for f in (train, direction_accuracy, accuracy_grid, linear_separable, separable_data, T.check_recipe)}
+    for f, d in defaults.items():
+        for name in ("n_train", "n_test", "epochs", "batch_size", "lr", "clip", "momentum", "weight_decay",
+                     "sigma", "epsilon"):
+            if name in d and d[name] is not inspect.Parameter.empty:  # required arguments have no default
+                assert d[name] == getattr(r, name), (f.__name__, name)
+    assert r.training() == dict(epochs=20, batch_size=128, lr=0.5, clip=0.5, momentum=0.0, weight_decay=0.0)
+    cfg = SeparabilityConfig(n_train=1, n_test=1, epochs=1, grid_stride=1)
+    assert (cfg.lr, cfg.clip, cfg.sigma, cfg.epsilon, cfg.batch_size) == (r.lr, r.clip, r.sigma, r.epsilon, r.batch_size)
+    a = AblationSetting("x", "x")
+    assert (a.n_train, a.epochs, a.lr, a.clip, a.weight_decay) == (r.n_train, r.epochs, r.lr, r.clip, r.weight_decay)
