@@ -27,14 +27,21 @@ from types import MappingProxyType
 
 from .config import PROFILE_NAMES, get_profile
 from .directions import fourier_grid
+from .models import paper_networks
 
-__all__ = ["Make", "Entry", "ENTRIES", "CATALOGUE", "NETWORKS", "KINDS", "PRODUCERS", "RANKING", "COSTS",
+__all__ = ["Make", "Entry", "ENTRIES", "CATALOGUE", "networks", "all_entries", "registered_entries", "KINDS",
+           "PRODUCERS", "RANKING", "COSTS",
            "DEVICE_TYPES", "canonical_name", "parse_canonical_name", "entry", "entries", "select", "unit_cost",
            "entry_units", "entry_cost", "make_command"]
 
-#: The paper's five networks: registry name -> display name.
-NETWORKS: dict[str, str] = {"logreg": "LogReg", "lenet": "LeNet", "vgg11": "VGG-11", "resnet18": "ResNet-18",
-                            "densenet121": "DenseNet-121"}
+
+
+def networks() -> dict[str, str]:
+    """The networks of the book's coverage tables, name -> display name: those of the architecture registry
+    with ``in_paper`` (:func:`nadlib.models.paper_networks`), read when called."""
+    return {a.name: a.display_name for a in paper_networks()}
+
+
 #: How an entry loads (the loaders are registered in :mod:`nadlib.results` by the modules that define them).
 KINDS = ("artifact", "nads", "grid", "signatures", "collapse")
 #: Producer names (wired to library calls in :mod:`nadlib.paper_run`).
@@ -334,19 +341,46 @@ ENTRIES: tuple[Entry, ...] = (
 CATALOGUE: dict[str, Entry] = {e.key: e for e in ENTRIES}
 
 
+def registered_entries(arch: str) -> tuple[Entry, ...]:
+    """The paper's experiments for a network of the registry that the table above does not list (a network
+    added with :func:`nadlib.register_architecture` and ``in_paper=True``): its secant NADs and its accuracy
+    against its own NAD index (Chapter 2), its Fourier map (Chapter 1), and CIFAR-10 poisoned on its NADs
+    (Chapter 3), each at the paper's sizes (a GPU run of ``python -m nadlib paper``)."""
+    nads_key = f"{arch}/nads/secant"
+    return (
+        _nads(arch, "secant", {"paper": _GPU_NADS}, key=nads_key, chapters=(2,), label="secant NADs", priority=11),
+        _trainability(arch, nads_key, {"paper": _paper_trainability("paper")}, key=f"{arch}/trainability/secant",
+                      what=f"test accuracy of {arch} trained on D(u_i) of its own secant NADs u_i", chapters=(2,),
+                      label="accuracy vs NAD index"),
+        _grid(arch, None, None, {"stride": 2}, key=f"{arch}/grid", chapters=(1,), label="Fourier accuracy map"),
+        _poison(arch, nads_key, ("paper",), key=f"{arch}/cifar/poison", chapters=(3,),
+                label="NAD poisoning on CIFAR-10"),
+    )
+
+
+def all_entries() -> tuple[Entry, ...]:
+    """:data:`ENTRIES` and, for every network of the registry that they do not cover, its
+    :func:`registered_entries`, read when called (so a newly registered network is planned and covered)."""
+    covered = {a for e in ENTRIES for a in e.archs}
+    extra = tuple(e for a in paper_networks() if a.name not in covered for e in registered_entries(a.name))
+    return ENTRIES + extra
+
+
 def entry(key: str) -> Entry:
     """The entry of ``key``; a ``KeyError`` naming the closest keys when there is none."""
+    table = {e.key: e for e in all_entries()}
     try:
-        return CATALOGUE[key]
+        return table[key]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(key), list(CATALOGUE), n=3)
+        close = difflib.get_close_matches(str(key), list(table), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"no catalogue entry {key!r}{hint} (nadlib.catalogue.CATALOGUE lists them)") from None
 
 
 def entries(chapter: int | None = None, arch: str | None = None) -> list[Entry]:
     """The entries a chapter shows and/or that are about a network, in catalogue order."""
-    return [e for e in ENTRIES if (chapter is None or chapter in e.chapters) and (arch is None or arch in e.archs)]
+    return [e for e in all_entries()
+            if (chapter is None or chapter in e.chapters) and (arch is None or arch in e.archs)]
 
 
 def select(only, profile: str) -> list[Entry]:
@@ -359,11 +393,11 @@ def select(only, profile: str) -> list[Entry]:
     Raises:
         ValueError: an item that matches no entry this profile can make.
     """
-    makeable = sorted((e for e in ENTRIES if profile in e.make), key=lambda e: e.priority)
+    makeable = sorted((e for e in all_entries() if profile in e.make), key=lambda e: e.priority)
     if only is None:
         return makeable
     items = [t.strip() for t in (only.split(",") if isinstance(only, str) else map(str, only)) if t.strip()]
-    steps = {e.step for e in ENTRIES}
+    steps = {e.step for e in all_entries()}
     chosen, bad = set(), []
     for item in items:
         hits = {e.key for e in makeable if e.step == item or fnmatch.fnmatchcase(e.key, item)}
@@ -453,6 +487,8 @@ COSTS: dict[tuple[str, str, str], tuple[float, str]] = {
 _GRADIENT_SPEEDUP = 50.0
 #: A signature on a GPU: the CPU cost divided by this (an estimate).
 _SIGNATURE_GPU_SPEEDUP = 20.0
+#: The network whose costs stand in for a registered network without costs of its own.
+_UNMEASURED = "resnet18"
 
 
 def unit_cost(kind: str, arch: str, device_type: str) -> tuple[float, str]:
@@ -461,6 +497,9 @@ def unit_cost(kind: str, arch: str, device_type: str) -> tuple[float, str]:
     signature on CUDA from its CPU cost."""
     if device_type not in DEVICE_TYPES:
         raise ValueError(f"device_type must be one of {', '.join(DEVICE_TYPES)}, got {device_type!r}")
+    if arch not in {a for _, a, _ in COSTS}:  # a registered network that nobody has timed yet
+        sec, src = unit_cost(kind, _UNMEASURED, device_type)
+        return sec, f"guess: no cost measured for {arch}, {_UNMEASURED}'s ({src})"
     if kind == "cifar" and (kind, arch, device_type) not in COSTS:
         sec, src = COSTS[("direction", arch, device_type)]
         return sec * _CIFAR_WORK / _DV_WORK, f"derived ({src} D(v) cost)"

@@ -11,18 +11,19 @@ published data and the chapters' live runs are small tables here, keyed by netwo
 
 from __future__ import annotations
 
-from .catalogue import NETWORKS, entries, entry, make_command
+from .catalogue import entries, entry, make_command, networks
+from .models import paper_networks
 from .results import describe_artifact, origin_of
 from .tables import markdown_table
 
-__all__ = ["NETWORKS", "PUBLISHED", "LIVE", "describe_artifact", "coverage_cells", "coverage_table"]
+__all__ = ["PUBLISHED", "LIVE", "describe_artifact", "coverage_cells", "coverage_table"]
 
 _PUBLISHED = "the authors' published data (LTS4/neural-anisotropy-directions, Apache-2.0)"
 _GPU_MISSING = "not computed: needs a GPU (`python -m nadlib paper`)"
 
 #: chapter -> network -> the authors' published data the chapter shows: (what, which table).
 PUBLISHED: dict[int, dict[str, tuple[tuple[str, str], ...]]] = {
-    1: {net: (("Fourier accuracy map", "dft_accuracies.csv"),) for net in NETWORKS},
+    1: {a.name: (("Fourier accuracy map", "dft_accuracies.csv"),) for a in paper_networks() if a.published_key},
     2: {"logreg": (("NADs", "LogReg_NADs.npy"),),
         "lenet": (("NADs and accuracy vs NAD index", "LeNet_NADs.npy, nads.csv"),),
         "vgg11": (("NADs and accuracy vs NAD index", "VGG11_NADs.npy, nads.csv"),),
@@ -78,7 +79,7 @@ def coverage_table(chapter: int):
     if chapter not in chapters:
         raise ValueError(f"chapter must be one of {chapters}, got {chapter!r}")
     rows = []
-    for net, name in NETWORKS.items():
+    for net, name in networks().items():
         ours = coverage_cells(chapter, net) or [_ABSENT.get(chapter, {}).get(net, _GPU_MISSING)]
         published = [f"{what} ({source})" for what, source in PUBLISHED.get(chapter, {}).get(net, ())]
         rows.append([name, "; ".join(ours), "; ".join(published) or "–"])

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .catalogue import (COSTS, DEVICE_TYPES, ENTRIES, Entry, canonical_name, entry, entry_cost, entry_units, select,
+from .catalogue import (COSTS, DEVICE_TYPES, Entry, all_entries, canonical_name, entry, entry_cost, entry_units, select,
                         unit_cost)
 from .cifar10 import CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse
@@ -87,8 +87,8 @@ def parse_only(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     items = tuple(t.strip() for t in str(text).split(",") if t.strip())
-    steps = {e.step for e in ENTRIES}
-    bad = [i for i in items if i not in steps and not any(fnmatch.fnmatchcase(e.key, i) for e in ENTRIES)]
+    steps = {e.step for e in all_entries()}
+    bad = [i for i in items if i not in steps and not any(fnmatch.fnmatchcase(e.key, i) for e in all_entries())]
     if not items or bad:
         raise ValueError(f"--only takes comma-separated catalogue keys (nadlib.catalogue.CATALOGUE), key patterns "
                          f"like 'lenet/*' or steps ({', '.join(sorted(steps))}); got {text!r}")

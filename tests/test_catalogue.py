@@ -240,29 +240,55 @@ def test_coverage_is_derived_from_the_catalogue(yours):
 
 
 @pytest.fixture
-def toy_network(monkeypatch):
-    """A sixth network, added to the catalogue only: a Fourier map shown in Chapter 1, made by the paper
-    profile."""
-    toy = C.Entry("toynet/grid", "test accuracy of a toy network over a Fourier grid", kind="grid", step="grid",
-                  archs=("toynet",), chapters=(1,), label="Fourier accuracy map", priority=30,
-                  make={"paper": C.Make("grid", dict(arch="toynet", stride=2, n_train=10_000, n_test=10_000,
-                                                     epochs=20))})
-    monkeypatch.setattr(C, "ENTRIES", (*C.ENTRIES, toy))
-    monkeypatch.setitem(C.CATALOGUE, toy.key, toy)
-    monkeypatch.setitem(C.NETWORKS, "toynet", "ToyNet")
-    for dev in C.DEVICE_TYPES:
-        monkeypatch.setitem(C.COSTS, ("direction", "toynet", dev), (1.0, "estimate"))
-    return toy
+def toy_network():
+    """A sixth network of the paper, added the way CONTRIBUTING.md says: one register_architecture call and
+    nothing else (no catalogue entry, no cost, no coverage row written for it)."""
+    from torch import nn
+
+    from nadlib.models import Architecture, register_architecture, unregister_architecture
+
+    class ToyNet(nn.Module):
+        def __init__(self, in_channels=1, num_classes=2):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+            self.fc = nn.Linear(4 * 32 * 32, num_classes)
+
+        def forward(self, x):
+            return self.fc(nn.functional.relu(self.conv(x)).flatten(1))
+
+    register_architecture(Architecture("toynet", "ToyNet", ToyNet, in_paper=True, colour="#17becf"))
+    try:
+        yield "toynet"
+    finally:
+        unregister_architecture("toynet")
 
 
-def test_a_network_added_to_the_catalogue_appears_in_coverage_and_the_plan(toy_network, yours, tmp_path, capsys):
-    table = str(coverage.coverage_table(1))
-    assert "| ToyNet | Fourier accuracy map: not computed: needs a GPU (`python -m nadlib paper --only " \
-           "toynet/grid --profile paper`)" in table
+def test_a_network_added_to_the_registry_appears_in_every_coverage_table_and_the_plan(toy_network, yours,
+                                                                                      tmp_path, capsys):
+    for chapter, label in ((1, "Fourier accuracy map"), (2, "secant NADs"), (2, "accuracy vs NAD index"),
+                           (3, "NAD poisoning on CIFAR-10")):
+        table = str(coverage.coverage_table(chapter))
+        assert "| ToyNet |" in table, chapter
+        assert f"{label}: not computed: needs a GPU (`python -m nadlib paper --only toynet/" in table, (chapter, label)
+    for chapter in (4, 5):  # the chapters without a paper-size experiment of their own still list it
+        assert "| ToyNet |" in str(coverage.coverage_table(chapter)), chapter
     assert main(["paper", "--dry-run", "--device-type", "cuda", "--out-dir", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "| toynet/grid | grid | toynet | 130 directions | 2.2 min | todo | toynet__grid__paper.npz |" in out
+    for key in ("toynet/nads/secant", "toynet/trainability/secant", "toynet/grid", "toynet/cifar/poison"):
+        assert f"| {key} |" in out and C.canonical_name(key, "paper") in out, key
+    assert "| toynet/grid | grid | toynet | 130 directions |" in out
+    assert C.unit_cost("direction", "toynet", "cuda") == (C.unit_cost("direction", "resnet18", "cuda")[0],
+                                                          "guess: no cost measured for toynet, resnet18's "
+                                                          "(measured (H200))")
     assert not (tmp_path / "out").exists()
+    # and it is gone with the registration
+    C.entry("toynet/grid")
+
+
+def test_an_unregistered_network_leaves_the_catalogue(yours):
+    assert "| ToyNet |" not in str(coverage.coverage_table(1))
+    with pytest.raises(KeyError, match="no catalogue entry 'toynet/grid'"):
+        C.entry("toynet/grid")
 
 
 def test_the_default_output_folder_is_yours_else_nadlib_results(yours, monkeypatch, tmp_path):
