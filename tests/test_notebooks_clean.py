@@ -102,3 +102,68 @@ def test_second_code_cell_describes_the_environment(path: Path):
         f"{path.name}: the second code cell (after the install cell) must be "
         f"`import nadlib; print(nadlib.describe_environment())` (it prints version, profile and device); "
         f"found:\n{code[1].source}")
+
+
+def _is_code_span(node: ast.JoinedStr) -> bool:
+    """``f"`{x}`"``: one value as inline code, no prose (a glued text would typeset its ``--`` as a dash)."""
+    v = node.values
+    return (len(v) == 3 and isinstance(v[1], ast.FormattedValue)
+            and all(isinstance(c, ast.Constant) and c.value == "`" for c in (v[0], v[2])))
+
+
+def _builds_a_string(node: ast.AST) -> bool:
+    """``node`` is a string built at run time: an f-string, ``"..." % x``, ``"..." + s`` or ``"...".format()``."""
+    if isinstance(node, ast.JoinedStr):
+        return not _is_code_span(node)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        return _is_string_expr(node)
+    return False
+
+
+def _is_string_expr(node: ast.AST) -> bool:
+    """A (sub)expression that evaluates to a string: a literal, an f-string, ``.join``/``.format``, or
+    a concatenation or ``%``-formatting of those."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in ("join", "format")
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        return _is_string_expr(node.left) or _is_string_expr(node.right)
+    return False
+
+
+def _markdown_prose_calls(tree: ast.AST) -> list[int]:
+    """Lines of the ``Markdown(...)`` calls whose first argument builds a string at run time."""
+    lines = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if name == "Markdown" and any(_builds_a_string(n) for n in ast.walk(node.args[0])):
+            lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_prose_is_markdown_not_python(path: Path):
+    """A chapter tells its story in Markdown cells; numbers are computed in a hidden cell and cited with
+    MyST-NB glue (``nadlib.glue("name", value)``, then ``{glue:text}`name:.3f``` in the Markdown cell
+    after it).  Prose assembled in Python (``display(Markdown(f"..."))``) is neither searchable nor
+    editable as text, and hides its wording inside code.  Tables (``nadlib.markdown_table``) are fine, and
+    so is one value as inline code, ``Markdown(f"`{command}`")``, glued and cited with ``{glue:md}``."""
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for line in _markdown_prose_calls(_python(cell.source)):
+            problems.append(f"cell {i}, line {line}: Markdown(...) of a string built in Python "
+                            "(f-string, %, + or .format): write the prose in a Markdown cell and cite the "
+                            "numbers with nadlib.glue / {glue:text}")
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
