@@ -72,3 +72,18 @@ def test_every_module_imports_only_from_floors_below_or_its_own():
             if dep_top in floors and dep_top != top and floors[dep_top] > floors[top]:
                 problems.append(f"{name} (floor {floors[top]}) imports {dep_top} (floor {floors[dep_top]})")
     assert not problems, "imports that go up the README's floors:\n  " + "\n  ".join(sorted(set(problems)))
+
+
+def test_the_contributing_paths_name_tests_that_exist():
+    """CONTRIBUTING.md says which test checks each path; every test it names must exist."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    named = re.findall(r"tests/(test_\w+\.py)(?:::(test_\w+))?", text)
+    assert named, "CONTRIBUTING.md names no tests"
+    missing = []
+    for module, test in named:
+        path = ROOT / "tests" / module
+        if not path.is_file():
+            missing.append(module)
+        elif test and not re.search(rf"^def {test}\(", path.read_text(), re.M):
+            missing.append(f"{module}::{test}")
+    assert not missing, f"CONTRIBUTING.md names tests that do not exist: {missing}"
