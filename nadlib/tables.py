@@ -96,12 +96,14 @@ def glue(name: str, value, display: bool = False):
 
     This is MyST-NB's ``glue`` when it is installed (a Jupyter Book build, ``make lab``); elsewhere (Colab,
     a bare Jupyter) the value is only shown when ``display`` is true, and the Markdown cites nothing.
-    A string is cited without quotes.  Returns ``value``.
+    A string is cited without quotes, a numpy or torch scalar as the plain number.  Returns ``value``.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"a glue name is an identifier such as 'lenet_acc', got {name!r}")
     if isinstance(value, str) and not isinstance(value, PlainText):
         value = PlainText(value)
+    elif hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy / torch scalar
+        value = value.item()  # cited as 0.5, not np.float64(0.5), and formats such as :.3f apply
     try:
         from myst_nb import glue as myst_glue
     except ImportError:

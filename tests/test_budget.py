@@ -124,3 +124,28 @@ def test_an_unknown_budget_name_lists_the_known_ones():
 
     with pytest.raises(KeyError, match="ch1.lenet"):
         nadlib.get_profile("default").budget("ch9.nothing")
+
+
+def test_glue_cites_strings_without_quotes_and_scalars_as_numbers(monkeypatch):
+    import sys
+    import types
+
+    import numpy as np
+
+    import nadlib
+
+    stored = {}
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: stored.__setitem__(name, value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    nadlib.glue("s", "default profile, 10,000 samples")
+    nadlib.glue("f", np.float64(0.25))
+    nadlib.glue("t", torch.tensor(3))
+    from IPython.lib.pretty import pretty
+
+    assert pretty(stored["s"]) == "default profile, 10,000 samples"
+    assert type(stored["f"]) is float and stored["f"] == 0.25 and type(stored["t"]) is int
+    with pytest.raises(ValueError, match="identifier"):
+        nadlib.glue("not a name", 1)
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # no MyST-NB (Colab): the value is only returned
+    assert nadlib.glue("x", 2.0) == 2.0
