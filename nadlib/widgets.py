@@ -1,4 +1,6 @@
-"""ipywidgets UIs of the chapters, one small class each (every class *is* its ``VBox``).
+"""ipywidgets UIs of the chapters, one small class each (every class *is* its ``VBox``), only where something
+is computed live (training a direction, a NAD index, a poison level, a collapse run, a 1-D fit); stored
+results are browsed in the Plotly figures of :mod:`nadlib.interactive`, which also work in the static book.
 
 Each ``*_widget`` function builds one, displays it and returns it; building trains nothing.  Callbacks
 show figures as PNG images (``Output.append_display_data``), so they work with or without a kernel
@@ -18,7 +20,7 @@ import torch
 
 try:
     import ipywidgets as W
-    from IPython.display import Image, Markdown, display
+    from IPython.display import Image, display
 except ImportError as err:  # pragma: no cover - installed with the book's requirements
     raise ImportError("nadlib.widgets needs ipywidgets and IPython: pip install 'nadlib[book]'") from err
 
@@ -28,11 +30,11 @@ from .cifar10 import balanced_subset, cifar_data
 from .collapse import run_collapse, separable_data
 from .budget import use_free_cores
 from .config import get_device, get_profile
-from .directions import fourier_direction, fourier_energy, signed_frequency
+from .directions import fourier_direction, signed_frequency
 from .experiments import run_poison_sweep
 from .models import ARCHITECTURES
-from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, flip_table, grid_caption, plot_accuracy_map,
-                       plot_fourier_directions, plot_learning_curves, plot_poisoned_examples)
+from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, plot_fourier_directions, plot_learning_curves,
+                       plot_poisoned_examples)
 from .plotting_collapse import plot_collapse
 from .plotting_signature import plot_affine_fit_1d
 from .training import direction_accuracy
@@ -245,98 +247,9 @@ def fourier_train_widget(grids: dict | None = None, profile=None, *, display_wid
     return _shown(FourierTrainWidget(grids, profile, **kwargs), display_widget)
 
 
-class Chooser(W.VBox):
-    """A dropdown over the keys of ``items`` and an output that shows the chosen item (``.choice``,
-    ``.output``); subclasses say how in :meth:`render`, which returns something ``display`` shows."""
-
-    def __init__(self, items: dict, empty_message: str):
-        if not items:
-            raise ValueError(empty_message)
-        self.items = items
-        self.choice = W.Dropdown(options=list(items), description="architecture")
-        self.output = W.Output()
-        self.choice.observe(lambda _: self.show(), names="value")
-        super().__init__([self.choice, self.output])
-        self.show()
-
-    def show(self) -> None:
-        _show(self.output, self.render(self.choice.value, self.items[self.choice.value]))
-
-    def render(self, name: str, item):
-        raise NotImplementedError
-
-
-class MapSwitcher(Chooser):
-    """A dropdown that switches the displayed precomputed accuracy map by architecture.
-
-    ``grids``: ``{name: GridResult}`` (``None`` entries are listed as missing); ``.choice``, ``.output``.
-    """
-
-    def __init__(self, grids: dict):
-        super().__init__(grids, "grids is empty: give at least one {name: GridResult}")
-
-    def render(self, name: str, grid):
-        if grid is None:
-            return Markdown(f"No precomputed map for **{name}** in `results/`.")
-        fig, ax = plt.subplots(figsize=(5.0, 4.2))
-        plot_accuracy_map(grid, ax=ax, title=f"{name}\n{grid_caption(grid)}")
-        return figure_png(fig)
-
-
-def accuracy_map_switcher(grids: dict, display_widget: bool = True) -> MapSwitcher:
-    """Build (and display) a :class:`MapSwitcher`."""
-    return _shown(MapSwitcher(grids), display_widget)
-
-
 # --------------------------------------------------------------------------------------------------
-# Chapter 2: NAD explorer and live training on D(u_i)
+# Chapter 2: live training on D(u_i)
 # --------------------------------------------------------------------------------------------------
-
-class NADExplorer(W.VBox):
-    """Choose an architecture and scroll through its NADs: image, Fourier energy and eigenvalue.
-
-    ``nads_by_arch`` maps a label to a :class:`nadlib.NADs`.
-    """
-
-    def __init__(self, nads_by_arch: dict):
-        if not nads_by_arch:
-            raise ValueError("nads_by_arch is empty")
-        self.nads_by_arch = nads_by_arch
-        names = list(nads_by_arch)
-        self.arch = W.Dropdown(options=names, value=names[0], description="architecture")
-        self.index = W.IntSlider(value=0, min=0, max=len(nads_by_arch[names[0]]) - 1, description="NAD index",
-                                 continuous_update=False)
-        self.output, self.info = W.Output(), W.HTML()
-        self.arch.observe(lambda _: self.redraw(), names="value")
-        self.index.observe(lambda _: self.redraw(), names="value")
-        super().__init__([W.HBox([self.arch, self.index]), self.info, self.output])
-        self.redraw()
-
-    def redraw(self) -> None:
-        nads = self.nads_by_arch[self.arch.value]
-        self.index.max = len(nads) - 1
-        i = self.index.value
-        u = nads.directions[i].double()
-        ev = nads.eigenvalues
-        self.info.value = (f"{self.arch.value}: NAD {i} of {len(ev)}, variance {float(ev[i]):.3g} "
-                           f"({float(ev[i] / ev.sum()):.2%} of the total); {nads.method} estimate from "
-                           f"{nads.n_networks} networks")
-        fig, ax = plt.subplots(1, 2, figsize=(6, 3))
-        img = u.sum(0).numpy()
-        m = abs(img).max() or 1.0
-        ax[0].imshow(img, cmap="BrBG", vmin=-m, vmax=m)
-        ax[0].set_title("pixels")
-        ax[1].imshow(fourier_energy(u).numpy(), cmap="magma")
-        ax[1].set_title("Fourier energy")
-        for a in ax:
-            a.axis("off")
-        _show(self.output, figure_png(fig))
-
-
-def nad_explorer(nads_by_arch: dict, display_widget: bool = True) -> NADExplorer:
-    """Build (and display) a :class:`NADExplorer`."""
-    return _shown(NADExplorer(nads_by_arch), display_widget)
-
 
 class NADTrainingWidget(W.VBox):
     """Pick a NAD index ``i`` and train ``arch`` on D(u_i) live (:func:`nadlib.direction_accuracy`)."""
@@ -371,7 +284,7 @@ def nad_training_widget(nads, arch: str = "lenet", display_widget: bool = True, 
 
 
 # --------------------------------------------------------------------------------------------------
-# Chapter 3: poisoning explorer and flip table
+# Chapter 3: live poisoning
 # --------------------------------------------------------------------------------------------------
 
 class PoisoningWidget(W.VBox):
@@ -434,21 +347,6 @@ class PoisoningWidget(W.VBox):
 def poisoning_widget(x, y, nads, display_widget: bool = True, **kwargs) -> PoisoningWidget:
     """Build (and display) a :class:`PoisoningWidget`."""
     return _shown(PoisoningWidget(x, y, nads, **kwargs), display_widget)
-
-
-class FlipWidget(Chooser):
-    """Choose an architecture and see its flip table row (``results``: ``{arch: (arrays, meta) or None}``)."""
-
-    def __init__(self, results: dict):
-        super().__init__(results, "results is empty")
-
-    def render(self, name: str, item):
-        return Markdown(flip_table({name: item}))
-
-
-def flip_widget(results: dict, display_widget: bool = True) -> FlipWidget:
-    """Build (and display) a :class:`FlipWidget`."""
-    return _shown(FlipWidget(results), display_widget)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ pytest.importorskip("ipywidgets")
 
 import nadlib  # noqa: E402
 from nadlib import GridResult  # noqa: E402
-from nadlib.widgets import accuracy_map_switcher, fourier_train_widget  # noqa: E402
+from nadlib.widgets import fourier_train_widget  # noqa: E402
 
 
 @pytest.fixture()
@@ -75,16 +75,12 @@ def test_train_widget_rejects_bad_input(grids):
         fourier_train_widget(grids, archs=["alexnet"], display_widget=False)
 
 
-def test_map_switcher_shows_each_architecture(grids):
-    box = accuracy_map_switcher({**grids, "resnet18": None}, display_widget=False)
-    assert list(box.choice.options) == ["logreg", "lenet", "resnet18"]
-    first = box.output.outputs
-    assert len(first) == 1 and "image/png" in first[0]["data"]
-    box.choice.value = "lenet"
-    second = box.output.outputs
-    assert len(second) == 1 and second[0]["data"]["image/png"] != first[0]["data"]["image/png"]
-    box.choice.value = "resnet18"
-    assert "No precomputed map" in box.output.outputs[0]["data"]["text/markdown"]
+def test_stored_results_are_browsed_in_plotly_not_in_widgets():
+    """One interactive stack: ipywidgets only where something is computed live."""
+    import nadlib.widgets
+
+    for gone in ("accuracy_map_switcher", "MapSwitcher", "nad_explorer", "NADExplorer", "flip_widget", "FlipWidget"):
+        assert not hasattr(nadlib.widgets, gone), gone
 
 
 def test_train_now_streams_each_epoch_beside_the_stored_answer(grids, monkeypatch):
