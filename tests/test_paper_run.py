@@ -160,6 +160,7 @@ def _arrays(path):
 _SOME = "lenet/nads/secant,lenet/nads/cifar-basis,lenet/trainability/secant,logreg/grid,lenet/grid,lenet/cifar/*"
 
 
+@pytest.mark.slow  # ~70 s: dozens of budgeted calls of the smoke paper run (make test runs it, test-fast not)
 def test_budgeted_paper_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsys):
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert run_paper("smoke", only=_SOME, out_dir=whole, device="cpu", progress=False, echo=lambda s: None) is True
