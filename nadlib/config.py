@@ -158,7 +158,6 @@ DEFAULT_BUDGETS = {
     "ch1.nopool": 150.0,    # LeNet without pooling on cfg.nopool_freqs (~66 s a direction idle)
     "ch2.large": 45.0,      # small gradient NAD estimates of the three deep CNNs (~4 s each idle)
     "ch2.trainability": 60.0,  # LeNet on D(u_i), secant and gradient NADs (~21 s idle)
-    "ch5.nad": 90.0,        # LeNet on an easy and a hard direction, to zero training error
 }
 
 

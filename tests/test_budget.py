@@ -149,3 +149,15 @@ def test_glue_cites_strings_without_quotes_and_scalars_as_numbers(monkeypatch):
         nadlib.glue("not a name", 1)
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # no MyST-NB (Colab): the value is only returned
     assert nadlib.glue("x", 2.0) == 2.0
+
+
+def test_every_budget_is_used_by_a_chapter():
+    """A budget that no chapter reads is a setting nobody can see take effect."""
+    from pathlib import Path
+
+    import nadlib
+
+    chapters = "".join(p.read_text() for p in (Path(__file__).resolve().parents[1] / "book").glob("*.ipynb"))
+    unused = [name for name in nadlib.get_profile("default").budgets
+              if f'profile.budget(\\"{name}\\")' not in chapters]
+    assert not unused, f"budgets that no chapter uses: {unused}"
