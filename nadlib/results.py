@@ -122,9 +122,9 @@ def results_dir() -> Path:
         if not path.is_dir():
             raise FileNotFoundError(f"${RESULTS_ENV}={env!r} is not a folder")
         return path
-    for candidate in (_checkout_results(), PACKAGED_RESULTS):
-        if candidate is not None and candidate.is_dir():
-            return candidate
+    bundled = bundled_dir()
+    if bundled is not None:
+        return bundled
     raise FileNotFoundError(f"no results/ folder next to nadlib ({str(Path(__file__).resolve().parent)!r}) and "
                             f"no packaged results in {str(PACKAGED_RESULTS)!r}; reinstall nadlib or set "
                             f"${RESULTS_ENV} to the folder of precomputed artifacts")
