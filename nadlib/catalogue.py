@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .config import PROFILE_NAMES, get_profile
+from .config import PAPER_RECIPE, PROFILE_NAMES, get_profile
 from .directions import fourier_grid
 from .models import paper_networks
 
@@ -131,8 +131,8 @@ def parse_canonical_name(name: str) -> tuple[str, str] | None:
 
 def _recipe() -> dict:
     """The D(v) training recipe of the paper (learning rate, clipping, batch, noise and margin)."""
-    s = get_profile("paper").separability
-    return dict(lr=s.lr, clip=s.clip, batch_size=s.batch_size, sigma=s.sigma, epsilon=s.epsilon)
+    r = PAPER_RECIPE
+    return dict(lr=r.lr, clip=r.clip, batch_size=r.batch_size, sigma=r.sigma, epsilon=r.epsilon)
 
 
 _SMOKE_DV = dict(n_train=256, n_test=128, epochs=1)
