@@ -6,11 +6,15 @@ import math
 from typing import Iterable, Sequence
 
 
-class MarkdownTable(str):
-    """A GitHub-flavoured Markdown table; shown as a rendered table when it is the value of a cell."""
+class MarkdownNote(str):
+    """A block of Markdown; shown rendered when it is the value of a cell (empty: shows nothing)."""
 
-    def _repr_markdown_(self) -> str:
-        return str(self)
+    def _repr_markdown_(self) -> str | None:
+        return str(self) or None
+
+
+class MarkdownTable(MarkdownNote):
+    """A GitHub-flavoured Markdown table; shown as a rendered table when it is the value of a cell."""
 
 
 def _cell(value, digits: int) -> str:
@@ -49,13 +53,6 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence], *, digits: 
     if caption:
         text = f"*{caption}*\n\n{text}"
     return MarkdownTable(text)
-
-
-class MarkdownNote(str):
-    """A block of Markdown; shown rendered when it is the value of a cell (empty: shows nothing)."""
-
-    def _repr_markdown_(self) -> str | None:
-        return str(self) or None
 
 
 #: What a reader does to check the real-data claims (the variable is read by ``nadlib.cifar_data``).
