@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import platform
 import time
+from nadlib import Recipe, RunControl
 
 
 def _spin(stop) -> None:
@@ -36,8 +37,8 @@ def _epoch_seconds(threads: int | None, epochs: int) -> tuple[float, int]:
         nadlib.use_free_cores()
     used = torch.get_num_threads()
     t0 = time.perf_counter()
-    nadlib.direction_accuracy("lenet", nadlib.fourier_direction(1, 0), n_train=10_000, n_test=2_000,
-                              epochs=epochs, device="cpu")
+    nadlib.direction_accuracy("lenet", nadlib.fourier_direction(1, 0),
+                              recipe=Recipe(n_train=10_000, n_test=2_000, epochs=epochs), run=RunControl(device="cpu"))
     torch.set_num_threads(before)
     return (time.perf_counter() - t0) / epochs, used
 

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import nadlib
 from nadlib.models import seeded_model
 from nadlib.training import TEST_SEED_OFFSET
+from nadlib import Recipe, RunControl
 
 
 def plain_loop_accuracy(arch, v, n_train, n_test, epochs, seed=0, lr=0.5, clip=0.5, batch_size=128, workers=2):
@@ -79,7 +80,7 @@ def main() -> None:
     t_plain = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    grid = nadlib.accuracy_grid(args.arch, freqs, device="cpu", progress=False, **sizes)
+    grid = nadlib.accuracy_grid(args.arch, freqs, recipe=Recipe(**sizes), run=RunControl(device="cpu", progress=False))
     t_grid = time.perf_counter() - t0
 
     n = len(freqs)

@@ -21,6 +21,7 @@ import torch
 
 from nadlib import direction_accuracy, estimate_nads, fourier_direction, markdown_table
 from nadlib.models import get_model
+from nadlib import Recipe, RunControl
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
-    res = estimate_nads("lenet", 256, seed=0, progress=False, device="cpu")
+    res = estimate_nads("lenet", 256, run=RunControl(seed=0, progress=False, device="cpu"))
     rate = 256 / res.meta["gradient_time_s"]
     rows.append(["secant NADs", "lenet", f"{rate:.1f} networks/s", f"{1 / rate:.3f} s/network"])
     x = torch.randn(1, 32, 32)
@@ -46,7 +47,8 @@ def main() -> None:
             per_net = (time.perf_counter() - t) * 1024 / args.coords
         rows.append(["secant NADs", arch, f"{per_net:.1f} s/network (extrapolated from {args.coords} pixels)", ""])
     t = time.perf_counter()
-    direction_accuracy("lenet", fourier_direction(1, 0), n_train=10_000, n_test=10_000, epochs=1, device="cpu")
+    direction_accuracy("lenet", fourier_direction(1, 0), recipe=Recipe(n_train=10_000, n_test=10_000, epochs=1),
+                       run=RunControl(device="cpu"))
     one = time.perf_counter() - t
     rows.append(["D(v) direction", "lenet", f"{one:.1f} s for 1 epoch", f"~{20 * one:.0f} s at 20 epochs"])
     print(markdown_table(["what", "arch", "measured", "per unit"], rows))

@@ -28,6 +28,7 @@ import torch
 import nadlib
 from nadlib.affinity import nonlinearity_signature
 from nadlib.signature_runs import load_signatures, signature_inputs
+from nadlib import RunControl
 
 
 def measure(arch: str, x: torch.Tensor, n: int, batch_size: int = 256) -> dict:
@@ -40,7 +41,7 @@ def measure(arch: str, x: torch.Tensor, n: int, batch_size: int = 256) -> dict:
             model(x[i:i + batch_size])
         forward = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sig = nonlinearity_signature(model, x, n_samples=n, batch_size=batch_size, progress=False)
+    sig = nonlinearity_signature(model, x, n_samples=n, batch_size=batch_size, run=RunControl(progress=False))
     total = time.perf_counter() - t0
     return {"arch": arch, "layers": len(sig), "widest": max(sig.dims), "forward": forward,
             "total": total, "scores": max(total - forward, 0.0), "mean_rho": float(sig.rho.mean())}

@@ -15,6 +15,7 @@ from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_m
                        run_collapse, separable_data)
 from .config import (CIFAR10_CLASSES, PAPER_RECIPE, PROFILE_NAMES, Profile, Recipe, SignatureConfig, describe_environment, get_device,
                      get_profile)
+from .control import RunControl
 from .coverage import coverage_table
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
@@ -22,7 +23,7 @@ from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_fli
 from .grid import GridResult, accuracy_grid, profile_grid
 from .models import ARCHITECTURES, REGISTRY, Architecture, get_model, register_architecture, seeded_model
 from .pooling import PoolFreeLeNet, ablation_table, combine_ablations, run_pooling_ablation
-from .nads import (NADs, NADStatistics, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
+from .nads import (NADs, NADStatistics, Stability, estimate_nads, load_nads, nad_statistics, nads_from_statistics,
                    split_half_stability, subspace_overlap)
 from .results import (ResultMissingError, ResultNotAvailableError, caption as result_caption, load as load_result,
                       load_artifact, loaded as loaded_results, provenance, result_path, results_dir, save_artifact,
@@ -33,7 +34,8 @@ from .tables import claims_not_checked, glue, markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
 __all__ = [
-    "__version__", "PAPER_RECIPE", "Recipe", "PROFILE_NAMES", "Profile", "describe_environment", "get_device", "get_profile",
+    "__version__", "PAPER_RECIPE", "Recipe", "RunControl", "PROFILE_NAMES", "Profile", "describe_environment",
+    "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "REGISTRY", "Architecture", "register_architecture", "get_model",
     "seeded_model", "load_artifact", "provenance", "results_dir",
@@ -44,7 +46,7 @@ __all__ = [
     "cifar_data", "load_cifar10", "synthetic_cifar10", "as_nad_basis", "change_basis", "flip_basis",
     "fourier_energy_by_radius", "nad_coefficients", "nad_energy", "poison_assignment", "poison_with_nads",
     "CIFARHyperParams", "load_basis", "nad_trainability", "run_flip", "run_poison_sweep",
-    "NADs", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
+    "NADs", "Stability", "estimate_nads", "load_nads", "split_half_stability", "subspace_overlap",
     "CollapseMetrics", "CollapseRun", "CollapseTracker", "collapse_metrics", "penultimate_layer",
     "run_collapse", "separable_data",
     "NADStatistics", "nad_statistics", "nads_from_statistics",

@@ -51,7 +51,7 @@ from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
 from ._checks import is_int
-from .config import get_device
+from .control import RunControl, as_run
 from .directions import fourier_energy
 
 __all__ = ["REGULARISATION", "ACTIVATION_MODULES", "FUNCTIONS_1D", "AffineFit1D", "affine_fit_1d",
@@ -442,8 +442,8 @@ def _record(model: nn.Module, inputs: torch.Tensor, batch_size: int, keep=None, 
 
 
 def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | None = None,
-                           n_samples: int = 2048, seed: int = 0, *, batch_size: int = 256, device=None,
-                           progress: bool = True) -> Signature:
+                           n_samples: int = 2048, *, batch_size: int = 256,
+                           run: RunControl | None = None) -> Signature:
     """The affinity score of every activation layer of ``model`` on ``inputs``, in forward order.
 
     Args:
@@ -451,12 +451,11 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
             ``torch.no_grad()``, and its train/eval mode is restored afterwards.
         inputs: a tensor of inputs (first dimension: samples), e.g. ``N x 3 x 32 x 32`` images.
         layers: names of the layers to score (see :attr:`Signature.names`); ``None``: all of them.
-        n_samples: number of inputs used, drawn without replacement with ``seed`` when ``inputs`` has
+        n_samples: number of inputs used, drawn without replacement with ``run.seed`` when ``inputs`` has
             more; all of them when it has fewer.  Must exceed the width ``d`` of every scored layer.
-        seed: seed of that draw.
         batch_size: inputs per forward pass.
-        device: where to run (default: CUDA when available, else CPU); the model is moved there.
-        progress: show a ``tqdm`` progress bar over layers.
+        run: :class:`nadlib.RunControl`: the seed of that draw, the device (default CUDA when available;
+            the model is moved there), a progress bar over layers (default on).
 
     Activation modules (:data:`ACTIVATION_MODULES`; an in-place ``nn.ReLU(inplace=True)`` is handled:
     its input is cloned in a forward *pre*-hook) and functional activations (``torch.relu``,
@@ -474,12 +473,13 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
         inputs = torch.from_numpy(inputs)
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"inputs must be a torch.Tensor (or numpy array), got {type(inputs).__name__}")
-    for name, value in (("n_samples", n_samples), ("batch_size", batch_size), ("seed", seed)):
+    run = as_run(run)
+    seed, progress = run.seed, run.shows_progress(True)
+    for name, value in (("n_samples", n_samples), ("batch_size", batch_size)):
         if not is_int(value):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if n_samples < 2 or batch_size < 1 or seed < 0:
-        raise ValueError(f"need n_samples >= 2, batch_size >= 1 and seed >= 0, got "
-                         f"{n_samples}, {batch_size} and {seed}")
+    if n_samples < 2 or batch_size < 1:
+        raise ValueError(f"need n_samples >= 2 and batch_size >= 1, got {n_samples} and {batch_size}")
     if inputs.dim() < 1 or len(inputs) < 2:
         raise ValueError(f"inputs must hold at least 2 samples along dimension 0, got shape {tuple(inputs.shape)}")
     if inputs.is_floating_point() and not torch.isfinite(inputs).all():
@@ -489,7 +489,7 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
             raise TypeError("layers must be a sequence of layer names (str), e.g. ['features.1']")
         layers = list(layers)
 
-    device = get_device(device)
+    device = run.torch_device()
     n = min(n_samples, len(inputs))
     if n < len(inputs):
         idx = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))[:n].sort().values

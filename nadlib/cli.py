@@ -19,12 +19,13 @@ import torch
 from ._checks import positive_float, unit_interval
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse, separable_data
-from .config import PROFILE_NAMES, get_device, get_profile
+from .config import PROFILE_NAMES, Recipe, get_device, get_profile
+from .control import RunControl
 from .directions import fourier_direction
-from .experiments import load_basis, nad_trainability, run_flip, run_poison_sweep
+from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import profile_grid
 from .models import ARCHITECTURES
-from .nads import METHODS, estimate_nads, load_nads
+from .nads import METHODS, Stability, estimate_nads, load_nads
 from .paper import published_nads
 from .paper_run import DEVICE_TYPES, default_out_dir, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from .pooling import ABLATION, ABLATION_FREQS, CONTROLS, ablation_table, run_pooling_ablation
@@ -156,8 +157,9 @@ def _run_grid(args) -> None:
                                     ("epsilon", args.epsilon)) if v is not None}
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    result = profile_grid(args.arch, profile, freqs=args.freqs, stride=stride, band=args.band, seed=args.seed,
-                          device=device, workers=args.workers, checkpoint=ckpt, **overrides)
+    result = profile_grid(args.arch, profile, freqs=args.freqs, stride=stride, band=args.band, workers=args.workers,
+                          recipe=profile.separability.recipe().replace(**overrides),
+                          run=RunControl(seed=args.seed, device=device, checkpoint=ckpt))
     meta = provenance(device=device, profile=profile.name, stride=stride, band=args.band, resumed=resumed,
                       wall_time=result.wall_time, **result.settings)
     _finish(args.out, result.to_arrays(), meta)
@@ -196,8 +198,8 @@ def _run_pooling(args) -> None:
     resumed = ckpt.exists()
     deadline = None if args.budget is None else time.monotonic() + 60 * args.budget
     arrays, record = run_pooling_ablation(chosen, args.freqs or ABLATION_FREQS, n_test=args.n_test,
-                                          seed=args.seed, device=args.device, checkpoint=ckpt, scale=args.scale,
-                                          deadline=deadline)
+                                          scale=args.scale, run=RunControl(seed=args.seed, device=args.device,
+                                                                           checkpoint=ckpt, deadline=deadline))
     meta = provenance(device=get_device(args.device), resumed=resumed, threads=torch.get_num_threads(),
                       wall_time_s=round(time.perf_counter() - t0, 1), **record)
     if record["complete"]:
@@ -245,9 +247,10 @@ def _run_nads(args) -> None:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else checkpoint_path(args.out)
     res = estimate_nads(args.arch, args.networks, method=args.method,
-                        input_shape=(args.channels, args.size, args.size), seed=args.seed, device=args.device,
-                        step=args.step, batch_size=args.batch_size, progress=not args.quiet, checkpoint=ckpt,
-                        checkpoint_every=args.checkpoint_every, stop_at_stability=args.stop_at_stability)
+                        input_shape=(args.channels, args.size, args.size), step=args.step,
+                        batch_size=args.batch_size, stability=Stability(stop_at=args.stop_at_stability),
+                        run=RunControl(seed=args.seed, device=args.device, progress=not args.quiet, checkpoint=ckpt,
+                                       checkpoint_every=args.checkpoint_every))
     res.save(args.out, k=args.keep)
     ckpt.unlink(missing_ok=True)
     print(f"wrote {args.out}: {res!r}, wall time {res.meta['wall_time_s']:.1f} s")
@@ -275,8 +278,8 @@ def _run_trainability(args) -> None:
              "epochs": args.epochs or cfg.epochs}
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays = nad_trainability(nads, indices, arch=args.arch, seed=args.seed, device=args.device, checkpoint=ckpt,
-                              **sizes)
+    arrays = nad_trainability(nads, indices, arch=args.arch, recipe=Recipe(**sizes),
+                              run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     meta = provenance(device=get_device(args.device), arch=args.arch, nads=str(args.nads),
                       nads_file_sha256=file_sha256(args.nads), nads_method=nads.method,
                       nads_networks=nads.n_networks, seed=args.seed, resumed=resumed,
@@ -343,8 +346,8 @@ def _run_poison(args) -> None:
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
     arrays, settings = run_poison_sweep(args.arch, u, data, indices=args.indices, epsilon=args.epsilon,
-                                        epochs=args.epochs, seed=args.seed, device=args.device,
-                                        checkpoint=ckpt, profile=profile)
+                                        epochs=args.epochs, profile=profile,
+                                        run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     wall = float(arrays["wall_time"].sum() + arrays.get("clean_wall_time", 0.0))
     _finish(args.out, arrays, _cifar_meta(args, profile, settings, data, wall, start, resumed))
     print(f"wrote {args.out} ({wall:.0f} s of training)")
@@ -361,9 +364,9 @@ def _run_flip(args) -> None:
     profile, start, u, data = _cifar_setup(args)
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays, settings = run_flip(args.arch, u, data, epochs=args.epochs, seed=args.seed, device=args.device,
-                                checkpoint=ckpt, profile=profile, until_train_acc=args.until_train_acc,
-                                max_epochs=args.max_epochs)
+    arrays, settings = run_flip(args.arch, u, data, epochs=args.epochs, profile=profile,
+                                until_train_acc=args.until_train_acc, max_epochs=args.max_epochs,
+                                run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     wall = float(arrays["wall_time"].sum())
     _finish(args.out, arrays, _cifar_meta(args, profile, settings, data, wall, start, resumed))
     print(f"wrote {args.out} ({wall:.0f} s of training)")
@@ -404,10 +407,11 @@ def _run_collapse(args) -> None:
         data = cifar_data(profile, n_train=args.n_train or cfg.n_train, n_test=args.n_test or cfg.n_test,
                           synthetic=args.synthetic or None, seed=args.seed, device="cpu")
         epochs = args.epochs or cfg.epochs
-    run = run_collapse(arch, data, epochs, lr=args.lr or cfg.lr, momentum=cfg.momentum,
-                       weight_decay=cfg.weight_decay if args.weight_decay is None else args.weight_decay,
-                       batch_size=args.batch_size or cfg.batch_size, seed=args.seed, device=args.device,
-                       progress=True, out=args.out, profile=profile.name)
+    hp = CIFARHyperParams(lr=args.lr or cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay if args.weight_decay is None else args.weight_decay,
+                          batch_size=args.batch_size or cfg.batch_size)
+    run = run_collapse(arch, data, epochs, hp=hp, out=args.out, profile=profile.name,
+                       run=RunControl(seed=args.seed, device=args.device, progress=True))
     zero = run.zero_error_epoch
     print(f"wrote {args.out}: {arch}, {epochs} epochs, {run.wall_time:.0f} s; zero training error "
           f"{'from epoch ' + str(zero) if zero is not None else 'not reached'}; final NC1 "
@@ -437,9 +441,9 @@ def _run_signature(args) -> None:
     n = args.n_samples or profile.signature.artifact_n_samples
     inputs, source = signature_inputs(profile, n, synthetic=True if args.synthetic else None)
     seeds = range(args.seeds) if args.seeds else None  # None: the profile's (fewer for costly networks)
-    results = run_signatures(args.archs, inputs, profile=profile, n_samples=n, init_seeds=seeds, seed=args.seed,
-                             out=args.out, device=args.device, data_source=source,
-                             checkpoint=checkpoint_path(args.out))
+    results = run_signatures(args.archs, inputs, profile=profile, n_samples=n, init_seeds=seeds, out=args.out,
+                             data_source=source, run=RunControl(seed=args.seed, device=args.device,
+                                                                checkpoint=checkpoint_path(args.out)))
     checkpoint_path(args.out).unlink(missing_ok=True)
     for arch, sigs in results.items():
         rho = [float(s.rho.mean()) for s in sigs]
@@ -499,8 +503,8 @@ def _run_recipe_sweep(args) -> None:
     probes = sweep_probes(nads, args.indices, args.freqs)  # validates indices and frequencies before any work
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays = recipe_sweep(probes, args.settings, n_test=args.n_test, seed=args.seed, device=device,
-                          workers=args.workers, checkpoint=ckpt)
+    arrays = recipe_sweep(probes, args.settings, n_test=args.n_test, workers=args.workers,
+                          run=RunControl(seed=args.seed, device=device, checkpoint=ckpt))
     source = "published (bundled first 64)" if args.nads == "published" else Path(args.nads).name
     meta = provenance(device=device, arch="lenet", nads=source,
                       nads_file_sha256=None if args.nads == "published" else file_sha256(args.nads),
@@ -573,8 +577,9 @@ def _run_paper(args) -> None:
     if args.dry_run:
         return
     print()
-    run_paper(args.profile, only=args.only, out_dir=out_dir, device=args.device, engine=args.engine,
-              address=args.address, budget_s=args.budget, seed=args.seed, progress=not args.quiet)
+    run_paper(args.profile, only=args.only, out_dir=out_dir, engine=args.engine,
+              address=args.address, budget_s=args.budget,
+              run=RunControl(seed=args.seed, device=args.device, progress=not args.quiet))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -51,9 +51,10 @@ import torch
 from torch import nn
 
 from ._checks import positive_int
-from .config import PAPER_RECIPE, get_device
+from .config import PAPER_RECIPE
+from .control import RunControl, as_run
 from .data import as_direction, linear_separable
-from .experiments import Normaliser
+from .experiments import CIFARHyperParams, Normaliser
 from .models import seeded_model
 from .results import load_artifact, provenance, register_loader, save_artifact
 from .training import TEST_SEED_OFFSET, TrainResult, train
@@ -388,26 +389,27 @@ def separable_data(v, n_train: int, n_test: int, *, sigma: float = PAPER_RECIPE.
             "source": f"D(v), sigma {sigma}, epsilon {epsilon}, seed {seed}"}
 
 
-def run_collapse(arch: str, data: dict, epochs: int, *, lr: float = 0.02, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, batch_size: int = 128, clip: float | None = None, seed: int = 0,
-                 standardise: bool = True, device=None, progress: bool = True, out=None,
+def run_collapse(arch: str, data: dict, epochs: int, *, hp: CIFARHyperParams | None = None,
+                 standardise: bool = True, out=None,
                  on_epoch_end: Callable[[int, nn.Module, "CollapseTracker"], None] | None = None,
-                 **meta) -> CollapseRun:
+                 run: RunControl | None = None, **meta) -> CollapseRun:
     """Train ``arch`` on ``data`` for ``epochs`` epochs and record NC1-NC4 before training and after
     every epoch (train and test features).
 
     Args:
-        arch: a name of :data:`nadlib.ARCHITECTURES`; initialised from ``seed`` (``num_classes`` and
+        arch: a name of :data:`nadlib.ARCHITECTURES`; initialised from ``run.seed`` (``num_classes`` and
             input channels from the data).
         data: ``{"x_train", "y_train"}`` and optionally ``{"x_test", "y_test", "source"}``, e.g. from
             :func:`nadlib.cifar_data` or :func:`separable_data`.
-        epochs, lr, momentum, weight_decay, batch_size, clip, seed: the recipe of :func:`nadlib.train`
-            (SGD, linear learning-rate decay to 0); defaults: the book's CIFAR-10 recipe.
+        epochs: epochs of SGD with a linear learning-rate decay to 0 (:func:`nadlib.train`).
+        hp: the optimiser (:class:`nadlib.CIFARHyperParams`: lr, momentum, weight decay, batch size,
+            clipping); default the book's CIFAR-10 recipe.
         standardise: standardise inputs per channel with the training set's mean and std (test likewise).
-        device: default CUDA if available, else CPU.
         out: optional ``.npz`` path: the history is written there with :func:`nadlib.save_artifact` and
             :func:`nadlib.provenance` (settings, data source, zero-error epoch, wall time, ``meta``).
         on_epoch_end: optional ``f(epoch, model, tracker)`` called after the tracker (live plots).
+        run: :class:`nadlib.RunControl`: seed (initialisation and batch order), device (default CUDA if
+            available), progress bar over epochs (default on).
         **meta: extra JSON-serialisable fields for the artifact's provenance (e.g. ``profile="default"``).
 
     Returns:
@@ -416,10 +418,15 @@ def run_collapse(arch: str, data: dict, epochs: int, *, lr: float = 0.02, moment
     """
     if not isinstance(data, dict) or "x_train" not in data or "y_train" not in data:
         raise TypeError("data must be a dict with at least 'x_train' and 'y_train' (see cifar.cifar_data)")
+    run = as_run(run)
     positive_int(epochs, "epochs")
+    hp = CIFARHyperParams() if hp is None else hp
+    if not isinstance(hp, CIFARHyperParams):
+        raise TypeError(f"hp must be a nadlib.CIFARHyperParams, got {type(hp).__name__}: {hp!r}")
+    recipe = hp.recipe(epochs)  # validates the values
     if on_epoch_end is not None and not callable(on_epoch_end):
         raise TypeError("on_epoch_end must be callable as f(epoch, model, tracker)")
-    device = get_device(device)
+    device, seed = run.torch_device(), run.seed
     x_tr = _as_tensor(data["x_train"], "x_train")
     y_tr = _as_class_indices(data["y_train"], "y_train")
     has_test = data.get("x_test") is not None
@@ -442,21 +449,18 @@ def run_collapse(arch: str, data: dict, epochs: int, *, lr: float = 0.02, moment
 
     start = time.perf_counter()
     callback(0, model)
-    result = train(model, x_tr, y_tr, x_te, y_te, epochs=epochs, batch_size=batch_size, lr=lr, clip=clip,
-                   momentum=momentum, weight_decay=weight_decay, seed=seed, device=device, progress=progress,
-                   on_epoch_end=callback)
+    result = train(model, x_tr, y_tr, x_te, y_te, recipe=recipe, on_epoch_end=callback, run=run.replace(device=device))
     wall = time.perf_counter() - start
     history = tracker.history()
     history["loss"] = np.array([np.nan, *result.loss]) if len(result.loss) == epochs else \
         np.full(len(history["epoch"]), np.nan)
-    settings = {"arch": arch, "epochs": epochs, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                "batch_size": batch_size, "clip": clip, "seed": seed, "standardise": standardise,
+    settings = {"arch": arch, "epochs": epochs, **hp.train_kwargs(), "seed": seed, "standardise": standardise,
                 "n_train": len(x_tr), "n_test": len(x_te) if has_test else 0, "num_classes": num_classes,
                 "source": str(data.get("source", "?"))}
-    run = CollapseRun(arch, history, settings, wall, result)
+    collapse = CollapseRun(arch, history, settings, wall, result)
     if out is not None:
-        info = provenance(device=device, wall_time=wall, zero_error_epoch=run.zero_error_epoch,
+        info = provenance(device=device, wall_time=wall, zero_error_epoch=collapse.zero_error_epoch,
                           **settings, **meta)
         save_artifact(out, history, info)
-        run.settings = info
-    return run
+        collapse.settings = info
+    return collapse

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from . import _checks
 from ._version import __version__
 
 PROFILE_ENV = "NADLIB_PROFILE"
@@ -43,6 +44,25 @@ class Recipe:
     weight_decay: float = 0.0    # no weight decay
     sigma: float = 3.0           # noise std orthogonal to v (their sigma)
     epsilon: float = 1.0         # margin: the class means sit at +-epsilon/2 along v
+
+    def __post_init__(self):
+        _checks.positive_int(self.n_train, "n_train")
+        _checks.positive_int(self.n_test, "n_test")
+        _checks.positive_int(self.epochs, "epochs", maximum=100_000)
+        _checks.positive_int(self.batch_size, "batch_size")
+        _checks.positive_float(self.lr, "lr", maximum=1e3)
+        if self.clip is not None:
+            _checks.positive_float(self.clip, "clip")
+        if not 0 <= _checks.real(self.momentum, "momentum") < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if _checks.real(self.weight_decay, "weight_decay") < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        _checks.positive_float(self.sigma, "sigma")
+        _checks.positive_float(self.epsilon, "epsilon")
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with some fields changed: ``PAPER_RECIPE.replace(epochs=5)``."""
+        return replace(self, **changes)
 
     def training(self) -> dict:
         """The keyword arguments of :func:`nadlib.train` (``lr``, ``clip``, ``batch_size``, ...)."""
@@ -75,6 +95,11 @@ class SeparabilityConfig:
     nopool_freqs: tuple[tuple[int, int], ...] = ((16, 15),)  # LeNet without pooling, live
     resnet_live_stride: int = 0  # >0: ResNet-18 trained live on this grid (paper profile, for a GPU)
     widget_stride: int = 4  # step of the clickable Fourier grid of the Chapter 1 widget
+
+    def recipe(self) -> Recipe:
+        """The D(v) recipe of this profile (:class:`Recipe`: its sizes, the paper's training otherwise)."""
+        return Recipe(n_train=self.n_train, n_test=self.n_test, epochs=self.epochs, batch_size=self.batch_size,
+                      lr=self.lr, clip=self.clip, sigma=self.sigma, epsilon=self.epsilon)
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,19 @@ tasks, waits for those in flight, saves the checkpoint and raises :class:`nadlib
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ._checks import positive_int
+from .config import PAPER_RECIPE, Recipe
+from .control import RunControl, as_run
 from .directions import fourier_grid
 from .grid import GridResult, _grid_task
 from .nads import NADStatistics, nad_run_settings, nad_statistics, nads_from_statistics
-from .results import Checkpoint, DeadlineReached, check_deadline, past, provenance
-from .training import check_recipe
+from .results import Checkpoint, DeadlineReached, past, provenance
 
 __all__ = ["require_ray", "init_ray", "ray_accuracy_grid", "ray_estimate_nads", "RAY_HINT"]
 
@@ -121,22 +123,28 @@ class _Pump:
             self.ray.cancel(ref, force=True)
 
 
+def _device_type(run: RunControl) -> str:
+    """The device type of the workers' tasks: ``run.device``'s type, CPU when None (the driver may have no
+    GPU while its workers do, so it is not resolved here)."""
+    return "cpu" if run.device is None else torch.device(run.device).type
+
+
 def ray_accuracy_grid(arch: str, *, size: int = 32, stride: int = 1, band: int | None = None, freqs=None,
-                      n_train: int = 10_000,
-                      n_test: int = 10_000, epochs: int = 20, seed: int = 0, device_type: str = "cpu",
-                      checkpoint=None, deadline: float | None = None, num_gpus: float | None = None,
-                      max_retries: int = 1, progress: bool = True, **recipe) -> GridResult:
+                      recipe: Recipe = PAPER_RECIPE, num_gpus: float | None = None, max_retries: int = 1,
+                      run: RunControl | None = None) -> GridResult:
     """:func:`nadlib.accuracy_grid` with one Ray task per direction (same arguments, same accuracies, the
-    same checkpoint format; ``freqs``: explicit frequencies instead of the grid).  Call :func:`init_ray` first
-    (else a local instance is started)."""
+    same checkpoint format; ``freqs``: explicit frequencies instead of the grid).  ``run.device`` is the
+    workers' device type (``"cpu"``, the default, or ``"cuda"``).  Call :func:`init_ray` first (else a local
+    instance is started)."""
+    run = as_run(run)
+    checkpoint, deadline, progress, device_type = run.checkpoint, run.deadline, run.shows_progress(True), \
+        _device_type(run)
     freqs = list(fourier_grid(size, stride, band=band)) if freqs is None else [(int(a), int(b)) for a, b in freqs]
-    positive_int(n_train, "n_train")
-    positive_int(n_test, "n_test")
-    check_recipe(epochs=epochs, **{k: v for k, v in recipe.items() if k not in ("sigma", "epsilon")})
-    deadline = check_deadline(deadline)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
     opts = _task_options(device_type, num_gpus, max_retries)
     ray = init_ray()
-    settings = dict(n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, **recipe)
+    settings = dict(asdict(recipe), seed=run.seed)
     ckpt = Checkpoint(checkpoint, {"arch": arch, "size": size, **settings}) if checkpoint is not None else None
     done = {}
     if ckpt is not None and ckpt.resumed:
@@ -170,16 +178,18 @@ def ray_accuracy_grid(arch: str, *, size: int = 32, stride: int = 1, band: int |
                       time.perf_counter() - start)
 
 
-def ray_estimate_nads(arch: str, n_networks: int, *, method: str = "secant", input_shape=(1, 32, 32), seed: int = 0,
-                      step: float = 100.0, chunk: int | None = None, device_type: str = "cpu", checkpoint=None,
-                      deadline: float | None = None, num_gpus: float | None = None, max_retries: int = 1,
-                      progress: bool = True, stability_ks=(1, 5, 10, 50)):
+def ray_estimate_nads(arch: str, n_networks: int, *, method: str = "secant", input_shape=(1, 32, 32),
+                      step: float = 100.0, chunk: int | None = None, num_gpus: float | None = None,
+                      max_retries: int = 1, stability_ks=(1, 5, 10, 50), run: RunControl | None = None):
     """:func:`nadlib.estimate_nads` over Ray tasks, each the statistics of ``chunk`` networks (default: about
-    32 chunks, a multiple of the batch size), merged exactly in index order.  Returns :class:`nadlib.NADs`."""
+    32 chunks, a multiple of the batch size), merged exactly in index order.  ``run``: as in
+    :func:`ray_accuracy_grid`.  Returns :class:`nadlib.NADs`."""
     t0 = time.perf_counter()
+    run = as_run(run)
+    seed, checkpoint, deadline, progress = run.seed, run.checkpoint, run.deadline, run.shows_progress(True)
+    device_type = _device_type(run)
     if not isinstance(n_networks, int) or n_networks < 2:
         raise ValueError(f"n_networks must be an int >= 2, got {n_networks!r}")
-    deadline = check_deadline(deadline)
     opts = _task_options(device_type, num_gpus, max_retries)
     base = nad_run_settings(arch, method, input_shape, seed, "cpu", step=step)
     batch = base["batch_size"] if device_type == "cpu" else 64
@@ -188,8 +198,9 @@ def ray_estimate_nads(arch: str, n_networks: int, *, method: str = "secant", inp
     elif positive_int(chunk, "chunk") % batch:
         raise ValueError(f"chunk must be a multiple of the batch size {batch} (so chunks batch networks as the "
                          f"serial estimate does), got {chunk}")
-    kwargs = {"method": method, "input_shape": tuple(input_shape), "seed": seed, "step": step,
-              "device": device_type, "batch_size": batch if device_type == "cpu" else None}
+    kwargs = {"method": method, "input_shape": tuple(input_shape), "step": step,
+              "batch_size": batch if device_type == "cpu" else None,
+              "run": RunControl(seed=seed, device=device_type, progress=False)}
     settings = {**base, "engine": "ray", "device_type": device_type, "chunk": chunk, "n_networks": n_networks}
     ckpt = Checkpoint(checkpoint, settings) if checkpoint is not None else None
     prefix, next_index = None, 0

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import integer, positive_float, positive_int, seed as _check_seed, unit_interval
+from ._checks import integer, positive_float, positive_int, unit_interval
 from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, poison_assignment, poison_with_nads
-from .config import get_device, get_profile
+from .config import PAPER_RECIPE, Recipe, get_profile
+from .control import RunControl, as_run
 from .models import seeded_model
 from .nads import NADs, load_nads
 from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
@@ -93,16 +94,17 @@ def _digest(a) -> str:
 # Chapter 2: trainability against NAD index
 # --------------------------------------------------------------------------------------------------
 
-def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 10_000, n_test: int = 10_000,
-                     epochs: int = 20, seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None, deadline: float | None = None) -> dict:
+def nad_trainability(nads, indices, arch: str = "lenet", *, recipe: Recipe = PAPER_RECIPE,
+                     run: RunControl | None = None) -> dict:
     """Test accuracy of ``arch`` trained on D(u_i) (:func:`nadlib.direction_accuracy`) for each NAD index.
 
-    The defaults are the paper's recipe (10,000 training and test samples, 20 epochs).  Returns
-    ``{"indices": int array, "test_acc": float array, "nads_sha256": str}``; with ``checkpoint`` (an
-    ``.npz`` path) finished indices are stored and skipped when the same call is repeated; ``deadline``:
-    see :class:`ResumableRuns`.
+    ``recipe`` defaults to the paper's (10,000 training and test samples, 20 epochs).  Returns
+    ``{"indices": int array, "test_acc": float array, "nads_sha256": str}``.  ``run``
+    (:class:`nadlib.RunControl`): with ``run.checkpoint`` (an ``.npz`` path) finished indices are stored and
+    skipped when the same call is repeated; ``run.deadline``: see :class:`ResumableRuns`; a bar over indices
+    (default on).
     """
+    run = as_run(run)
     d = getattr(nads, "directions", nads)
     d = torch.as_tensor(d)
     if d.dim() < 2:
@@ -110,22 +112,23 @@ def nad_trainability(nads, indices, arch: str = "lenet", n_train: int = 10_000, 
     indices = [integer(i, "NAD index", minimum=0, maximum=len(d) - 1) for i in indices]
     if not indices:
         raise ValueError("indices is empty")
-    positive_int(n_train, "n_train")
-    positive_int(n_test, "n_test")
-    positive_int(epochs, "epochs")
-    seed = _check_seed(seed)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
     sha = _digest(d)
-    settings = {"arch": arch, "indices": indices, "n_train": n_train, "n_test": n_test, "epochs": epochs,
-                "seed": seed, "nads_sha256": sha}
+    settings = {"arch": arch, "indices": indices, "n_train": recipe.n_train, "n_test": recipe.n_test,
+                "epochs": recipe.epochs, "seed": run.seed, "nads_sha256": sha}
+    if recipe.replace(n_train=PAPER_RECIPE.n_train, n_test=PAPER_RECIPE.n_test,
+                      epochs=PAPER_RECIPE.epochs) != PAPER_RECIPE:
+        settings["recipe"] = asdict(recipe)  # (the paper's training is implied when absent)
+    inner = run.replace(progress=False, checkpoint=None, deadline=None)
 
     def work(key: str) -> dict:
         i = int(key.removeprefix("nad_"))
-        return {"test_acc": direction_accuracy(arch, d[i], n_train=n_train, n_test=n_test, epochs=epochs,
-                                               seed=seed, device=device)}
+        return {"test_acc": direction_accuracy(arch, d[i], recipe=recipe, run=inner)}
 
-    done = ResumableRuns(checkpoint, settings).run([f"nad_{i}" for i in indices], work,
-                                                   desc=f"train {arch} on D(u_i)", progress=progress,
-                                                   deadline=deadline)
+    done = ResumableRuns(run.checkpoint, settings).run([f"nad_{i}" for i in indices], work,
+                                                       desc=f"train {arch} on D(u_i)",
+                                                       progress=run.shows_progress(True), deadline=run.deadline)
     return {"indices": np.array(indices), "test_acc": np.array([float(r["test_acc"]) for r in done.values()]),
             "nads_sha256": sha}
 
@@ -156,6 +159,10 @@ class CIFARHyperParams:
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
                 "batch_size": self.batch_size, "clip": self.clip}
 
+    def recipe(self, epochs: int) -> Recipe:
+        """This training as a :class:`nadlib.Recipe` of ``epochs`` epochs (what :func:`nadlib.train` takes)."""
+        return Recipe(epochs=epochs, **self.train_kwargs())
+
 
 def cifar_hyperparams(profile=None) -> CIFARHyperParams:
     """The recipe for a profile (only the batch size comes from the profile)."""
@@ -174,11 +181,9 @@ class Normaliser:
         return (z - self.mean) / self.std
 
 
-def _train_cifar(arch: str, x_tr, y_tr, x_te, y_te, *, epochs: int, seed: int, device, hp: CIFARHyperParams,
-                 progress: bool):
-    model = seeded_model(arch, seed, in_channels=3, num_classes=10)
-    return train(model, x_tr, y_tr, x_te, y_te, epochs=epochs, seed=seed, device=device,
-                 progress=progress, **hp.train_kwargs())
+def _train_cifar(arch: str, x_tr, y_tr, x_te, y_te, *, epochs: int, hp: CIFARHyperParams, run: RunControl):
+    model = seeded_model(arch, run.seed, in_channels=3, num_classes=10)
+    return train(model, x_tr, y_tr, x_te, y_te, recipe=hp.recipe(epochs), run=run)
 
 
 def _cifar_settings(arch, data, epochs, seed, hp, **extra) -> dict:
@@ -187,9 +192,8 @@ def _cifar_settings(arch, data, epochs, seed, hp, **extra) -> dict:
 
 
 def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: float | None = None,
-                     epochs: int | None = None, seed: int = 0, device=None, hp: CIFARHyperParams | None = None,
-                     checkpoint=None, baseline: bool = True, progress: bool = True,
-                     profile=None, deadline: float | None = None) -> tuple[dict, dict]:
+                     epochs: int | None = None, hp: CIFARHyperParams | None = None, baseline: bool = True,
+                     profile=None, run: RunControl | None = None) -> tuple[dict, dict]:
     """Train ``arch`` on training data poisoned at each NAD index; test on the clean test set.
 
     For each index ``i`` the training images get the class carriers of :func:`nadlib.poison_with_nads` at
@@ -210,24 +214,25 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
         data: from :func:`nadlib.cifar_data`.
         indices: NAD indices (default: ``profile.cifar.poison_indices``).
         epsilon: carrier size (default: ``profile.cifar.epsilon``).
-        checkpoint: optional ``.npz`` path; finished runs are stored there and skipped when resumed.
-        deadline: stop after the run that finishes past this ``time.monotonic()`` value
-            (:class:`nadlib.results.DeadlineReached`).
+        run: :class:`nadlib.RunControl`: the seed of every run; ``run.checkpoint`` (``.npz``) stores finished
+            runs, skipped when resumed; ``run.deadline``: stop after the run that finishes past it
+            (:class:`nadlib.results.DeadlineReached`); bars over runs and epochs (default on).
 
     Returns:
         ``(arrays, settings)`` ready for :func:`nadlib.save_artifact`.
     """
+    run = as_run(run)
     cfg = (profile or get_profile()).cifar
     indices = [int(i) for i in (cfg.poison_indices if indices is None else indices)]
     epochs = positive_int(cfg.epochs if epochs is None else epochs, "epochs")
     epsilon = positive_float(cfg.epsilon if epsilon is None else epsilon, "epsilon", maximum=1e6)
     hp = hp or cifar_hyperparams(profile)
-    device = get_device(device)
+    device = run.torch_device()
     u = as_nad_basis(nads)
     for i in indices:
         poison_assignment(i, len(u))  # validates every index before any training
     keys = (["clean"] if baseline else []) + [f"nad_{i}" for i in indices]
-    settings = _cifar_settings(arch, data, epochs, seed, hp, epsilon=epsilon, indices=indices,
+    settings = _cifar_settings(arch, data, epochs, run.seed, hp, epsilon=epsilon, indices=indices,
                                baseline=baseline, nads_sha256=_digest(u))
     x_tr, y_tr = data["x_train"].to(device), data["y_train"].to(device)
     x_te, y_te = data["x_test"].to(device), data["y_test"].to(device)
@@ -243,16 +248,16 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
             x_tp, _ = poison_with_nads(x_te, y_te, u, i, epsilon)
             x_tc, _ = poison_with_nads(x_te, y_other, u, i, epsilon)
         norm = Normaliser(x_p)  # statistics of the training set actually used, applied to every test set
-        result = _train_cifar(arch, norm(x_p), y_tr, norm(x_te), y_te, epochs=epochs, seed=seed, device=device,
-                              hp=hp, progress=progress)
+        result = _train_cifar(arch, norm(x_p), y_tr, norm(x_te), y_te, epochs=epochs, hp=hp, run=inner)
         model = result.model
         return {"train_acc": evaluate(model, norm(x_p), y_tr), "test_acc": result.final_test_acc,
                 "poisoned_test_acc": evaluate(model, norm(x_tp), y_te),
                 "carrier_acc": evaluate(model, norm(x_tc), y_other) if key != "clean" else float("nan"),
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
-    done = ResumableRuns(checkpoint, settings).run(keys, work, desc=f"{arch} poisoning", progress=progress,
-                                                deadline=deadline)
+    inner = run.replace(device=device, checkpoint=None, deadline=None)
+    done = ResumableRuns(run.checkpoint, settings).run(keys, work, desc=f"{arch} poisoning",
+                                                       progress=run.shows_progress(True), deadline=run.deadline)
     runs = [done[f"nad_{i}"] for i in indices]
     arrays = {"indices": np.array(indices, dtype=np.int64)}
     for name in ("train_acc", "test_acc", "poisoned_test_acc", "carrier_acc", "wall_time"):
@@ -269,17 +274,16 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
     return arrays, settings
 
 
-def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int = 0, device=None,
-             hp: CIFARHyperParams | None = None, checkpoint=None, progress: bool = True,
-             profile=None, deadline: float | None = None, until_train_acc: float | None = None,
-             max_epochs: int | None = None) -> tuple[dict, dict]:
+def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, hp: CIFARHyperParams | None = None,
+             profile=None, until_train_acc: float | None = None, max_epochs: int | None = None,
+             run: RunControl | None = None) -> tuple[dict, dict]:
     """Train ``arch`` on CIFAR-10 and on its NAD-flipped version (:func:`nadlib.change_basis`), same recipe
     and seed.
 
     Returns ``(arrays, settings)`` with ``variants = ["original", "flipped"]`` and, per variant,
     ``train_acc`` (eval mode, after training), ``test_acc`` and ``test_curve`` (per epoch), ``epochs``
     and ``wall_time``.  The flipped test set is the flip of the clean test set (same ``U``).
-    ``deadline``: as in :func:`run_poison_sweep`.
+    ``run`` (seed, device, checkpoint, deadline, progress): as in :func:`run_poison_sweep`.
 
     With ``until_train_acc`` (e.g. 0.99) each variant is trained to that training accuracy, so that test
     accuracies are compared between networks that fit their training sets equally well: a run of
@@ -288,6 +292,7 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
     ``max_epochs`` (default ``8 * epochs``).  ``epochs`` in the result is the length of the kept run, and
     ``train_acc`` says whether the target was reached.
     """
+    run = as_run(run)
     cfg = (profile or get_profile()).cifar
     epochs = positive_int(cfg.epochs if epochs is None else epochs, "epochs")
     if until_train_acc is not None:
@@ -298,9 +303,10 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
     elif max_epochs is not None:
         raise ValueError("max_epochs needs until_train_acc")
     hp = hp or cifar_hyperparams(profile)
-    device = get_device(device)
+    device = run.torch_device()
+    inner = run.replace(device=device, checkpoint=None, deadline=None)
     u = flip_basis(U)
-    settings = _cifar_settings(arch, data, epochs, seed, hp, basis_sha256=_digest(u))
+    settings = _cifar_settings(arch, data, epochs, run.seed, hp, basis_sha256=_digest(u))
     if until_train_acc is not None:
         settings.update(until_train_acc=until_train_acc, max_epochs=max_epochs)
     x_tr, y_tr = data["x_train"].to(device), data["y_train"].to(device)
@@ -313,8 +319,7 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
         norm = Normaliser(a)
         n_epochs = epochs
         while True:
-            result = _train_cifar(arch, norm(a), y_tr, norm(b), y_te, epochs=n_epochs, seed=seed,
-                                  device=device, hp=hp, progress=progress)
+            result = _train_cifar(arch, norm(a), y_tr, norm(b), y_te, epochs=n_epochs, hp=hp, run=inner)
             train_acc = evaluate(result.model, norm(a), y_tr)
             if until_train_acc is None or train_acc >= until_train_acc or 2 * n_epochs > max_epochs:
                 break
@@ -322,8 +327,8 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, seed: int =
         return {"train_acc": train_acc, "test_acc": result.final_test_acc, "epochs": n_epochs,
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
-    done = ResumableRuns(checkpoint, settings).run(variants, work, desc=f"{arch} flip", progress=progress,
-                                                       deadline=deadline)
+    done = ResumableRuns(run.checkpoint, settings).run(variants, work, desc=f"{arch} flip",
+                                                       progress=run.shows_progress(True), deadline=run.deadline)
     arrays = {"variants": np.array(variants)}
     for name in ("train_acc", "test_acc", "wall_time"):
         arrays[name] = np.array([float(done[v][name]) for v in variants])

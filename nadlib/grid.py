@@ -19,7 +19,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from typing import Callable, Iterable, Sequence
 
@@ -30,13 +30,14 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ._checks import positive_int
-from .config import PAPER_RECIPE, get_device, get_profile
+from .config import PAPER_RECIPE, Recipe, get_profile
+from .control import RunControl, as_run
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
 from .models import seeded_model
-from .results import (Checkpoint, DeadlineReached, check_deadline, interruptible, load_artifact, past,
+from .results import (Checkpoint, DeadlineReached, interruptible, load_artifact, past,
                       register_loader)
-from .training import TEST_SEED_OFFSET, check_recipe, class_indices, direction_accuracy, minibatches, sgd_recipe
+from .training import TEST_SEED_OFFSET, class_indices, direction_accuracy, minibatches, sgd_recipe
 
 
 @dataclass
@@ -72,7 +73,10 @@ register_loader("grid", GridResult.from_artifact)  # nadlib.results.load of the 
 
 def _grid_task(arch: str, freq: tuple[int, int], size: int, settings: dict, device: str) -> float:
     """One direction of a grid (top-level so worker processes can run it)."""
-    return direction_accuracy(arch, fourier_direction(*freq, size=size), device=device, **settings)
+    recipe = dict(settings)
+    seed = recipe.pop("seed")
+    return direction_accuracy(arch, fourier_direction(*freq, size=size), recipe=Recipe(**recipe),
+                              run=RunControl(seed=seed, device=device, progress=False))
 
 
 def _init_worker(threads: int) -> None:
@@ -177,31 +181,30 @@ def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: 
 
 
 def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, size: int = 32,
-                  stride: int = 1, band: int | None = None, n_train: int = PAPER_RECIPE.n_train,
-                  n_test: int = PAPER_RECIPE.n_test, epochs: int = PAPER_RECIPE.epochs, seed: int = 0, device=None, workers: int | None = None,
-                  stack: int | None = None, progress: bool = True, checkpoint=None, deadline: float | None = None,
-                  **recipe) -> GridResult:
+                  stride: int = 1, band: int | None = None, recipe: Recipe = PAPER_RECIPE,
+                  workers: int | None = None, stack: int | None = None,
+                  run: RunControl | None = None) -> GridResult:
     """Train ``arch`` on D(v) for many Fourier directions ``v`` and return the test-accuracy map.
 
     Args:
         arch: architecture name (see :data:`nadlib.ARCHITECTURES`).
         freqs: frequencies ``(kx, ky)`` to train on; default: :func:`fourier_grid` with ``stride`` and
             ``band`` (one frequency per symmetric pair, since ``v`` and ``-v`` give the same task).
-        n_train, n_test, epochs, seed: as in :func:`direction_accuracy` (every direction uses the same
-            seed: same initial network and batch order, a common-random-numbers design that makes
-            differences between directions stand out).
-        device: default CUDA if available, else CPU.
+        recipe: data sizes and training of every direction (:class:`nadlib.Recipe`, default the paper's).
         workers: CPU worker processes (default: one per core, at most one per direction); 1 runs in
             this process.
         stack: CUDA only: how many models to train at once with ``vmap`` (default 16; models with
             batch norm are trained one at a time).
-        checkpoint: optional path of a ``.npz`` checkpoint; finished directions are saved there and
-            skipped when the same call is made again (resume after an interruption).
-        deadline: a ``time.monotonic()`` value: once it has passed, the grid stops after the direction (or
-            stacked group) just finished, and raises :class:`nadlib.results.DeadlineReached` (with worker
-            processes, directions still in flight are dropped and redone by the next call).
-        **recipe: ``lr``, ``clip``, ``batch_size``, ``momentum``, ``weight_decay``, ``sigma``, ``epsilon``.
+        run: :class:`nadlib.RunControl`.  ``run.seed`` as in :func:`direction_accuracy`, the same for every
+            direction (same initial network and batch order: a common-random-numbers design that makes
+            differences between directions stand out).  ``run.device``: default CUDA if available.
+            ``run.checkpoint``: finished directions are saved there and skipped when the same call is made
+            again.  ``run.deadline``: once it has passed, the grid stops after the direction (or stacked
+            group) just finished and raises :class:`nadlib.results.DeadlineReached` (with worker processes,
+            directions still in flight are dropped and redone by the next call).  ``run.progress``: a bar
+            over directions (default on).
     """
+    run = as_run(run)
     if not isinstance(arch, str):
         raise TypeError("accuracy_grid needs an architecture name (str)")
     model = seeded_model(arch, 0)  # validates the name early; leaves the global RNG alone
@@ -217,16 +220,14 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
         freqs = [(int(kx), int(ky)) for kx, ky in freqs]
     if not freqs:
         raise ValueError("no frequencies to train on")
-    positive_int(n_train, "n_train")
-    positive_int(n_test, "n_test")
-    check_recipe(epochs=epochs, **{k: v for k, v in recipe.items() if k not in ("sigma", "epsilon")})
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
     if workers is not None:
         positive_int(workers, "workers", maximum=1024)
     if stack is not None:
         positive_int(stack, "stack", maximum=4096)
-    deadline = check_deadline(deadline)
-    device = get_device(device)
-    settings = dict(n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, **recipe)
+    deadline, checkpoint, device = run.deadline, run.checkpoint, run.torch_device()
+    settings = dict(asdict(recipe), seed=run.seed)
     done: dict = {}
     ckpt = None
     if checkpoint is not None:
@@ -246,7 +247,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
     start = time.perf_counter()
     uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     with tqdm(total=len(freqs), initial=len(freqs) - len(todo), desc=f"{arch} grid", unit="dir",
-              disable=not progress) as bar, interruptible(), torch.random.fork_rng(devices=[]):
+              disable=not run.shows_progress(True)) as bar, interruptible(), torch.random.fork_rng(devices=[]):
         if device.type == "cuda" and not uses_bn and (stack or 16) > 1:
             _run_stacked(arch, todo, size, settings, device, record, bar, stack or 16)
         else:
@@ -261,10 +262,10 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
                       time.perf_counter() - start)
 
 
-def profile_grid(arch: str, profile=None, **overrides) -> GridResult:
-    """:func:`accuracy_grid` with the sizes of a run profile (``nadlib.get_profile()`` by default)."""
+def profile_grid(arch: str, profile=None, **kwargs) -> GridResult:
+    """:func:`accuracy_grid` with the stride and recipe of a run profile (``nadlib.get_profile()`` by
+    default); ``kwargs`` are :func:`accuracy_grid`'s keyword arguments and override the profile's."""
     cfg = (profile or get_profile()).separability
-    kwargs = dict(stride=cfg.grid_stride, n_train=cfg.n_train, n_test=cfg.n_test, epochs=cfg.epochs,
-                  lr=cfg.lr, clip=cfg.clip, batch_size=cfg.batch_size, sigma=cfg.sigma, epsilon=cfg.epsilon)
-    kwargs.update(overrides)
+    kwargs.setdefault("stride", cfg.grid_stride)
+    kwargs.setdefault("recipe", cfg.recipe())
     return accuracy_grid(arch, **kwargs)

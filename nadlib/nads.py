@@ -53,12 +53,13 @@ from tqdm.auto import tqdm
 
 from ._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
 from .config import get_device
+from .control import RunControl, as_run
 from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
 from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
 from .models import get_model
 from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
-from .results import (CHECKPOINT_EVERY_S, array_sha256, check_deadline, Checkpoint, DeadlineReached,
+from .results import (CHECKPOINT_EVERY_S, array_sha256, Checkpoint, DeadlineReached,
                       interruptible, load_artifact, past, provenance, register_loader, save_artifact)
 
 METHODS = ("secant", "gradient")
@@ -253,8 +254,8 @@ class _Request:
         return int(np.prod(self.input_shape))
 
 
-def _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_at_stability, stability_k,
-              check_every, stability_ks, checkpoint_every) -> _Request:
+def _validate(n_networks, method, input_shape, k, seed, step, batch_size, stability: "Stability | None",
+              checkpoint_every) -> _Request:
     choice(method, "method", METHODS)
     if not is_int(n_networks) or n_networks < 2:
         raise ValueError(f"n_networks must be an int >= 2 (a covariance needs two samples), got {n_networks!r}")
@@ -266,18 +267,41 @@ def _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_a
         raise ValueError(f"k must be an int in [1, {dim}] (the input dimension) or None, got {k!r}")
     if batch_size is not None:
         positive_int(batch_size, "batch_size", maximum=1_000_000)
-    if stop_at_stability is not None:
-        stop_at_stability = unit_interval(stop_at_stability, "stop_at_stability")
-    stability_k = positive_int(stability_k, "stability_k")
-    if stop_at_stability is not None and stability_k > dim:
-        raise ValueError(f"stability_k={stability_k} exceeds the input dimension {dim}: early stopping could "
-                         "never trigger")
-    if check_every is not None:
-        positive_int(check_every, "check_every")
-    ks = tuple(positive_int(k_, "stability_ks entry") for k_ in stability_ks)
+    stab = Stability() if stability is None else stability
+    if not isinstance(stab, Stability):
+        raise TypeError(f"stability must be a nadlib.Stability or None, got {type(stab).__name__}: {stab!r}")
+    if stab.stop_at is not None and stab.k > dim:
+        raise ValueError(f"Stability.k={stab.k} exceeds the input dimension {dim}: early stopping could never "
+                         "trigger")
     return _Request(int(n_networks), method, input_shape, None if k is None else int(k), _check_seed(seed),
-                    positive_float(step, "step", maximum=1e12), batch_size, stop_at_stability, stability_k,
-                    check_every, ks, positive_float(checkpoint_every, "checkpoint_every"))
+                    positive_float(step, "step", maximum=1e12), batch_size, stab.stop_at, stab.k,
+                    stab.check_every, stab.ks, positive_float(checkpoint_every, "checkpoint_every"))
+
+
+@dataclass(frozen=True)
+class Stability:
+    """The split-half stability of an estimate: which ``k`` it reports, and whether it stops early.
+
+    Attributes:
+        ks: the ``k`` values reported in :attr:`NADs.stability` (overlap of the top-``k`` subspaces of two
+            halves of the networks).
+        stop_at: stop early once the top-``k`` overlap reaches this value (None: never stop early).
+        k: the ``k`` of the early-stopping check.
+        check_every: networks between two checks (default ``max(64, n_networks // 20)``).
+    """
+
+    ks: tuple[int, ...] = (1, 5, 10, 50)
+    stop_at: float | None = None
+    k: int = 10
+    check_every: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "ks", tuple(positive_int(k_, "Stability.ks entry") for k_ in self.ks))
+        if self.stop_at is not None:
+            object.__setattr__(self, "stop_at", unit_interval(self.stop_at, "Stability.stop_at"))
+        object.__setattr__(self, "k", positive_int(self.k, "Stability.k"))
+        if self.check_every is not None:
+            positive_int(self.check_every, "Stability.check_every")
 
 
 def _eval_point(eval_point, input_shape, seed) -> torch.Tensor:
@@ -293,40 +317,35 @@ def _eval_point(eval_point, input_shape, seed) -> torch.Tensor:
 
 
 def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1, 32, 32), k: int | None = None,
-                  seed: int = 0, device=None, eval_point=None, step: float = 100.0, batch_size: int | None = None,
-                  progress: bool = True, *, checkpoint=None, checkpoint_every: float = CHECKPOINT_EVERY_S,
-                  stop_at_stability: float | None = None, stability_k: int = 10, check_every: int | None = None,
-                  stability_ks=(1, 5, 10, 50), tf32: bool = False, deadline: float | None = None) -> NADs:
+                  eval_point=None, step: float = 100.0, batch_size: int | None = None, *,
+                  stability: Stability | None = None, run: RunControl | None = None) -> NADs:
     """Estimate the NADs of an architecture from ``n_networks`` random initialisations.
 
     Args:
         model: an architecture name of :data:`nadlib.ARCHITECTURES` (built with
             ``get_model(name, in_channels=input_shape[0], num_classes=1)``) or a zero-argument callable
             returning a freshly initialised ``nn.Module`` with ONE output.
-        n_networks: number of random networks (at least 2); an upper bound with ``stop_at_stability``.
+        n_networks: number of random networks (at least 2); an upper bound when ``stability`` stops early.
         method: ``"secant"`` (central differences with step ``step``, the authors' estimator) or
             ``"gradient"`` (autograd input gradients).
         input_shape: ``(C, H, W)`` of one input.
         k: number of directions to keep (default: all ``C·H·W``).
-        seed: network ``i`` is initialised from :func:`network_seed` ``(seed, i)``; the evaluation point is
-            ``randn(input_shape)`` from a generator seeded with ``seed`` unless ``eval_point`` is given.
-        device: ``"cpu"``, ``"cuda"``, ... (default: CUDA if available, else CPU).
         eval_point: the input ``x`` at which gradients are taken (``C × H × W``).
         step: the secant step ``h`` (ignored by ``method="gradient"``).
         batch_size: networks processed per step (default: chosen by method, model and device).  On the CPU
             the result is deterministic for fixed ``(seed, batch_size)``; other batch sizes agree to float
             rounding.
-        progress: show a ``tqdm`` progress bar.
-        checkpoint: optional ``.npz`` path: statistics are saved there every ``checkpoint_every`` seconds, on
-            an interruption and at the end, and an existing checkpoint with the same settings is resumed
-            (identical result).
-        stop_at_stability: stop early once the split-half overlap of the top-``stability_k`` NADs reaches
-            this value (checked every ``check_every`` networks, default ``max(64, n_networks // 20)``).
-        stability_ks: the ``k`` values reported in ``.stability``.
-        tf32: allow TF32 matmuls/convolutions on CUDA (faster, ~1e-3 relative error); off by default.
-        deadline: a ``time.monotonic()`` value: once it has passed, the estimate stops after the current
-            batch of networks, saves the checkpoint and raises :class:`nadlib.results.DeadlineReached`
-            (calling again with the same checkpoint continues).
+        stability: the split-half stability reported and early stopping (:class:`Stability`; default:
+            report ``k`` = 1, 5, 10, 50, never stop early).
+        run: :class:`nadlib.RunControl`.  ``run.seed``: network ``i`` is initialised from
+            :func:`network_seed` ``(seed, i)``; the evaluation point is ``randn(input_shape)`` from a
+            generator seeded with ``seed`` unless ``eval_point`` is given.  ``run.device``: default CUDA if
+            available.  ``run.progress``: a ``tqdm`` bar (default on).  ``run.checkpoint``: statistics are
+            saved there every ``run.checkpoint_every`` seconds, on an interruption and at the end, and an
+            existing checkpoint with the same settings is resumed (identical result).  ``run.deadline``: the
+            estimate stops after the current batch of networks, saves the checkpoint and raises
+            :class:`nadlib.results.DeadlineReached` (calling again continues).  ``run.tf32``: allow TF32 on
+            CUDA (faster, ~1e-3 relative error; off by default).
 
     The global torch RNG is left as it was.
 
@@ -340,32 +359,31 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
         RuntimeError: CUDA requested but not available.
     """
     t0 = time.perf_counter()
-    req = _validate(n_networks, method, input_shape, k, seed, step, batch_size, stop_at_stability, stability_k,
-                    check_every, stability_ks, checkpoint_every)
-    deadline = check_deadline(deadline)
-    device = get_device(device)
+    run = as_run(run)
+    req = _validate(n_networks, method, input_shape, k, run.seed, step, batch_size, stability, run.checkpoint_every)
+    device, checkpoint, progress, tf32 = run.torch_device(), run.checkpoint, run.shows_progress(True), run.tf32
     x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         setup = _Setup(model, req, device, x_cpu)
-        run = setup.run()
+        work = setup.run()
         ckpt = Checkpoint(checkpoint, setup.settings) if checkpoint is not None else None
         if ckpt is not None and ckpt.resumed:
-            run.resume(ckpt.arrays)
-        start = run.next_index
+            work.resume(ckpt.arrays)
+        start = work.next_index
         t_grad = time.perf_counter()
         with _tf32(device, tf32):
-            run.execute(ckpt, progress, deadline=deadline)
+            work.execute(ckpt, progress, deadline=run.deadline)
         t_grad = time.perf_counter() - t_grad
     meta = provenance(device=device, arch=setup.arch_name, method=req.method, seed=req.seed,
                       input_shape=list(req.input_shape), step=setup.settings["step"], batch_size=setup.batch,
                       path=setup.path, eval_point="randn(input_shape) from torch.Generator().manual_seed(seed)"
-                      if eval_point is None else "given", stopped_early=run.stopped,
+                      if eval_point is None else "given", stopped_early=work.stopped,
                       requested_networks=req.n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
                       gradient_time_s=round(t_grad, 3), resumed=start > 0, resumed_from=start, bn_mode="eval",
                       precision="tf32" if tf32 and device.type == "cuda" else "float32")
     if ckpt is not None:
-        run.save(ckpt)
-    return nads_from_statistics(run.stats, req.input_shape, req.method, k=req.k, stability_ks=req.stability_ks,
+        work.save(ckpt)
+    return nads_from_statistics(work.stats, req.input_shape, req.method, k=req.k, stability_ks=req.stability_ks,
                                 meta=meta, eval_point=x_cpu)
 
 
@@ -386,32 +404,35 @@ def nads_from_statistics(stats: NADStatistics, input_shape, method: str, *, k: i
                 meta=dict(meta or {}), eval_point=eval_point)
 
 
-def nad_statistics(model, start: int, stop: int, method: str = "secant", input_shape=(1, 32, 32), seed: int = 0,
-                   device=None, eval_point=None, step: float = 100.0, batch_size: int | None = None,
-                   progress: bool = False, *, tf32: bool = False) -> NADStatistics:
+def nad_statistics(model, start: int, stop: int, method: str = "secant", input_shape=(1, 32, 32), eval_point=None,
+                   step: float = 100.0, batch_size: int | None = None, *,
+                   run: RunControl | None = None) -> NADStatistics:
     """Gradient statistics of networks ``start, ..., stop - 1`` of the estimate :func:`estimate_nads` makes with
     the same arguments -- one chunk of it.  Network ``i`` depends only on ``(seed, i)``, so chunks computed
     anywhere and merged with :meth:`NADStatistics.merge` give the statistics of the whole estimate; with
     chunk bounds that are multiples of the batch size (:func:`nad_run_settings`) every network sees the
-    same batches, and only the float64 summation order differs (eigenvalues agree to ~1e-12 relative)."""
+    same batches, and only the float64 summation order differs (eigenvalues agree to ~1e-12 relative).
+    ``run`` (:class:`nadlib.RunControl`) gives the seed, device, progress bar (default off) and TF32 switch;
+    a chunk has no checkpoint or deadline of its own."""
+    run = as_run(run)
     if not is_int(start) or not is_int(stop) or not 0 <= start < stop <= MAX_NETWORKS:
         raise ValueError(f"need ints 0 <= start < stop <= {MAX_NETWORKS:,}, got start={start!r}, stop={stop!r}")
-    req = _validate(max(int(stop), 2), method, input_shape, None, seed, step, batch_size, None, 10, None, (1,),
-                    CHECKPOINT_EVERY_S)
-    device = get_device(device)
+    req = _validate(max(int(stop), 2), method, input_shape, None, run.seed, step, batch_size, Stability(ks=(1,)),
+                    run.checkpoint_every)
+    device = run.torch_device()
     x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _tf32(device, tf32):
-        run = _Setup(model, req, device, x_cpu).run()
-        run.next_index = int(start)
-        run.execute(None, progress, end=int(stop))
-    return run.stats
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _tf32(device, run.tf32):
+        work = _Setup(model, req, device, x_cpu).run()
+        work.next_index = int(start)
+        work.execute(None, run.shows_progress(False), end=int(stop))
+    return work.stats
 
 
 def nad_run_settings(model, method: str = "secant", input_shape=(1, 32, 32), seed: int = 0, device=None,
                      eval_point=None, step: float = 100.0, batch_size: int | None = None) -> dict:
     """The settings that identify an estimate (what its checkpoint records), including the batch size the
     estimate uses (chunks of :func:`nad_statistics` should start at multiples of it)."""
-    req = _validate(2, method, input_shape, None, seed, step, batch_size, None, 10, None, (1,), CHECKPOINT_EVERY_S)
+    req = _validate(2, method, input_shape, None, seed, step, batch_size, Stability(ks=(1,)), CHECKPOINT_EVERY_S)
     device = get_device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         return dict(_Setup(model, req, device, _eval_point(eval_point, req.input_shape, req.seed)).settings)

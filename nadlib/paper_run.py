@@ -42,14 +42,15 @@ from .catalogue import (COSTS, DEVICE_TYPES, Entry, all_entries, canonical_name,
                         unit_cost)
 from .cifar10 import CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse
-from .config import PROFILE_NAMES, get_device, get_profile
+from .config import PROFILE_NAMES, Recipe, get_profile
+from .control import RunControl, as_run
 from .distributed import init_ray, ray_accuracy_grid, ray_estimate_nads
-from .experiments import load_basis, nad_trainability, run_flip, run_poison_sweep
+from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import accuracy_grid
 from .nads import estimate_nads, load_nads
 from .paper import published_nads
 from .pooling import ABLATION, CONTROLS, run_pooling_ablation
-from .results import (DeadlineReached, checkpoint_path, load_artifact, past, provenance, save_artifact, yours_dir)
+from .results import (DeadlineReached, checkpoint_path, load_artifact, provenance, save_artifact, yours_dir)
 from .signature_runs import run_signatures, signature_inputs
 from .tables import markdown_table
 
@@ -235,21 +236,27 @@ def format_plan(rows: list[PlanRow], profile: str = "paper", device_type: str = 
 
 @dataclass
 class _Context:
-    """What every producer shares: device, engine, deadline, seed, progress bars, and the CIFAR-10 data."""
+    """What every producer shares: how the runs run (seed, device, progress, the budget as a deadline), the
+    engine, and the CIFAR-10 data."""
 
-    device: torch.device
+    run: RunControl
     engine: str
-    deadline: float | None
-    seed: int
-    progress: bool
     data: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.run.torch_device()
+
+    def control(self, row: PlanRow) -> RunControl:
+        """The run control of one entry: the shared one with the entry's checkpoint."""
+        return self.run.replace(checkpoint=row.ckpt)
 
     def meta(self, row: PlanRow, t0: float, **extra) -> dict:
         dev = self.device
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
         fields = dict(device_name=name, precision="float32", wall_time_s=round(time.perf_counter() - t0, 3),
                       profile=row.profile, catalogue_key=row.key, step=row.step, arch=row.arch,
-                      engine=self.engine, seed=self.seed, resumed=row.status == "partial",
+                      engine=self.engine, seed=self.run.seed, resumed=row.status == "partial",
                       producer=row.entry.make[row.profile].producer, kwargs=row.kwargs)
         fields.update(extra)
         return provenance(device=dev, **fields)
@@ -259,19 +266,16 @@ class _Context:
         spec = (profile, k["n_train"], k["n_test"], bool(k.get("synthetic")))
         if spec not in self.data:
             self.data[spec] = cifar_data(get_profile(profile), n_train=k["n_train"], n_test=k["n_test"],
-                                         synthetic=True if k.get("synthetic") else None, seed=self.seed,
+                                         synthetic=True if k.get("synthetic") else None, seed=self.run.seed,
                                          device=self.device)
         return self.data[spec]
 
 
 def _make_nads(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     if ctx.engine == "ray":
-        res = ray_estimate_nads(k["arch"], k["n_networks"], method=k["method"], seed=ctx.seed,
-                                device_type=ctx.device.type, checkpoint=row.ckpt, deadline=ctx.deadline,
-                                progress=ctx.progress)
+        res = ray_estimate_nads(k["arch"], k["n_networks"], method=k["method"], run=ctx.control(row))
     else:
-        res = estimate_nads(k["arch"], k["n_networks"], method=k["method"], seed=ctx.seed, device=ctx.device,
-                            checkpoint=row.ckpt, deadline=ctx.deadline, progress=ctx.progress)
+        res = estimate_nads(k["arch"], k["n_networks"], method=k["method"], run=ctx.control(row))
     res.meta.update(ctx.meta(row, t0, networks=k["n_networks"]))
     res.save(row.out, k=k.get("keep"))
 
@@ -282,11 +286,10 @@ def _make_grid(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
         where["freqs"] = [tuple(f) for f in k["freqs"]]
     recipe = {r: k[r] for r in ("n_train", "n_test", "epochs", "lr", "clip", "batch_size", "sigma", "epsilon")}
     if ctx.engine == "ray":
-        res = ray_accuracy_grid(k["arch"], device_type=ctx.device.type, checkpoint=row.ckpt, deadline=ctx.deadline,
-                                progress=ctx.progress, seed=ctx.seed, **where, **recipe)
+        res = ray_accuracy_grid(k["arch"], recipe=Recipe(**recipe), run=ctx.control(row), **where)
     else:
-        res = accuracy_grid(k["arch"], device=ctx.device, workers=k.get("workers"), checkpoint=row.ckpt,
-                            deadline=ctx.deadline, progress=ctx.progress, seed=ctx.seed, **where, **recipe)
+        res = accuracy_grid(k["arch"], workers=k.get("workers"), recipe=Recipe(**recipe), run=ctx.control(row),
+                            **where)
     save_artifact(row.out, res.to_arrays(), ctx.meta(row, t0, size=res.size, wall_time=res.wall_time,
                                                      stride=k.get("stride", 1), band=k.get("band"), **recipe))
 
@@ -297,8 +300,7 @@ def _make_trainability(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     else:
         nads, source = load_nads(row.needs["nads"]), row.needs["nads"].name
     sizes = {s: k[s] for s in ("n_train", "n_test", "epochs")}
-    arrays = nad_trainability(nads, k["indices"], arch=k["arch"], seed=ctx.seed, device=ctx.device,
-                              progress=ctx.progress, checkpoint=row.ckpt, deadline=ctx.deadline, **sizes)
+    arrays = nad_trainability(nads, k["indices"], arch=k["arch"], recipe=Recipe(**sizes), run=ctx.control(row))
     save_artifact(row.out, arrays, ctx.meta(row, t0, nads=source, nads_networks=nads.n_networks,
                                             nads_method=nads.method, **sizes))
 
@@ -307,8 +309,7 @@ def _make_pooling(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     known = {s.name: s for s in (*ABLATION, *CONTROLS)}
     settings = list(ABLATION) if k["settings"] is None else [known[n] for n in k["settings"]]
     arrays, record = run_pooling_ablation(settings, [tuple(f) for f in k["freqs"]], n_test=k["n_test"],
-                                          seed=ctx.seed, device=ctx.device, checkpoint=row.ckpt,
-                                          progress=ctx.progress, deadline=ctx.deadline, scale=k["scale"])
+                                          scale=k["scale"], run=ctx.control(row))
     if not record["complete"]:
         done = int(np.isfinite(arrays["test_acc"]).sum())
         raise DeadlineReached("pooling ablation: runs", done, arrays["test_acc"].size, row.ckpt)
@@ -318,9 +319,7 @@ def _make_pooling(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
 def _make_poison(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     data = ctx.cifar(row.profile, k)
     arrays, settings = run_poison_sweep(k["arch"], load_basis(row.needs["nads"]), data, indices=list(k["indices"]),
-                                        epochs=k["epochs"], seed=ctx.seed, device=ctx.device, checkpoint=row.ckpt,
-                                        progress=ctx.progress, profile=get_profile(row.profile),
-                                        deadline=ctx.deadline)
+                                        epochs=k["epochs"], profile=get_profile(row.profile), run=ctx.control(row))
     wall = float(np.sum(arrays["wall_time"]) + np.sum(arrays.get("clean_wall_time", 0.0)))  # training time
     save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"], wall_time=wall,
                                             nads_file=row.needs["nads"].name))
@@ -328,10 +327,9 @@ def _make_poison(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
 
 def _make_flip(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     data = ctx.cifar(row.profile, k)
-    arrays, settings = run_flip(k["arch"], load_basis(row.needs["nads"]), data, epochs=k["epochs"], seed=ctx.seed,
-                                device=ctx.device, checkpoint=row.ckpt, progress=ctx.progress,
-                                profile=get_profile(row.profile), deadline=ctx.deadline,
-                                until_train_acc=k.get("until_train_acc"), max_epochs=k.get("max_epochs"))
+    arrays, settings = run_flip(k["arch"], load_basis(row.needs["nads"]), data, epochs=k["epochs"],
+                                profile=get_profile(row.profile), until_train_acc=k.get("until_train_acc"),
+                                max_epochs=k.get("max_epochs"), run=ctx.control(row))
     wall = float(np.sum(arrays["wall_time"]) + np.sum(arrays.get("clean_wall_time", 0.0)))  # training time
     save_artifact(row.out, arrays, ctx.meta(row, t0, settings=settings, data_source=data["source"], wall_time=wall,
                                             nads_file=row.needs["nads"].name))
@@ -345,19 +343,18 @@ def _make_signatures(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
                  "python", "machine", "torch_threads", "wall_time_s"):
         meta.pop(name, None)  # run_signatures records these itself
     run_signatures(k["archs"], inputs, profile=profile, n_samples=k["n_samples"], init_seeds=k.get("init_seeds"),
-                   seed=ctx.seed, out=row.out, device=ctx.device, progress=ctx.progress, checkpoint=row.ckpt,
-                   data_source=source, **meta)
+                   out=row.out, run=ctx.control(row), data_source=source, **meta)
 
 
 def _make_collapse(ctx: _Context, row: PlanRow, k: dict, t0: float) -> None:
     data = ctx.cifar(row.profile, k)
-    recipe = {r: k[r] for r in ("lr", "momentum", "weight_decay", "batch_size")}
+    hp = CIFARHyperParams(**{r: k[r] for r in ("lr", "momentum", "weight_decay", "batch_size")})
     meta = ctx.meta(row, t0)
     for name in ("profile", "seed", "arch", "device", "date", "command", "nadlib", "torch", "numpy", "python",
                  "machine", "torch_threads", "wall_time_s"):
         meta.pop(name, None)  # run_collapse records these itself
-    run_collapse(k["arch"], data, k["epochs"], seed=ctx.seed, device=ctx.device, progress=ctx.progress,
-                 out=row.out, profile=row.profile, data_source=data["source"], **recipe, **meta)
+    run_collapse(k["arch"], data, k["epochs"], hp=hp, out=row.out, run=ctx.run, profile=row.profile,
+                 data_source=data["source"], **meta)
 
 
 #: producer name (:data:`nadlib.catalogue.PRODUCERS`) -> function(context, row, kwargs, start time).
@@ -370,12 +367,14 @@ PRODUCERS: dict[str, Callable] = {"nads": _make_nads, "grid": _make_grid, "train
 # running
 
 
-def run_paper(profile: str = "paper", *, only=None, out_dir=None, device=None, engine: str = "serial",
-              address: str | None = None, budget_s: float | None = None, seed: int = 0, progress: bool = True,
-              echo: Callable[[str], None] = print) -> bool:
+def run_paper(profile: str = "paper", *, only=None, out_dir=None, engine: str = "serial",
+              address: str | None = None, budget_s: float | None = None,
+              echo: Callable[[str], None] = print, run: RunControl | None = None) -> bool:
     """Make the entries of the plan that are missing (see the module docstring); returns True when every
     selected file exists, False when the budget ran out first (progress is saved; call again to continue) or
     an entry could not be made (e.g. CIFAR-10 not on this machine: the others are made, the reason shown).
+    ``run`` (:class:`nadlib.RunControl`): the seed, device and progress bars of every entry (each entry has
+    its own checkpoint next to its file; ``budget_s`` sets the deadline).
 
     Raises:
         ValueError: bad profile, selection, engine or budget (before any work).
@@ -387,9 +386,10 @@ def run_paper(profile: str = "paper", *, only=None, out_dir=None, device=None, e
         raise ValueError("--address is for the Ray engine: add --engine ray")
     if budget_s is not None and (isinstance(budget_s, bool) or not np.isfinite(budget_s) or budget_s <= 0):
         raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    run = as_run(run)
     rows = paper_plan(profile, only, out_dir)
-    ctx = _Context(get_device(device), engine, None if budget_s is None else time.monotonic() + float(budget_s),
-                   seed, progress)
+    deadline = None if budget_s is None else time.monotonic() + float(budget_s)
+    ctx = _Context(run.replace(device=run.torch_device(), deadline=deadline), engine)
     if engine == "ray":
         init_ray(address)
     started, skipped = False, []
@@ -397,7 +397,7 @@ def run_paper(profile: str = "paper", *, only=None, out_dir=None, device=None, e
         row.refresh()
         if row.status == "done":
             continue
-        if started and past(ctx.deadline):
+        if started and ctx.run.past_deadline():
             echo("budget reached: run again to continue")
             return False
         absent = [str(p) for p in row.needs.values() if not p.exists()]

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import positive_int, seed as _check_seed, unit_interval
-from .config import PAPER_RECIPE
+from ._checks import positive_int, unit_interval
+from .config import PAPER_RECIPE, Recipe
+from .control import RunControl, as_run
 from .directions import fourier_direction
 from .experiments import ResumableRuns
 from .results import DeadlineReached
@@ -166,8 +167,7 @@ def _check_settings(settings) -> list[AblationSetting]:
 
 def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
                          freqs: Iterable[tuple[int, int]] = ABLATION_FREQS, *, n_test: int = 10_000,
-                         seed: int = 0, device=None, checkpoint=None, progress: bool = True,
-                         deadline: float | None = None, scale: float = 1.0) -> tuple[dict, dict]:
+                         scale: float = 1.0, run: RunControl | None = None) -> tuple[dict, dict]:
     """Train every setting on D(v) for every Fourier direction ``freqs`` (same data, same seed).
 
     ``scale`` multiplies every training-set size and epoch count (e.g. 0.05 for a quick check; at least
@@ -175,9 +175,9 @@ def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
     setting), ``freqs`` (k x 2), ``test_acc`` and ``train_acc`` (settings x directions) and ``wall_time``
     (seconds per setting), ``best_test_acc`` and ``best_epoch`` (the highest test accuracy over the epochs
     and its epoch: what stopping early would give at best -- optimistic, as it is chosen on the test set).
-    Resumable through ``checkpoint`` (see :class:`nadlib.ResumableRuns`).  With
-    ``deadline`` (a ``time.monotonic()`` value) the runs stop after the one that finishes past it and the
-    runs not done are NaN; ``settings_dict["complete"]`` says whether every run was done (rerun the same
+    ``run`` (:class:`nadlib.RunControl`): one seed for every run; resumable through ``run.checkpoint`` (see
+    :class:`nadlib.ResumableRuns`); with ``run.deadline`` the runs stop after the one that finishes past it
+    and the runs not done are NaN; ``settings_dict["complete"]`` says whether every run was done (rerun the same
     call with the same checkpoint to finish).
     """
     settings = _check_settings(settings)
@@ -186,7 +186,8 @@ def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
         raise ValueError("freqs is empty")
     dirs = {f: fourier_direction(*f) for f in freqs}  # validates the frequencies before any work
     positive_int(n_test, "n_test")
-    seed = _check_seed(seed)
+    run = as_run(run)
+    seed = run.seed
     scale = unit_interval(scale, "scale")
 
     def sized(s: AblationSetting) -> tuple[int, int]:
@@ -202,15 +203,16 @@ def run_pooling_ablation(settings: Sequence[AblationSetting] | None = None,
         s = by_name[name]
         freq = tuple(int(c) for c in f.split("_"))
         n_train, epochs = sized(s)
-        recipe = dict(s.recipe(), epochs=epochs)
-        h = direction_accuracy(s.model, dirs[freq], n_train=n_train, n_test=n_test, seed=seed, device=device,
-                               return_history=True, **recipe)
+        recipe = Recipe(n_train=n_train, n_test=n_test, **dict(s.recipe(), epochs=epochs))
+        h = direction_accuracy(s.model, dirs[freq], recipe=recipe, return_history=True, run=inner)
         return {"test_acc": h.final_test_acc, "train_acc": h.final_train_acc, "wall_time": h.wall_time,
                 "best_test_acc": max(h.test_acc), "best_epoch": h.epochs[int(np.argmax(h.test_acc))]}
 
-    runner = ResumableRuns(checkpoint, record)
+    inner = run.replace(progress=False, checkpoint=None, deadline=None)
+    runner = ResumableRuns(run.checkpoint, record)
     try:
-        done = runner.run(keys, work, desc="pooling ablation", progress=progress, deadline=deadline)
+        done = runner.run(keys, work, desc="pooling ablation", progress=run.shows_progress(True),
+                          deadline=run.deadline)
     except DeadlineReached:
         done = runner.done
     shape = (len(settings), len(freqs))

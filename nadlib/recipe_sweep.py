@@ -21,8 +21,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ._checks import positive_float, positive_int, seed as _check_seed
-from .config import PAPER_RECIPE as _RECIPE, get_device
+from ._checks import positive_float, positive_int
+from .config import PAPER_RECIPE as _RECIPE
+from .control import RunControl, as_run
 from .data import as_direction
 from .directions import fourier_direction, mirror
 from .experiments import ResumableRuns, _digest
@@ -140,18 +141,19 @@ def sweep_probes(nads, nad_indices: Iterable[int] = (0, 100, 400), freqs: Iterab
 def _run_one(job: tuple) -> float:
     v, s, n_test, seed, device, arch = job
     torch.set_num_threads(1)
-    return float(direction_accuracy(arch, torch.from_numpy(v), n_train=s["n_train"], n_test=n_test,
-                                    epochs=s["epochs"], seed=seed, device=device, sigma=s["sigma"],
-                                    epsilon=s["epsilon"], lr=s["lr"]))
+    recipe = _RECIPE.replace(n_train=s["n_train"], n_test=n_test, epochs=s["epochs"], sigma=s["sigma"],
+                             epsilon=s["epsilon"], lr=s["lr"])
+    return float(direction_accuracy(arch, torch.from_numpy(v), recipe=recipe,
+                                    run=RunControl(seed=seed, device=device, progress=False)))
 
 
-def recipe_sweep(probes: dict, settings, *, arch: str = "lenet", n_test: int = 10_000, seed: int = 0,
-                 device=None, workers: int = 1, progress: bool = True, checkpoint=None,
-                 deadline: float | None = None) -> dict:
+def recipe_sweep(probes: dict, settings, *, arch: str = "lenet", n_test: int = 10_000, workers: int = 1,
+                 run: RunControl | None = None) -> dict:
     """Test accuracy of ``arch`` on D(v) for every probe (see :func:`sweep_probes`) under every setting.
 
-    ``settings``: anything :func:`parse_settings` takes.  Every run uses the same ``seed`` (data,
-    initialisation, batch order), so settings differ only in the recipe.  ``workers > 1`` trains in that many
+    ``settings``: anything :func:`parse_settings` takes.  Every run uses the same ``run.seed`` (data,
+    initialisation, batch order), so settings differ only in the recipe; ``run.checkpoint`` and
+    ``run.deadline`` as in :class:`nadlib.experiments.ResumableRuns`.  ``workers > 1`` trains in that many
     spawned processes with one torch thread each (results are recorded in order, so a checkpoint stays
     valid).  Returns the arrays of the artifact: ``accuracy`` (settings x probes), the settings' columns
     ``epsilon, sigma, n_train, epochs, lr``, ``labels``, the probes' ``names``, ``directions`` and
@@ -165,14 +167,15 @@ def recipe_sweep(probes: dict, settings, *, arch: str = "lenet", n_test: int = 1
     if not (len(names) == len(dirs) == len(published)) or not names:
         raise ValueError("probes must have as many names, directions and published values (at least one)")
     positive_int(n_test, "n_test")
-    seed = _check_seed(seed)
+    run = as_run(run)
+    seed = run.seed
     positive_int(workers, "workers", maximum=256)
-    device = str(get_device(device))
+    device = str(run.torch_device())
     sha = _digest(dirs)
     keys = [f"s{j}-p{k}" for j in range(len(settings)) for k in range(len(names))]
     jobs = {f"s{j}-p{k}": (dirs[k], s, n_test, seed, device, arch)
             for j, s in enumerate(settings) for k in range(len(names))}
-    runs = ResumableRuns(checkpoint, {"arch": arch, "settings": [list(s.values()) for s in settings],
+    runs = ResumableRuns(run.checkpoint, {"arch": arch, "settings": [list(s.values()) for s in settings],
                                       "probes": names, "n_test": n_test, "seed": seed,
                                       "directions_sha256": sha})
     todo = [k for k in keys if k not in runs.done]
@@ -189,7 +192,8 @@ def recipe_sweep(probes: dict, settings, *, arch: str = "lenet", n_test: int = 1
         def work(key: str) -> dict:
             return {"test_acc": _run_one(jobs[key])}
     try:
-        done = runs.run(keys, work, desc=f"{arch} recipe sweep", progress=progress, deadline=deadline,
+        done = runs.run(keys, work, desc=f"{arch} recipe sweep", progress=run.shows_progress(True),
+                        deadline=run.deadline,
                         label=lambda k: f"{setting_label(settings[int(k[1:].split('-')[0])])} | "
                                         f"{names[int(k.split('-p')[1])]}")
         if pool is not None:

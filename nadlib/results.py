@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -37,11 +36,10 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from .control import CHECKPOINT_EVERY_S, check_deadline, past  # noqa: F401  (re-exported)
 from .catalogue import RANKING, canonical_name, entry as catalogue_entry, make_command
 
 _META_KEY = "__meta__"
-#: Seconds between two checkpoints of a long run (also saved on an interruption and at the end).
-CHECKPOINT_EVERY_S = 30.0
 
 #: Environment variable naming the folder of precomputed results (default: the repository's ``results/``).
 RESULTS_ENV = "NADLIB_RESULTS"
@@ -441,20 +439,6 @@ class DeadlineReached(Exception):
         where = (f"progress saved in {str(self.checkpoint)!r}; the same call continues from there"
                  if self.checkpoint is not None else "no checkpoint was given, so the partial work is lost")
         super().__init__(f"deadline reached: {what} {self.done:,} of {self.total:,} done; {where}")
-
-
-def check_deadline(deadline) -> float | None:
-    """Validate a ``deadline`` argument: None or a finite ``time.monotonic()`` value."""
-    if deadline is None:
-        return None
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not np.isfinite(deadline):
-        raise ValueError(f"deadline must be None or a time.monotonic() value (float), got {deadline!r}")
-    return float(deadline)
-
-
-def past(deadline: float | None) -> bool:
-    """True when ``deadline`` (a ``time.monotonic()`` value, or None for no deadline) has passed."""
-    return deadline is not None and time.monotonic() >= deadline
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from ._checks import is_int
 from .affinity import Signature, nonlinearity_signature
 from .cifar10 import cifar_data
-from .config import get_device, get_profile
+from .config import get_profile
+from .control import RunControl, as_run
 from .experiments import Normaliser
 from .models import ARCHITECTURES, seeded_model
 from .results import Checkpoint, load_artifact, provenance, register_loader, save_artifact
@@ -60,8 +61,7 @@ def _seeds_for(arch: str, init_seeds, profile) -> list[int]:
 
 
 def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples: int | None = None,
-                   init_seeds=None, seed: int = 0, out=None, device=None, progress: bool = True,
-                   checkpoint=None, **meta) -> dict:
+                   init_seeds=None, out=None, run: RunControl | None = None, **meta) -> dict:
     """Signatures of randomly initialised networks of several architectures; optionally saved.
 
     Args:
@@ -72,12 +72,14 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
         profile: sizes (default: :func:`nadlib.get_profile`): ``signature.artifact_n_samples`` and the
             number of init seeds (``artifact_seeds``; ``artifact_seeds_nopool_deep`` for the three costly
             pooling-free deep networks).
-        n_samples, seed: see :func:`nonlinearity_signature` (the same inputs for every network).
+        n_samples: see :func:`nonlinearity_signature` (the same inputs for every network).
         init_seeds: seeds of the networks (``torch.manual_seed(s)`` before building): a sequence for every
             architecture, a dict ``{arch: seeds}``, or ``None`` for the profile's.
         out: path of an ``.npz`` artifact to write (with :func:`nadlib.provenance`), or ``None``.
-        checkpoint: optional path of a ``.npz`` checkpoint: every finished network is stored there, and
-            a run with the same settings started again (e.g. after an interruption) skips them.
+        run: :class:`nadlib.RunControl`: ``run.seed`` draws the inputs (see :func:`nonlinearity_signature`);
+            with ``run.checkpoint`` (``.npz``) every finished network is stored there, and a run with the
+            same settings started again (e.g. after an interruption) skips them; a bar over networks
+            (default on).
         meta: extra JSON-serialisable provenance (e.g. ``command=...``).
 
     Returns:
@@ -86,6 +88,8 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
         ``kinds_<arch>`` and ``seconds_<arch>`` (wall time per network: forward passes + scores), plus
         ``archs`` and ``n_samples``; read it back with :func:`load_signatures`.
     """
+    run = as_run(run)
+    seed, checkpoint = run.seed, run.checkpoint
     profile = profile or get_profile()
     if isinstance(archs, str):
         archs = [archs]
@@ -102,7 +106,7 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
         inputs, source = signature_inputs(profile, n_samples)
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
         raise TypeError("inputs must be an N x C x H x W torch.Tensor of images")
-    device = get_device(device)
+    device = run.torch_device()
     results: dict[str, list[Signature]] = {}
     ckpt = None
     if checkpoint is not None:
@@ -110,7 +114,7 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
                                        "inputs": list(inputs.shape), "input_sum": float(inputs.double().sum())})
     start = time.perf_counter()
     bar = tqdm([(a, s) for a in archs for s in seeds[a]], desc="signatures", unit="net",
-               disable=not progress)
+               disable=not run.shows_progress(True))
     for arch, s in bar:
         bar.set_postfix(arch=arch, seed=s)
         key = f"{arch}__{s}"
@@ -123,8 +127,8 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
             continue
         model = seeded_model(arch, s, in_channels=inputs.shape[1], num_classes=10)
         t0 = time.perf_counter()
-        sig = nonlinearity_signature(model, inputs, n_samples=n_samples, seed=seed, device=device,
-                                     progress=False)
+        sig = nonlinearity_signature(model, inputs, n_samples=n_samples,
+                                     run=RunControl(seed=seed, device=device, progress=False))
         sig.meta.update(arch=arch, init_seed=s, seconds=time.perf_counter() - t0)
         results.setdefault(arch, []).append(sig)
         if ckpt is not None:

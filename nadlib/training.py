@@ -22,8 +22,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import nonneg_int, positive_float, positive_int, real, seed as _check_seed
-from .config import PAPER_RECIPE, get_device
+from ._checks import nonneg_int, positive_float, positive_int, real
+from .config import PAPER_RECIPE, Recipe
+from .control import RunControl, as_run
 from .data import as_direction, linear_separable
 from .models import seeded_model
 
@@ -160,24 +161,22 @@ def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -
                          f"(classes 0..{out.shape[1] - 1})")
 
 
-def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epochs: int = PAPER_RECIPE.epochs,
-          batch_size: int = PAPER_RECIPE.batch_size, lr: float = PAPER_RECIPE.lr,
-          clip: float | None = PAPER_RECIPE.clip, momentum: float = PAPER_RECIPE.momentum,
-          weight_decay: float = PAPER_RECIPE.weight_decay, seed: int = 0, device=None,
-          progress: bool | Callable = True,
-          eval_every: int = 1, on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
+def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, recipe: Recipe = PAPER_RECIPE,
+          eval_every: int = 1, on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+          run: RunControl | None = None) -> TrainResult:
     """Train ``model`` in place with SGD and a linear learning-rate decay to 0; return its history.
 
     Args:
         model: any ``nn.Module`` mapping ``(N, C, H, W)`` to class scores.
         x_train, y_train: training data; labels are ``+-1`` (mapped to classes 1/0) or class indices.
         x_test, y_test: optional test set, evaluated every ``eval_every`` epochs and after the last one.
-        epochs, batch_size, lr, momentum, weight_decay: the SGD recipe (paper: 20, 128, 0.5, 0, 0).
-        clip: maximum gradient norm (``None`` disables clipping).
-        seed: seeds the order of the mini-batches (initialise the model yourself, e.g. with
-            :func:`nadlib.seeded_model`); the same seed, model and data give the same run.
-        device: where to train (default: CUDA if available, else CPU); data is moved there once.
-        progress: show a ``tqdm`` bar over epochs (True), nothing (False), or stream the run: a callable
+        recipe: the SGD recipe (:class:`nadlib.Recipe`; only ``epochs``, ``batch_size``, ``lr``, ``clip``
+            -- the maximum gradient norm, None for none --, ``momentum`` and ``weight_decay`` are used);
+            default the paper's (20, 128, 0.5, 0.5, 0, 0).  E.g. ``recipe=PAPER_RECIPE.replace(epochs=5)``.
+        run: :class:`nadlib.RunControl`.  ``run.seed`` seeds the order of the mini-batches (initialise the
+            model yourself, e.g. with :func:`nadlib.seeded_model`); the same seed, model and data give the
+            same run.  ``run.device``: where to train (default CUDA if available); data is moved there once.
+            ``run.progress``: a ``tqdm`` bar over epochs (True, the default), nothing (False), or a callable
             ``f(result)`` called with the :class:`TrainResult` so far after every evaluated epoch (a live
             plot, a widget that shows the first reading after one epoch).
         eval_every: evaluate the train/test accuracy every this many epochs (0: only after the last).
@@ -192,9 +191,12 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
             model, labels the model has no output for -- all before training starts; and
             ``FloatingPointError`` when the loss becomes non-finite.
     """
-    check_recipe(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, momentum=momentum,
-                 weight_decay=weight_decay, eval_every=eval_every)
-    seed = _check_seed(seed)
+    run = as_run(run)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
+    nonneg_int(eval_every, "eval_every")
+    epochs, batch_size, clip = recipe.epochs, recipe.batch_size, recipe.clip
+    progress = run.shows_progress(True)
     if on_epoch_end is not None and not callable(on_epoch_end):
         raise TypeError(f"on_epoch_end must be callable, got {type(on_epoch_end).__name__}")
     x_train, y_train = check_dataset(x_train, y_train, "train")
@@ -207,7 +209,7 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
             raise ValueError(f"x_test has samples of shape {tuple(x_test.shape[1:])}, x_train of "
                              f"{tuple(x_train.shape[1:])}")
 
-    device = get_device(device)
+    device = run.torch_device()
     model = model.to(device)
     fmt = torch.channels_last if _prefers_channels_last(model, device) else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -218,9 +220,9 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
         x_test, y_test = x_test.to(device).contiguous(memory_format=fmt), y_test.to(device)
 
     n = len(x_train)
-    opt, sched = sgd_recipe(model.parameters(), epochs * math.ceil(n / batch_size), lr=lr,
-                            momentum=momentum, weight_decay=weight_decay)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    opt, sched = sgd_recipe(model.parameters(), epochs * math.ceil(n / batch_size), lr=recipe.lr,
+                            momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    gen = torch.Generator(device=device).manual_seed(run.seed)
     loss_fn = nn.CrossEntropyLoss()
     result = TrainResult(model=model)
     start = time.perf_counter()
@@ -265,26 +267,28 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, epoch
     return result
 
 
-def direction_accuracy(arch: str, v, n_train: int = PAPER_RECIPE.n_train, n_test: int = PAPER_RECIPE.n_test,
-                       epochs: int = PAPER_RECIPE.epochs, seed: int = 0, device=None, *,
-                       sigma: float = PAPER_RECIPE.sigma, epsilon: float = PAPER_RECIPE.epsilon,
-                       progress: bool | Callable = False, return_history: bool = False, **train_kwargs):
-    """Test accuracy (a float in [0, 1]) of ``arch`` trained on D(v) with the paper's recipe.
+def direction_accuracy(arch: str, v, *, recipe: Recipe = PAPER_RECIPE, return_history: bool = False,
+                       run: RunControl | None = None):
+    """Test accuracy (a float in [0, 1]) of ``arch`` trained on D(v) with ``recipe`` (default the paper's).
 
-    ``seed`` fixes the training data, the test data (seed + ``TEST_SEED_OFFSET``), the initialisation
-    and the batch order.  Extra keyword arguments go to :func:`train` (``lr``, ``clip``, ``batch_size``).
-    With ``return_history=True`` the whole :class:`TrainResult` is returned instead.  ``progress`` as in
-    :func:`train` (a callable receives the history after every epoch).
+    ``recipe`` (:class:`nadlib.Recipe`) sets the data (``n_train``, ``n_test``, ``sigma``, ``epsilon``) and
+    the training (:func:`train`).  ``run.seed`` fixes the training data, the test data (seed +
+    ``TEST_SEED_OFFSET``), the initialisation and the batch order; ``run.progress`` as in :func:`train`
+    (default off; a callable receives the history after every epoch).  With ``return_history=True`` the whole
+    :class:`TrainResult` is returned instead.
     """
+    run = as_run(run)
     v = as_direction(v)
-    positive_int(n_test, "n_test")
-    check_recipe(epochs=epochs, **{k: train_kwargs[k] for k in train_kwargs if k != "on_epoch_end"})
-    device = get_device(device)
-    x_tr, y_tr = linear_separable(v, n_train, sigma, epsilon, seed=seed, device=device)
-    x_te, y_te = linear_separable(v, n_test, sigma, epsilon, seed=seed + TEST_SEED_OFFSET, device=device)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
+    device = run.torch_device()
+    seed = run.seed
+    x_tr, y_tr = linear_separable(v, recipe.n_train, recipe.sigma, recipe.epsilon, seed=seed, device=device)
+    x_te, y_te = linear_separable(v, recipe.n_test, recipe.sigma, recipe.epsilon, seed=seed + TEST_SEED_OFFSET,
+                                  device=device)
     model = seeded_model(arch, seed, in_channels=v.shape[0])
-    result = train(model, x_tr, y_tr, x_te, y_te, epochs=epochs, seed=seed, device=device,
-                   progress=progress, **train_kwargs)
+    result = train(model, x_tr, y_tr, x_te, y_te, recipe=recipe,
+                   run=run.replace(device=device, progress=run.shows_progress(False)))
     return result if return_history else result.final_test_acc
 
 

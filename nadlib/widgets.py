@@ -29,9 +29,10 @@ from .bases import as_nad_basis, poison_with_nads
 from .cifar10 import balanced_subset, cifar_data
 from .collapse import run_collapse, separable_data
 from .budget import use_free_cores
-from .config import get_device, get_profile
+from .config import Recipe, get_device, get_profile
+from .control import RunControl
 from .directions import fourier_direction, signed_frequency
-from .experiments import run_poison_sweep
+from .experiments import CIFARHyperParams, run_poison_sweep
 from .models import ARCHITECTURES
 from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, plot_fourier_directions, plot_learning_curves,
                        plot_poisoned_examples)
@@ -134,6 +135,7 @@ class FourierTrainWidget(W.VBox):
             raise ValueError(f"stride must be a positive divisor of size={size}, got {stride}")
         self.sizes = {"n_train": int(n_train or cfg.n_train), "n_test": int(n_test or cfg.n_test),
                       "epochs": int(epochs or cfg.epochs)}
+        self.recipe = cfg.recipe().replace(**self.sizes)
         archs = list(archs) if archs is not None else list(dict.fromkeys([*CH1_TRAIN_ARCHS[:3], *self.grids]))
         unknown = [a for a in archs if a not in ARCHITECTURES]
         if not archs or unknown:
@@ -225,8 +227,9 @@ class FourierTrainWidget(W.VBox):
         if self.device.type == "cpu":
             use_free_cores()  # a busy laptop: one thread per free core, not a stall
         try:
-            hist = direction_accuracy(name, fourier_direction(*freq, size=self.size), seed=self.seed,
-                                      device=self.device, return_history=True, progress=stream, **self.sizes)
+            hist = direction_accuracy(name, fourier_direction(*freq, size=self.size), recipe=self.recipe,
+                                      return_history=True,
+                                      run=RunControl(seed=self.seed, device=self.device, progress=stream))
             elapsed = time.perf_counter() - start
         except Exception as err:  # shown in the widget instead of lost in a callback
             self.status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
@@ -269,8 +272,8 @@ class NADTrainingWidget(W.VBox):
         self.button.disabled = True
         try:
             i = int(self.index.value)
-            acc = direction_accuracy(self.arch, self.nads.directions[i], seed=self.seed, device=self.device,
-                                     **self.sizes)
+            acc = direction_accuracy(self.arch, self.nads.directions[i], recipe=Recipe(**self.sizes),
+                                     run=RunControl(seed=self.seed, device=self.device))
         finally:
             self.button.disabled = False
         self.results.append((i, acc))
@@ -336,7 +339,7 @@ class PoisoningWidget(W.VBox):
         try:
             arrays, _ = run_poison_sweep("lenet", self.u, self.live_data, indices=[self.index.value],
                                          epsilon=self.epsilon.value, epochs=self.live_epochs, baseline=False,
-                                         progress=False)
+                                         run=RunControl(progress=False))
         finally:
             self.button.disabled = False
         self.info.value += (f"<br>live run ({self.live_data['n_train']} train images, {self.live_epochs} epochs): "
@@ -459,9 +462,10 @@ class CollapseWidget(W.VBox):
         try:
             start = time.perf_counter()
             cfg = self.cfg
-            run = run_collapse(self.arch.value, self.data(), epochs, lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=float(self.weight_decay.value), batch_size=cfg.batch_size,
-                               seed=self.seed, device=self.device, progress=False, on_epoch_end=redraw)
+            hp = CIFARHyperParams(lr=cfg.lr, momentum=cfg.momentum, weight_decay=float(self.weight_decay.value),
+                                  batch_size=cfg.batch_size)
+            run = run_collapse(self.arch.value, self.data(), epochs, hp=hp, on_epoch_end=redraw,
+                               run=RunControl(seed=self.seed, device=self.device, progress=False))
         except Exception as err:  # shown in the widget instead of lost in a callback
             self.status.value += f"<br><b>error:</b> {type(err).__name__}: {err}"
             raise

@@ -15,6 +15,7 @@ from torch import nn
 import nadlib
 from nadlib import affinity
 from nadlib.affinity import REGULARISATION, affinity_score, nonlinearity_signature
+from nadlib import RunControl
 
 torch.set_num_threads(1)
 
@@ -150,7 +151,7 @@ def test_affinity_score_errors(x, y, exc, fragment):
 def test_lenet_signature_has_its_four_relus_in_forward_order():
     torch.manual_seed(0)
     model = nadlib.get_model("lenet", in_channels=3, num_classes=10).train()
-    sig = nonlinearity_signature(model, torch.randn(300, 3, 32, 32), n_samples=256, progress=False)
+    sig = nonlinearity_signature(model, torch.randn(300, 3, 32, 32), n_samples=256, run=RunControl(progress=False))
     assert sig.names == ("features.1", "features.4", "classifier.2", "classifier.4")
     assert sig.dims == (6, 16, 120, 84) and sig.kinds == ("ReLU",) * 4
     assert sig.n_samples == 256 and len(sig) == 4
@@ -165,7 +166,7 @@ def test_signature_is_that_of_the_recorded_layers():
     torch.manual_seed(1)
     model = nadlib.get_model("lenet", in_channels=3, num_classes=10)
     x = torch.randn(200, 3, 32, 32)
-    sig = nonlinearity_signature(model, x, n_samples=200, progress=False)
+    sig = nonlinearity_signature(model, x, n_samples=200, run=RunControl(progress=False))
     with torch.no_grad():
         pre = model.features[0](x)
     assert sig.rho[0] == pytest.approx(affinity_score(pre, torch.relu(pre)), abs=1e-9)
@@ -188,7 +189,8 @@ def test_inplace_relu_input_is_captured_before_it_is_overwritten():
     scores = []
     for inplace in (False, True):
         torch.manual_seed(0)
-        scores.append(nonlinearity_signature(_InPlaceNet(inplace), x, n_samples=500, progress=False).rho[0])
+        scores.append(nonlinearity_signature(_InPlaceNet(inplace), x, n_samples=500,
+                                             run=RunControl(progress=False)).rho[0])
     assert scores[0] == pytest.approx(scores[1], abs=1e-12)
     assert scores[1] < 0.95
 
@@ -198,7 +200,7 @@ def test_vgg_inplace_relus_are_all_found():
     model = nadlib.get_model("vgg11", in_channels=3, num_classes=10)
     assert all(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
     sig = nonlinearity_signature(model, torch.randn(520, 3, 32, 32), n_samples=520, layers=["features.2"],
-                                 progress=False)
+                                 run=RunControl(progress=False))
     assert sig.names == ("features.2",) and sig.rho[0] < 0.95
 
 
@@ -214,7 +216,7 @@ class _Functional(nn.Module):
 
 
 def test_functional_activations_are_recorded_in_forward_order():
-    sig = nonlinearity_signature(_Functional(), torch.randn(100, 4), n_samples=100, progress=False)
+    sig = nonlinearity_signature(_Functional(), torch.randn(100, 4), n_samples=100, run=RunControl(progress=False))
     assert sig.names == ("relu", "gelu", "tanh") and sig.kinds == ("relu", "gelu", "Tanh")
 
 
@@ -237,7 +239,7 @@ def test_resnet_functional_relus():
 ])
 def test_signature_errors(kwargs, exc, fragment):
     args = dict(model=nadlib.get_model("lenet", in_channels=3, num_classes=10), inputs=torch.randn(300, 3, 32, 32),
-                n_samples=256, progress=False)
+                n_samples=256, run=RunControl(progress=False))
     args.update(kwargs)
     with pytest.raises(exc, match=fragment):
         nonlinearity_signature(**args)
@@ -246,15 +248,15 @@ def test_signature_errors(kwargs, exc, fragment):
 def test_small_layers_selection_allows_fewer_samples():
     model = nadlib.get_model("lenet", in_channels=3, num_classes=10)
     sig = nonlinearity_signature(model, torch.randn(50, 3, 32, 32), n_samples=50,
-                                 layers=["features.1", "features.4"], progress=False)
+                                 layers=["features.1", "features.4"], run=RunControl(progress=False))
     assert sig.names == ("features.1", "features.4")
 
 
 def test_run_signatures_round_trip(tmp_path):
     x = torch.randn(130, 3, 32, 32)
     res = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0, 1], out=tmp_path / "s.npz",
-                                progress=False)
-    again = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0], progress=False)
+                                run=RunControl(progress=False))
+    again = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0], run=RunControl(progress=False))
     np.testing.assert_array_equal(res["lenet"][0].rho, again["lenet"][0].rho)  # seeded
     loaded, meta = nadlib.load_signatures(tmp_path / "s.npz")
     assert [s.meta["init_seed"] for s in loaded["lenet"]] == [0, 1]
@@ -268,11 +270,13 @@ def test_run_signatures_round_trip(tmp_path):
 def test_run_signatures_resumes_from_a_checkpoint(tmp_path, monkeypatch):
     x = torch.randn(130, 3, 32, 32)
     ckpt = tmp_path / "s.ckpt.npz"
-    first = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0], checkpoint=ckpt, progress=False)
+    first = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0],
+                                  run=RunControl(checkpoint=ckpt, progress=False))
     assert ckpt.exists()  # kept: no `out` was written
     calls = []
     monkeypatch.setattr(affinity, "nonlinearity_signature", lambda *a, **k: calls.append(1) or first["lenet"][0])
-    again = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0], checkpoint=ckpt, progress=False)
+    again = nadlib.run_signatures(["lenet"], x, n_samples=128, init_seeds=[0],
+                                  run=RunControl(checkpoint=ckpt, progress=False))
     assert not calls  # the finished network was read back, not recomputed
     np.testing.assert_array_equal(again["lenet"][0].rho, first["lenet"][0].rho)
     assert again["lenet"][0].names == first["lenet"][0].names

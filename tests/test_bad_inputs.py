@@ -16,6 +16,7 @@ from torch import nn
 
 import nadlib
 from nadlib import cli, grid, paper_run, results, training
+from nadlib import Recipe, RunControl, Stability
 
 V = nadlib.fourier_direction(1, 0)
 U8 = torch.eye(1024)[:8]
@@ -30,16 +31,19 @@ def _nan_images():
 
 
 def _train(**kw):
+    """nadlib.train of one epoch on CPU, with ``kw`` sorted into the Recipe, the RunControl and train's own
+    arguments (each object is made inside the caller's ``pytest.raises``)."""
     x, y = nadlib.linear_separable(V, 8, seed=0, device="cpu")
     model = nadlib.seeded_model("logreg", 0)
-    args = dict(epochs=1, progress=False, device="cpu")
-    args.update(kw)
-    return nadlib.train(model, x, y, **args)
+    recipe = {k: kw.pop(k) for k in list(kw) if k in Recipe.__dataclass_fields__}
+    control = {k: kw.pop(k) for k in list(kw) if k in RunControl.__dataclass_fields__}
+    return nadlib.train(model, x, y, recipe=Recipe(**{"epochs": 1, **recipe}),
+                        run=RunControl(**{"progress": False, "device": "cpu", **control}), **kw)
 
 
 def _train_xy(x, y, arch="logreg", in_channels=1, num_classes=2):
-    return nadlib.train(nadlib.seeded_model(arch, 0, in_channels, num_classes), x, y, epochs=1, progress=False,
-                        device="cpu")
+    return nadlib.train(nadlib.seeded_model(arch, 0, in_channels, num_classes), x, y, recipe=Recipe(epochs=1),
+                        run=RunControl(progress=False, device="cpu"))
 
 
 CASES = [
@@ -52,8 +56,8 @@ CASES = [
     ("poisoning NaN images", lambda: nadlib.poison_with_nads(_nan_images(), LABELS, U8, 0, 1.0), ValueError, "NaN"),
     ("NAD coefficients of NaN images", lambda: nadlib.nad_coefficients(_nan_images(), U8), ValueError, "NaN"),
     ("stability_k above the dimension", lambda: nadlib.estimate_nads(
-        "logreg", 4, input_shape=(1, 2, 2), stop_at_stability=0.9, stability_k=10, progress=False),
-     ValueError, "stability_k"),
+        "logreg", 4, input_shape=(1, 2, 2), stability=Stability(stop_at=0.9, k=10), run=RunControl(progress=False)),
+     ValueError, "Stability.k"),
     ("object array in an artifact", lambda: results.save_artifact("/tmp/probe/o.npz", {"a": [[1], [1, 2]]}, {}),
      (TypeError, ValueError), "object"),
     # --- cases that used to fail deep inside torch / numpy
@@ -63,9 +67,11 @@ CASES = [
      ValueError, "does not accept"),
     ("input size does not match the model", lambda: _train_xy(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 0, 1]),
                                                               arch="lenet"), ValueError, "does not accept"),
-    ("frequency with three numbers", lambda: nadlib.accuracy_grid("logreg", [(1, 0, 3)], progress=False),
+    ("frequency with three numbers", lambda: nadlib.accuracy_grid("logreg", [(1, 0, 3)],
+                                                                  run=RunControl(progress=False)),
      ValueError, "pair"),
-    ("frequency out of range", lambda: nadlib.accuracy_grid("logreg", [(40, 0)], progress=False), ValueError, "kx"),
+    ("frequency out of range", lambda: nadlib.accuracy_grid("logreg", [(40, 0)],
+                                                            run=RunControl(progress=False)), ValueError, "kx"),
     ("NaN learning rate", lambda: _train(lr=float("nan")), ValueError, "lr"),
     ("infinite learning rate", lambda: _train(lr=float("inf")), ValueError, "lr"),
     ("absurd learning rate", lambda: _train(lr=1e9), ValueError, "lr"),
@@ -78,19 +84,21 @@ CASES = [
     ("bool batch size", lambda: _train(batch_size=True), ValueError, "batch_size"),
     ("negative eval_every", lambda: _train(eval_every=-1), ValueError, "eval_every"),
     ("callback not callable", lambda: _train(on_epoch_end=3), TypeError, "on_epoch_end"),
-    ("NaN secant step", lambda: nadlib.estimate_nads("logreg", 4, step=float("nan"), progress=False),
+    ("NaN secant step", lambda: nadlib.estimate_nads("logreg", 4, step=float("nan"), run=RunControl(progress=False)),
      ValueError, "step"),
-    ("zero secant step", lambda: nadlib.estimate_nads("logreg", 4, step=0.0, progress=False), ValueError, "step"),
+    ("zero secant step", lambda: nadlib.estimate_nads("logreg", 4, step=0.0,
+                                                      run=RunControl(progress=False)), ValueError, "step"),
     # 10**12 samples: a size check that lets it through fails at once on the allocation (10**9 would
     # first shuffle a billion labels, for minutes)
     ("huge n", lambda: nadlib.linear_separable(V, 10 ** 12), ValueError, "exceed"),
-    ("huge network count", lambda: nadlib.estimate_nads("logreg", 10 ** 12, progress=False),
+    ("huge network count", lambda: nadlib.estimate_nads("logreg", 10 ** 12, run=RunControl(progress=False)),
      ValueError, "n_networks"),
     ("negative seed", lambda: nadlib.linear_separable(V, 10, seed=-1), ValueError, "seed"),
     ("seed above 2**63", lambda: nadlib.linear_separable(V, 10, seed=2 ** 64), ValueError, "seed"),
     ("float seed", lambda: nadlib.linear_separable(V, 10, seed=1.5), TypeError, "seed"),
     ("negative model seed", lambda: nadlib.seeded_model("lenet", -3), ValueError, "seed"),
-    ("negative NAD seed", lambda: nadlib.estimate_nads("logreg", 4, seed=-1, progress=False), ValueError, "seed"),
+    ("negative NAD seed", lambda: nadlib.estimate_nads("logreg", 4,
+                                                       run=RunControl(seed=-1, progress=False)), ValueError, "seed"),
     ("negative training seed", lambda: _train(seed=-1), ValueError, "seed"),
     # --- D(v), directions, models
     ("zero direction", lambda: nadlib.linear_separable(torch.zeros(32, 32), 10), ValueError, "zero"),
@@ -113,21 +121,27 @@ CASES = [
     ("unknown profile", lambda: nadlib.get_profile("huge"), ValueError, "profile"),
     ("unknown device", lambda: nadlib.get_device("tpu"), ValueError, "device"),
     # --- NADs
-    ("one network", lambda: nadlib.estimate_nads("logreg", 1, progress=False), ValueError, "n_networks"),
-    ("keep zero directions", lambda: nadlib.estimate_nads("logreg", 4, k=0, progress=False), ValueError, "k must"),
-    ("unknown method", lambda: nadlib.estimate_nads("logreg", 4, method="adjoint", progress=False),
+    ("one network", lambda: nadlib.estimate_nads("logreg", 1,
+                                                 run=RunControl(progress=False)), ValueError, "n_networks"),
+    ("keep zero directions", lambda: nadlib.estimate_nads("logreg", 4, k=0,
+                                                          run=RunControl(progress=False)), ValueError, "k must"),
+    ("unknown method", lambda: nadlib.estimate_nads("logreg", 4, method="adjoint", run=RunControl(progress=False)),
      ValueError, "method"),
-    ("stability above 1", lambda: nadlib.estimate_nads("logreg", 4, stop_at_stability=1.5, progress=False),
-     ValueError, "stop_at_stability"),
-    ("zero batch", lambda: nadlib.estimate_nads("logreg", 4, batch_size=0, progress=False), ValueError, "batch_size"),
+    ("stability above 1", lambda: nadlib.estimate_nads("logreg", 4, stability=Stability(stop_at=1.5),
+                                                       run=RunControl(progress=False)),
+     ValueError, "Stability.stop_at"),
+    ("zero batch", lambda: nadlib.estimate_nads("logreg", 4, batch_size=0,
+                                                run=RunControl(progress=False)), ValueError, "batch_size"),
     ("NaN eval point", lambda: nadlib.estimate_nads("logreg", 4, eval_point=torch.full((1, 32, 32), float("nan")),
-                                                    progress=False), ValueError, "eval_point"),
-    ("two-number input shape", lambda: nadlib.estimate_nads("logreg", 4, input_shape=(32, 32), progress=False),
+                                                    run=RunControl(progress=False)), ValueError, "eval_point"),
+    ("two-number input shape", lambda: nadlib.estimate_nads("logreg", 4, input_shape=(32, 32),
+                                                            run=RunControl(progress=False)),
      ValueError, "input_shape"),
-    ("model instance instead of a factory", lambda: nadlib.estimate_nads(nn.Linear(4, 1), 4, progress=False),
+    ("model instance instead of a factory", lambda: nadlib.estimate_nads(nn.Linear(4, 1), 4,
+                                                                         run=RunControl(progress=False)),
      TypeError, "callable"),
     ("model with two outputs", lambda: nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(1024, 2)),
-                                                            4, progress=False), ValueError, "ONE"),
+                                                            4, run=RunControl(progress=False)), ValueError, "ONE"),
     ("overlap with k too large", lambda: nadlib.subspace_overlap(torch.eye(4), torch.eye(4), k=5), ValueError, "k=5"),
     ("overlap in different dimensions", lambda: nadlib.subspace_overlap(torch.eye(4), torch.eye(5)[:4]),
      ValueError, "dimensions"),
@@ -160,9 +174,10 @@ CASES = [
      ValueError, "n_test"),
     ("tiny synthetic set", lambda: nadlib.synthetic_cifar10(5, 20), ValueError, "n_train"),
     # --- deadlines, chunked NAD statistics, the paper run
-    ("NAD deadline a string", lambda: nadlib.estimate_nads("lenet", 4, progress=False, deadline="soon"),
+    ("NAD deadline a string", lambda: nadlib.estimate_nads("lenet", 4, run=RunControl(progress=False, deadline="soon")),
      ValueError, "deadline"),
-    ("grid deadline NaN", lambda: nadlib.accuracy_grid("logreg", [(1, 0)], deadline=float("nan")), ValueError,
+    ("grid deadline NaN", lambda: nadlib.accuracy_grid("logreg", [(1, 0)],
+                                                       run=RunControl(deadline=float("nan"))), ValueError,
      "deadline"),
     ("NAD chunk empty", lambda: nadlib.nad_statistics("lenet", 5, 5), ValueError, "start < stop"),
     ("merge nothing", lambda: nadlib.NADStatistics.merge([]), ValueError, "non-empty"),
@@ -234,7 +249,7 @@ def TINY():
 def test_checkpoint_edited_to_claim_more_networks(tmp_path):
     """The issue's case: a NAD checkpoint edited to claim more networks than its statistics hold."""
     ckpt = tmp_path / "n.ckpt.npz"
-    nadlib.estimate_nads(TINY, 6, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+    nadlib.estimate_nads(TINY, 6, input_shape=(1, 4, 4), run=RunControl(progress=False, checkpoint=ckpt))
     with np.load(ckpt, allow_pickle=False) as d:
         arrays = {k: d[k] for k in d.files}
     meta = json.loads(str(arrays.pop("__meta__")))
@@ -242,19 +257,20 @@ def test_checkpoint_edited_to_claim_more_networks(tmp_path):
     meta.pop("sha256")  # an edit that also removes the checksums is still caught by the consistency check
     _rewrite(ckpt, arrays, json.dumps(meta))
     with pytest.raises(ValueError, match="claims 100 networks"):
-        nadlib.estimate_nads(TINY, 200, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+        nadlib.estimate_nads(TINY, 200, input_shape=(1, 4, 4), run=RunControl(progress=False, checkpoint=ckpt))
 
 
 def test_resume_with_fewer_networks_than_the_checkpoint(tmp_path):
     ckpt = tmp_path / "m.ckpt.npz"
-    nadlib.estimate_nads(TINY, 10, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+    nadlib.estimate_nads(TINY, 10, input_shape=(1, 4, 4), run=RunControl(progress=False, checkpoint=ckpt))
     with pytest.raises(ValueError, match="already holds 10 networks"):
-        nadlib.estimate_nads(TINY, 6, input_shape=(1, 4, 4), progress=False, checkpoint=ckpt)
+        nadlib.estimate_nads(TINY, 6, input_shape=(1, 4, 4), run=RunControl(progress=False, checkpoint=ckpt))
 
 
 def test_edited_grid_checkpoint_is_refused(tmp_path):
     ckpt = tmp_path / "g.ckpt.npz"
-    kw = dict(n_train=64, n_test=32, epochs=1, workers=1, progress=False, device="cpu", checkpoint=ckpt)
+    kw = dict(recipe=Recipe(n_train=64, n_test=32, epochs=1), workers=1,
+              run=RunControl(progress=False, device="cpu", checkpoint=ckpt))
     nadlib.accuracy_grid("logreg", [(1, 0)], **kw)
     with np.load(ckpt, allow_pickle=False) as d:
         arrays = {k: d[k] for k in d.files}

@@ -17,6 +17,7 @@ from nadlib import catalogue as C
 from nadlib import coverage, paper_run, results
 from nadlib.cli import main
 from nadlib.results import ResultMissingError, load_artifact, save_artifact
+from nadlib import RunControl
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p.name for p in (ROOT / "results").glob("*.npz") if not p.name.endswith(".ckpt.npz"))
@@ -301,8 +302,8 @@ def test_the_default_output_folder_is_yours_else_nadlib_results(yours, monkeypat
 
 def test_what_the_planner_writes_is_what_load_finds(yours):
     """One smoke entry end to end: made under its canonical name into your folder, then loaded from there."""
-    assert paper_run.run_paper("smoke", only="logreg/grid", out_dir=yours, device="cpu", progress=False,
-                               echo=lambda s: None)
+    assert paper_run.run_paper("smoke", only="logreg/grid", out_dir=yours, echo=lambda s: None,
+                               run=RunControl(device="cpu", progress=False))
     grid = nadlib.results.load("logreg/grid")
     o = grid.origin
     assert (o.source, o.profile, Path(o.path).name) == ("yours", "smoke", "logreg__grid__smoke.npz")

@@ -15,6 +15,7 @@ from nadlib import cifar10 as C
 from nadlib import experiments as E
 
 import cifar_fixtures as F
+from nadlib import RunControl
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +283,7 @@ def test_poisoning_first_vs_last_direction():
     u = E.load_basis("fourier")
     data = C.cifar_data(nadlib.get_profile("smoke"), n_train=1000, n_test=500, synthetic=True, device="cpu")
     arrays, settings = E.run_poison_sweep("lenet", u, data, indices=[0, 1023], epsilon=3.0, epochs=12,
-                                          device="cpu", baseline=False, progress=False)
+                                          baseline=False, run=RunControl(device="cpu", progress=False))
     train0, test0 = arrays["train_acc"][0], arrays["test_acc"][0]
     test_last = arrays["test_acc"][1]
     assert train0 >= 0.95, arrays
@@ -344,8 +345,9 @@ class _CarrierReader(torch.nn.Module):
 
 
 def _fake_training(monkeypatch, reader, calls):
-    def fake_train(model, x_tr, y_tr, x_te, y_te, **kw):
-        calls.append({"model": model, "x_tr": x_tr, "y_tr": y_tr, "x_te": x_te, **kw})
+    def fake_train(model, x_tr, y_tr, x_te, y_te, *, recipe, run, **kw):
+        calls.append({"model": model, "x_tr": x_tr, "y_tr": y_tr, "x_te": x_te, **recipe.training(), "seed": run.seed,
+                      "progress": run.progress, "device": run.device, **kw})
         return nadlib.TrainResult(epochs=[1, 2], test_acc=[0.25, 0.5], model=reader)
     monkeypatch.setattr(E, "train", fake_train)
 
@@ -355,8 +357,8 @@ def test_poison_sweep_reports_exact_accuracies_of_a_carrier_reader(monkeypatch):
     reader, calls = _CarrierReader(u, index), []
     _fake_training(monkeypatch, reader, calls)
     data = F.tiny_cifar_data()
-    arrays, settings = E.run_poison_sweep("logreg", u, data, indices=[index], epsilon=eps, epochs=3, seed=7,
-                                          device="cpu", progress=False)
+    arrays, settings = E.run_poison_sweep("logreg", u, data, indices=[index], epsilon=eps, epochs=3,
+                                          run=RunControl(seed=7, device="cpu", progress=False))
     # the reader reads the carrier the training set was given: train accuracy 1; poisoned test set (carrier =
     # label) 1; test images carrying the carrier of class (y + 1) mod 10 are all read as that class
     assert arrays["train_acc"].tolist() == [1.0] and arrays["poisoned_test_acc"].tolist() == [1.0]
@@ -411,8 +413,8 @@ def test_poison_sweep_defaults_come_from_the_profile(monkeypatch):
     smoke = nadlib.get_profile("smoke")
     profile = dataclasses.replace(smoke, cifar=dataclasses.replace(smoke.cifar, poison_indices=(1, 3), epochs=4,
                                                                    epsilon=0.3, batch_size=16))
-    arrays, settings = E.run_poison_sweep("logreg", u, F.tiny_cifar_data(), baseline=False, device="cpu",
-                                          progress=False, profile=profile)
+    arrays, settings = E.run_poison_sweep("logreg", u, F.tiny_cifar_data(), baseline=False, profile=profile,
+                                          run=RunControl(device="cpu", progress=False))
     assert arrays["indices"].tolist() == [1, 3] and settings["indices"] == [1, 3]
     assert settings["epochs"] == 4 and settings["epsilon"] == 0.3
     assert settings["batch_size"] == 16 and settings["baseline"] is False
@@ -627,11 +629,11 @@ def test_poison_sweep_checks_before_training(monkeypatch):
             (dict(indices=[1], epsilon=2e6), ValueError, "epsilon must be at most 1e+06, got 2000000.0"),
             (dict(indices=[1], epsilon=1e6 + 0.5), ValueError, "epsilon must be at most 1e+06, got 1000000.5")]:
         with pytest.raises(err) as info:
-            E.run_poison_sweep("logreg", u, data, device="cpu", progress=False, **kwargs)
+            E.run_poison_sweep("logreg", u, data, run=RunControl(device="cpu", progress=False), **kwargs)
         assert str(info.value) == message
     assert calls == []
-    E.run_poison_sweep("logreg", u, data, indices=[1], epsilon=1e6, epochs=1, baseline=False, device="cpu",
-                       progress=False)
+    E.run_poison_sweep("logreg", u, data, indices=[1], epsilon=1e6, epochs=1, baseline=False,
+                       run=RunControl(device="cpu", progress=False))
     assert [c["seed"] for c in calls] == [0]
 
 
@@ -665,7 +667,7 @@ def test_poison_sweep_resumes_from_its_checkpoint_and_times_its_runs(monkeypatch
     u, calls = _zero_sum_basis(), []
     _fake_training(monkeypatch, _CarrierReader(u, 1), calls)
     data, ck = F.tiny_cifar_data(), tmp_path / "p.npz"
-    kw = dict(indices=[1, 3], epsilon=0.5, epochs=2, device="cpu", progress=False, checkpoint=ck)
+    kw = dict(indices=[1, 3], epsilon=0.5, epochs=2, run=RunControl(device="cpu", progress=False, checkpoint=ck))
     start = time.perf_counter()
     first, _ = E.run_poison_sweep("logreg", u, data, **kw)
     elapsed = time.perf_counter() - start
@@ -675,7 +677,7 @@ def test_poison_sweep_resumes_from_its_checkpoint_and_times_its_runs(monkeypatch
     with pytest.raises(ValueError):
         E.run_poison_sweep("logreg", u, data, **{**kw, "epsilon": 0.6})  # other settings: refused
     # no index at all: only the clean run, and an empty (0 x epochs) curve
-    none, _ = E.run_poison_sweep("logreg", u, data, indices=[], epochs=2, device="cpu", progress=False)
+    none, _ = E.run_poison_sweep("logreg", u, data, indices=[], epochs=2, run=RunControl(device="cpu", progress=False))
     assert none["test_curve"].shape == (0, 2) and none["indices"].tolist() == []
 
 
@@ -716,7 +718,8 @@ def test_run_flip_defaults_settings_and_resume(monkeypatch, tmp_path):
     profile = dataclasses.replace(smoke, cifar=dataclasses.replace(smoke.cifar, epochs=3, batch_size=24))
     data, ck = F.tiny_cifar_data(), tmp_path / "f.npz"
     start = time.perf_counter()
-    arrays, settings = E.run_flip("logreg", u, data, device="cpu", progress=False, profile=profile, checkpoint=ck)
+    arrays, settings = E.run_flip("logreg", u, data, profile=profile,
+                                  run=RunControl(device="cpu", progress=False, checkpoint=ck))
     elapsed = time.perf_counter() - start
     assert len(calls) == 2 and [c["epochs"] for c in calls] == [3, 3] and [c["seed"] for c in calls] == [0, 0]
     assert [c["batch_size"] for c in calls] == [24, 24] and all(str(c["device"]) == "cpu" for c in calls)
@@ -730,12 +733,14 @@ def test_run_flip_defaults_settings_and_resume(monkeypatch, tmp_path):
     assert settings == {"arch": "logreg", "n_train": 40, "n_test": 20, "source": "hand-made", "epochs": 3, "seed": 0,
                         "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 24, "clip": None,
                         "basis_sha256": array_sha256(u.numpy())}
-    again, _ = E.run_flip("logreg", u, data, device="cpu", progress=False, profile=profile, checkpoint=ck)
+    again, _ = E.run_flip("logreg", u, data, profile=profile,
+                          run=RunControl(device="cpu", progress=False, checkpoint=ck))
     assert len(calls) == 2 and again["train_acc"].tolist() == arrays["train_acc"].tolist()
-    for other in (dict(seed=1), dict(epochs=2), dict(U=_random_basis(4))):
-        kw = dict(U=u, data=data, device="cpu", progress=False, profile=profile, checkpoint=ck)
+    control = RunControl(device="cpu", progress=False, checkpoint=ck)
+    for other in (dict(run=control.replace(seed=1)), dict(epochs=2), dict(U=_random_basis(4))):
+        kw = dict(U=u, data=data, profile=profile, run=control)
         kw.update(other)
         with pytest.raises(ValueError):
             E.run_flip("logreg", **kw)
     with pytest.raises(ValueError, match="^epochs must be a positive int, got 0$"):
-        E.run_flip("logreg", u, data, epochs=0, device="cpu", progress=False)
+        E.run_flip("logreg", u, data, epochs=0, run=RunControl(device="cpu", progress=False))

@@ -22,20 +22,21 @@ import torch
 import nadlib
 from nadlib import experiments, recipe_sweep
 from nadlib.paper import compare_with_paper, nads_agreement, paper_fourier_accuracy, published_nads
+from nadlib import CIFARHyperParams, Recipe, RunControl, Stability
 
 
 @pytest.fixture(scope="module")
 def lenet_secant_nads():
     """Secant NADs of 2,000 random LeNets (seed 0; top 10 kept, all 1024 eigenvalues), computed once per run."""
-    return nadlib.estimate_nads("lenet", 2000, method="secant", seed=0, k=10, progress=False,
-                                stability_ks=(1, 5, 10))
+    return nadlib.estimate_nads("lenet", 2000, method="secant", k=10, stability=Stability(ks=(1, 5, 10)),
+                                run=RunControl(seed=0, progress=False))
 
 
 @pytest.fixture(scope="module")
 def lenet_gradient_nads():
     """Gradient NADs of the same 2,000 random LeNets at the same point (the textbook definition)."""
-    return nadlib.estimate_nads("lenet", 2000, method="gradient", seed=0, k=10, progress=False,
-                                stability_ks=(1, 5, 10))
+    return nadlib.estimate_nads("lenet", 2000, method="gradient", k=10, stability=Stability(ks=(1, 5, 10)),
+                                run=RunControl(seed=0, progress=False))
 
 
 @pytest.mark.slow
@@ -66,15 +67,15 @@ def test_trainability_falls_with_the_nad_index():
     difference of 0.15 (over 9 standard errors) and chance level (0.5 +- 5 standard errors) at NAD 1000.
     """
     nads = nadlib.load_nads(nadlib.result_path("nads_lenet_secant_n2048.npz"))
-    out = nadlib.nad_trainability(nads, [0, 1000], arch="lenet", n_train=10_000, n_test=2_000, epochs=4,
-                                  seed=0, device="cpu", progress=False)
+    out = nadlib.nad_trainability(nads, [0, 1000], arch="lenet", recipe=Recipe(n_train=10_000, n_test=2_000, epochs=4),
+                                  run=RunControl(seed=0, device="cpu", progress=False))
     acc0, acc1000 = out["test_acc"]
     print(f"LeNet on D(u_0): {acc0:.3f}, on D(u_1000): {acc1000:.3f}")
     assert acc0 - acc1000 > 0.15
     assert abs(acc1000 - 0.5) < 5 * 0.5 / math.sqrt(2000)
     # the run records which NADs it used: the same basis gives the same hash, another basis another one
-    assert out["nads_sha256"] == nadlib.nad_trainability(nads, [0], n_train=2, n_test=2, epochs=1,
-                                                         progress=False)["nads_sha256"]
+    assert out["nads_sha256"] == nadlib.nad_trainability(nads, [0], recipe=Recipe(n_train=2, n_test=2, epochs=1),
+                                                         run=RunControl(progress=False))["nads_sha256"]
 
 
 def _top10_share(nads) -> float:
@@ -95,8 +96,8 @@ def test_lenet_secant_nads_concentrate_where_logreg_nads_are_isotropic(lenet_sec
     development run 0.15 against 0.028, and 0.149 from 4,000 networks in results/).  The same number of
     networks on both sides keeps the finite-sample inflation of the top eigenvalues comparable.
     """
-    logreg = nadlib.estimate_nads("logreg", 2000, method="gradient", seed=0, k=10, progress=False,
-                                  stability_ks=(10,))
+    logreg = nadlib.estimate_nads("logreg", 2000, method="gradient", k=10, stability=Stability(ks=(10,)),
+                                  run=RunControl(seed=0, progress=False))
     share_logreg, share_lenet = _top10_share(logreg), _top10_share(lenet_secant_nads)
     print(f"top-10 share of the variance: LogReg {share_logreg:.4f}, LeNet (secant) {share_lenet:.4f}")
     assert share_logreg < 3.5 * 10 / 1024
@@ -130,7 +131,8 @@ def test_lenet_learns_the_top_secant_nad_but_not_the_top_gradient_nad(lenet_seca
     difference of two accuracies at most 0.016.  We require the gradient NAD within 5 standard errors of
     0.5 and the secant NAD above it by more than 0.15 (over 9 standard errors of the difference).
     """
-    sizes = dict(arch="lenet", n_train=10_000, n_test=2_000, epochs=8, seed=0, device="cpu", progress=False)
+    sizes = dict(arch="lenet", recipe=Recipe(n_train=10_000, n_test=2_000, epochs=8),
+                 run=RunControl(seed=0, device="cpu", progress=False))
     secant = float(nadlib.nad_trainability(lenet_secant_nads, [0], **sizes)["test_acc"][0])
     gradient = float(nadlib.nad_trainability(lenet_gradient_nads, [0], **sizes)["test_acc"][0])
     print(f"LeNet on D(u_0): secant NAD {secant:.3f}, gradient NAD {gradient:.3f}")
@@ -157,8 +159,8 @@ def test_poisoning_a_first_nad_hijacks_training_and_a_late_one_does_not():
     """
     nads = nadlib.load_nads(nadlib.result_path("nads_lenet_secant_n2048.npz"))
     arrays, _ = nadlib.run_poison_sweep("lenet", nads, _synthetic(1000, 300), indices=[0, 1000], epsilon=1.0,
-                                        epochs=4, seed=0, device="cpu", progress=False,
-                                        hp=nadlib.CIFARHyperParams(batch_size=16))
+                                        epochs=4, hp=nadlib.CIFARHyperParams(batch_size=16),
+                                        run=RunControl(seed=0, device="cpu", progress=False))
     (test0, test1000), clean = arrays["test_acc"], float(arrays["clean_test_acc"])
     print(f"clean test accuracy: no poison {clean:.3f}, NAD 0 {test0:.3f}, NAD 1000 {test1000:.3f}; "
           f"train accuracy at NAD 0 {arrays['train_acc'][0]:.3f}")
@@ -177,11 +179,11 @@ def test_flip_trains_and_tests_on_flipped_images(monkeypatch):
 
     def fake_train(arch, x_tr, y_tr, x_te, y_te, **kw):
         seen[len(seen)] = (x_tr.clone(), x_te.clone())
-        return nadlib.train(nadlib.seeded_model("logreg", 0, 3, 10), x_tr, y_tr, x_te, y_te, epochs=1,
-                            progress=False, device="cpu")
+        return nadlib.train(nadlib.seeded_model("logreg", 0, 3, 10), x_tr, y_tr, x_te, y_te, recipe=Recipe(epochs=1),
+                            run=RunControl(progress=False, device="cpu"))
 
     monkeypatch.setattr(experiments, "_train_cifar", fake_train)
-    nadlib.run_flip("lenet", u, data, epochs=1, device="cpu", progress=False)
+    nadlib.run_flip("lenet", u, data, epochs=1, run=RunControl(device="cpu", progress=False))
     (orig_tr, orig_te), (flip_tr, flip_te) = seen[0], seen[1]
     norm_o = experiments.Normaliser(data["x_train"])
     norm_f = experiments.Normaliser(nadlib.change_basis(data["x_train"], u))
@@ -201,8 +203,8 @@ def test_flip_lowers_lenet_test_accuracy_on_structured_images():
     difference (SE 0.031); a flip not applied to the test set, or not applied at all, gives a gap near 0
     or negative."""
     data = nadlib.cifar_data(n_train=1000, n_test=500, synthetic=True, seed=0, device="cpu")
-    arrays, _ = nadlib.run_flip("lenet", nadlib.load_basis("fourier"), data, epochs=8, seed=0, device="cpu",
-                                progress=False)
+    arrays, _ = nadlib.run_flip("lenet", nadlib.load_basis("fourier"), data, epochs=8,
+                                run=RunControl(seed=0, device="cpu", progress=False))
     original, flipped = arrays["test_acc"]
     assert original - flipped > 0.1, (original, flipped)
 
@@ -219,7 +221,7 @@ def test_lenet_without_pooling_learns_a_direction_lenet_cannot():
     map asks for 6 standard errors on average over the hard directions).  A twin that keeps its pooling is
     LeNet itself and fails.
     """
-    sizes = dict(n_train=10_000, n_test=2_000, epochs=5, seed=0, device="cpu")
+    sizes = dict(recipe=Recipe(n_train=10_000, n_test=2_000, epochs=5), run=RunControl(seed=0, device="cpu"))
     v = nadlib.fourier_direction(16, 15)
     lenet = nadlib.direction_accuracy("lenet", v, **sizes)
     free = nadlib.direction_accuracy("lenet_nopool", v, **sizes)
@@ -255,7 +257,7 @@ def test_lenet_at_the_paper_recipe_misses_the_published_value(probe):
     probes = _paper_recipe_probe(probe)
     assert str(probes["names"][0]) == probe
     assert float(np.linalg.norm(probes["directions"][0])) == pytest.approx(1.0, abs=1e-5)
-    out = recipe_sweep.recipe_sweep(probes, "base", n_test=2_000, seed=0, device="cpu", progress=False)
+    out = recipe_sweep.recipe_sweep(probes, "base", n_test=2_000, run=RunControl(seed=0, device="cpu", progress=False))
     ours, published = float(out["accuracy"][0, 0]), float(out["published"][0])
     print(f"{probe} at the paper recipe: ours {ours:.3f}, published {published:.3f}")
     assert abs(ours - 0.5) < 5 * 0.5 / math.sqrt(2000), ours
@@ -317,7 +319,7 @@ def _signatures(arch: str) -> list:
     if arch not in _SIGNATURES:
         x = _signature_images()
         _SIGNATURES[arch] = [nadlib.nonlinearity_signature(_first_layers(arch, s), x, n_samples=SIGNATURE_IMAGES,
-                                                           batch_size=64, device="cpu", progress=False)
+                                                           batch_size=64, run=RunControl(device="cpu", progress=False))
                              for s in SIGNATURE_SEEDS]
     return _SIGNATURES[arch]
 
@@ -353,7 +355,8 @@ def test_pooling_free_vgg11_and_resnet18_are_more_affine(arch):
     # the pooled first layers are those of the whole network (same scores, same widths)
     whole = nadlib.nonlinearity_signature(nadlib.seeded_model(arch, SIGNATURE_SEEDS[0], in_channels=3,
                                                               num_classes=10), x, layers=_FULL_NAMES[arch],
-                                          n_samples=SIGNATURE_IMAGES, batch_size=64, device="cpu", progress=False)
+                                          n_samples=SIGNATURE_IMAGES, batch_size=64,
+                                          run=RunControl(device="cpu", progress=False))
     assert whole.names == tuple(_FULL_NAMES[arch]) and whole.dims == pooled[0].dims
     np.testing.assert_allclose(whole.rho, pooled[0].rho, rtol=0, atol=1e-9)
     first = _FIRST_AFTER_POOL[arch]
@@ -410,8 +413,10 @@ def test_training_to_zero_error_collapses_the_last_layer_features():
     profile = nadlib.get_profile("smoke")
     cfg = profile.collapse
     data = nadlib.cifar_data(profile, n_train=cfg.n_train, n_test=cfg.n_test, synthetic=True, device="cpu")
-    run = nadlib.run_collapse(cfg.arch, data, cfg.epochs, seed=0, progress=False, device="cpu", lr=cfg.lr,
-                              momentum=cfg.momentum, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size)
+    run = nadlib.run_collapse(cfg.arch, data, cfg.epochs,
+                              hp=CIFARHyperParams(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                                  batch_size=cfg.batch_size),
+                              run=RunControl(seed=0, progress=False, device="cpu"))
     zero = run.zero_error_epoch
     print(f"zero error at epoch {zero}; NC1 {run.at(0, 'nc1'):.3f} -> {run.final('nc1'):.3f}, NC3 "
           f"{run.at(0, 'nc3'):.3f} -> {run.final('nc3'):.3f}, NC4 {run.at(0, 'nc4'):.3f} -> {run.final('nc4'):.3f}, "

@@ -10,6 +10,7 @@ import torch
 import nadlib
 from nadlib import cli
 from nadlib.results import load_artifact
+from nadlib import Recipe, RunControl
 
 
 def test_grid_with_explicit_frequencies(tmp_path):
@@ -34,7 +35,7 @@ def test_grid_band_is_the_low_frequency_block(tmp_path):
 
 def test_trainability_command_records_the_nad_file(tmp_path):
     nads_file = tmp_path / "n.npz"
-    nadlib.estimate_nads("logreg", 4, method="gradient", k=4, progress=False).save(nads_file)
+    nadlib.estimate_nads("logreg", 4, method="gradient", k=4, run=RunControl(progress=False)).save(nads_file)
     out = tmp_path / "t.npz"
     assert cli.main(["trainability", "--nads", str(nads_file), "--indices", "0,3", "--n-train", "64",
                      "--n-test", "32", "--epochs", "1", "--device", "cpu", "--out", str(out)]) == 0
@@ -49,8 +50,9 @@ def test_training_divergence_is_reported():
     x = torch.randn(64, 1, 32, 32) * 1e30
     y = torch.arange(64) % 2
     with pytest.raises(FloatingPointError, match="diverged"):
-        nadlib.train(nadlib.seeded_model("logreg", 0), x, y, lr=900.0, clip=None, epochs=1, batch_size=16, progress=False,
-                     device="cpu")
+        nadlib.train(nadlib.seeded_model("logreg", 0), x, y,
+                     recipe=Recipe(lr=900.0, clip=None, epochs=1, batch_size=16),
+                     run=RunControl(progress=False, device="cpu"))
 
 
 def test_help_lists_every_command(capsys):

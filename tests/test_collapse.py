@@ -12,6 +12,7 @@ import torch
 import nadlib
 from nadlib import CollapseTracker, collapse_metrics, penultimate_layer, run_collapse, train
 from nadlib.collapse import METRICS, CollapseRun
+from nadlib import Recipe, RunControl
 
 torch.set_num_threads(1)
 
@@ -236,7 +237,8 @@ def test_train_calls_on_epoch_end_once_per_epoch():
 
     torch.manual_seed(0)
     model = nadlib.get_model("lenet")
-    train(model, x, y, x, y, epochs=3, eval_every=2, progress=False, device="cpu", on_epoch_end=record)
+    train(model, x, y, x, y, eval_every=2, on_epoch_end=record, recipe=Recipe(epochs=3),
+          run=RunControl(progress=False, device="cpu"))
     assert calls == [(1, True), (2, True), (3, True)]
     assert model.training
 
@@ -246,7 +248,7 @@ def test_tracker_in_train_records_one_row_per_epoch():
     torch.manual_seed(0)
     model = nadlib.get_model("lenet")
     tracker = CollapseTracker(model, x, y)
-    train(model, x, y, epochs=4, progress=False, device="cpu", on_epoch_end=tracker)
+    train(model, x, y, on_epoch_end=tracker, recipe=Recipe(epochs=4), run=RunControl(progress=False, device="cpu"))
     assert [r["epoch"] for r in tracker.rows] == [1, 2, 3, 4]
 
 
@@ -254,7 +256,7 @@ def test_run_collapse_reaches_zero_error_and_collapses(tmp_path):
     """run_collapse records epochs 0..E, the loss, and writes an artifact that loads back."""
     data = nadlib.separable_data(nadlib.fourier_direction(1, 0), 40, 40, seed=0, device="cpu")
     out = tmp_path / "c.npz"
-    run = run_collapse("lenet", data, 3, progress=False, device="cpu", out=out, profile="test")
+    run = run_collapse("lenet", data, 3, out=out, profile="test", run=RunControl(progress=False, device="cpu"))
     assert list(run.history["epoch"]) == [0, 1, 2, 3]
     assert math.isnan(run.history["loss"][0]) and np.isfinite(run.history["loss"][1:]).all()
     loaded = CollapseRun.from_artifact(out)

@@ -14,8 +14,9 @@ from nadlib import experiments as E
 from nadlib.results import DeadlineReached, load_artifact
 
 from cifar_fixtures import tiny_cifar_data
+from nadlib import Recipe, RunControl, Stability
 
-TINY = dict(n_train=2, n_test=2, epochs=1)
+TINY = dict(recipe=Recipe(n_train=2, n_test=2, epochs=1))
 
 
 def _basis(k: int, seed: int = 0) -> torch.Tensor:
@@ -38,7 +39,7 @@ HP_SETTINGS = {"lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 
 def test_trainability_checkpoint_settings_are_exactly_the_run_description(tmp_path):
     u = _basis(4).reshape(4, 32, 32)
     ckpt = tmp_path / "t.ckpt.npz"
-    nadlib.nad_trainability(u, [2, 0], arch="logreg", seed=5, progress=False, checkpoint=ckpt, **TINY)
+    nadlib.nad_trainability(u, [2, 0], arch="logreg", run=RunControl(seed=5, progress=False, checkpoint=ckpt), **TINY)
     _, meta = load_artifact(ckpt)
     assert meta["settings"] == {"arch": "logreg", "indices": [2, 0], "n_train": 2, "n_test": 2, "epochs": 1,
                                 "seed": 5, "nads_sha256": E._digest(u)}
@@ -47,8 +48,8 @@ def test_trainability_checkpoint_settings_are_exactly_the_run_description(tmp_pa
 def test_poison_sweep_settings_are_exactly_the_run_description(tmp_path):
     u = _basis(4)
     ckpt = tmp_path / "p.ckpt.npz"
-    _, settings = E.run_poison_sweep("logreg", u, _data(), indices=[1], epsilon=0.5, epochs=1, seed=3,
-                                     hp=HP, device="cpu", progress=False, checkpoint=ckpt)
+    _, settings = E.run_poison_sweep("logreg", u, _data(), indices=[1], epsilon=0.5, epochs=1, hp=HP,
+                                     run=RunControl(seed=3, device="cpu", progress=False, checkpoint=ckpt))
     want = {"arch": "logreg", "n_train": 20, "n_test": 10, "source": "hand-made", "epochs": 1, "seed": 3,
             **HP_SETTINGS, "epsilon": 0.5, "indices": [1], "baseline": True, "nads_sha256": E._digest(u)}
     assert settings == want
@@ -57,13 +58,15 @@ def test_poison_sweep_settings_are_exactly_the_run_description(tmp_path):
 
 def test_flip_settings_are_exactly_the_run_description(tmp_path):
     u = _basis(1024)
-    kw = dict(epochs=1, seed=2, hp=HP, device="cpu", progress=False)
-    _, settings = E.run_flip("logreg", u, _data(), **kw)
+    kw = dict(epochs=1, hp=HP)
+    _, settings = E.run_flip("logreg", u, _data(), run=RunControl(seed=2, device="cpu", progress=False), **kw)
     base = {"arch": "logreg", "n_train": 20, "n_test": 10, "source": "hand-made", "epochs": 1, "seed": 2,
             **HP_SETTINGS, "basis_sha256": E._digest(u)}
     assert settings == base
     ckpt = tmp_path / "f.ckpt.npz"
-    _, settings = E.run_flip("logreg", u, _data(), **kw, until_train_acc=0.5, max_epochs=2, checkpoint=ckpt)
+    _, settings = E.run_flip("logreg", u, _data(),
+                             run=RunControl(seed=2, device="cpu", progress=False, checkpoint=ckpt),
+                             **kw, until_train_acc=0.5, max_epochs=2)
     assert settings == {**base, "until_train_acc": 0.5, "max_epochs": 2}
     assert load_artifact(ckpt)[1]["settings"] == settings
 
@@ -74,7 +77,7 @@ def test_flip_settings_are_exactly_the_run_description(tmp_path):
 def test_trainability_shows_a_bar_by_default(capsys):
     nadlib.nad_trainability(_basis(2).reshape(2, 32, 32), [1], arch="logreg", **TINY)
     assert "train logreg on D(u_i)" in capsys.readouterr().err
-    nadlib.nad_trainability(_basis(2).reshape(2, 32, 32), [1], arch="logreg", progress=False, **TINY)
+    nadlib.nad_trainability(_basis(2).reshape(2, 32, 32), [1], arch="logreg", run=RunControl(progress=False), **TINY)
     assert capsys.readouterr().err == ""
 
 
@@ -83,9 +86,9 @@ def test_trainability_shows_a_bar_by_default(capsys):
     (lambda **kw: E.run_flip("logreg", _basis(1024), _data(), **kw), "logreg flip"),
 ])
 def test_cifar_runners_show_a_bar_by_default(capsys, runner, title):
-    runner(epochs=1, hp=HP, device="cpu")
+    runner(epochs=1, hp=HP, run=RunControl(device="cpu"))
     assert title in capsys.readouterr().err
-    runner(epochs=1, hp=HP, device="cpu", progress=False)
+    runner(epochs=1, hp=HP, run=RunControl(device="cpu", progress=False))
     assert capsys.readouterr().err == ""
 
 
@@ -100,7 +103,8 @@ def test_cifar_runners_show_a_bar_by_default(capsys, runner, title):
 def test_cifar_runners_stop_at_their_deadline(tmp_path, runner, what):
     ckpt = tmp_path / "d.ckpt.npz"
     with pytest.raises(DeadlineReached) as err:
-        runner(epochs=1, hp=HP, device="cpu", progress=False, checkpoint=ckpt, deadline=time.monotonic() - 1)
+        runner(epochs=1, hp=HP, run=RunControl(device="cpu", progress=False, checkpoint=ckpt,
+                                               deadline=time.monotonic() - 1))
     # one run (the clean baseline, or the original images) finished and was saved before the stop
     assert (err.value.what, err.value.done) == (what, 1) and err.value.checkpoint == ckpt
     assert err.value.total == (3 if "poison" in what else 2)
@@ -140,14 +144,14 @@ def test_nad_bars_name_the_architecture_and_method_and_are_off_in_chunks(capsys)
     kw = dict(input_shape=(1, 32, 32), step=1.0)
     nadlib.nad_statistics("LogReg", 0, 2, **kw)  # a chunk (e.g. a Ray task): quiet by default
     assert capsys.readouterr().err == ""
-    nadlib.nad_statistics("LogReg", 0, 2, progress=True, **kw)
+    nadlib.nad_statistics("LogReg", 0, 2, run=RunControl(progress=True), **kw)
     err = capsys.readouterr().err
     assert "NADs logreg (secant)" in err and "2/2" in err and "net/s" in err
 
     def tiny_net():
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 1))
 
-    nadlib.nad_statistics(tiny_net, 0, 2, method="gradient", progress=True, **kw)
+    nadlib.nad_statistics(tiny_net, 0, 2, method="gradient", run=RunControl(progress=True), **kw)
     assert f"NADs {tiny_net.__qualname__} (gradient)" in capsys.readouterr().err
 
 
@@ -162,26 +166,27 @@ def _logreg_nads(**kw):
 def test_estimate_nads_shows_a_bar_by_default(capsys):
     _logreg_nads()
     assert "NADs logreg (secant)" in capsys.readouterr().err
-    _logreg_nads(progress=False)
+    _logreg_nads(run=RunControl(progress=False))
     assert capsys.readouterr().err == ""
 
 
 def test_estimate_nads_stops_at_its_deadline_and_resumes(tmp_path):
     ckpt = tmp_path / "n.ckpt.npz"
-    kw = dict(n_networks=4, input_shape=(1, 4, 4), batch_size=1, progress=False, checkpoint=ckpt)
+    kw = dict(n_networks=4, input_shape=(1, 4, 4), batch_size=1)
+    control = RunControl(progress=False, checkpoint=ckpt)
     with pytest.raises(DeadlineReached) as err:
-        nadlib.estimate_nads(_small_net, **kw, deadline=time.monotonic() - 1)
+        nadlib.estimate_nads(_small_net, run=control.replace(deadline=time.monotonic() - 1), **kw)
     # one batch (one network) finished before the stop, and was saved
     assert (err.value.what, err.value.done, err.value.total) == ("NADs _small_net: networks", 1, 4)
     assert err.value.checkpoint == ckpt
-    resumed = nadlib.estimate_nads(_small_net, **kw)
+    resumed = nadlib.estimate_nads(_small_net, run=control, **kw)
     assert resumed.meta["resumed"] is True and resumed.meta["resumed_from"] == 1 and resumed.n_networks == 4
 
 
 def test_estimate_nads_provenance_describes_the_run():
     start = time.perf_counter()
     meta = nadlib.estimate_nads(_small_net, n_networks=3, input_shape=(1, 4, 4), step=2.0, batch_size=2,
-                                seed=4, progress=False).meta
+                                run=RunControl(seed=4, progress=False)).meta
     elapsed = time.perf_counter() - start
     assert {k: meta[k] for k in ("device", "arch", "method", "seed", "input_shape", "step", "batch_size", "path",
                                  "eval_point", "stopped_early", "requested_networks", "resumed", "resumed_from",
@@ -200,8 +205,8 @@ def test_early_stopping_on_the_stability_of_the_whole_space():
     """In a 10-dimensional input space the top-10 NADs (the default ``stability_k``) span everything, so
     their split-half overlap is exactly 1 and the run stops at the first check."""
     nads = nadlib.estimate_nads(lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 1)),
-                                n_networks=200, input_shape=(1, 2, 5), method="gradient", batch_size=4, check_every=20,
-                                stop_at_stability=0.999, progress=False)
+                                n_networks=200, input_shape=(1, 2, 5), method="gradient", batch_size=4,
+                                stability=Stability(check_every=20, stop_at=0.999), run=RunControl(progress=False))
     assert nads.meta["stopped_early"] and nads.n_networks == 20
 
 
@@ -274,21 +279,21 @@ def test_stability_is_checked_every_check_every_networks_and_stops_at_the_thresh
         return {10: next(script)}
 
     monkeypatch.setattr(N, "split_half_stability", scripted)
-    nads = nadlib.estimate_nads(_small_net, n_networks=100, input_shape=(1, 4, 4), batch_size=4, check_every=20,
-                                stop_at_stability=0.5, progress=False)
+    nads = nadlib.estimate_nads(_small_net, n_networks=100, input_shape=(1, 4, 4), batch_size=4,
+                                stability=Stability(check_every=20, stop_at=0.5), run=RunControl(progress=False))
     assert seen == [20, 40, 60]
     assert nads.n_networks == 60 and nads.meta["stopped_early"]
 
     seen.clear()
     script = iter([0.0] * 10)
-    nads = nadlib.estimate_nads(_small_net, n_networks=100, input_shape=(1, 4, 4), batch_size=4, check_every=20,
-                                stop_at_stability=0.5, progress=False)
+    nads = nadlib.estimate_nads(_small_net, n_networks=100, input_shape=(1, 4, 4), batch_size=4,
+                                stability=Stability(check_every=20, stop_at=0.5), run=RunControl(progress=False))
     assert seen == [20, 40, 60, 80] and nads.n_networks == 100 and not nads.meta["stopped_early"]
 
 
 def test_a_deadline_passed_during_the_last_batch_is_not_an_interruption():
-    nads = nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), batch_size=2, progress=False,
-                                deadline=time.monotonic() - 1)
+    nads = nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), batch_size=2,
+                                run=RunControl(progress=False, deadline=time.monotonic() - 1))
     assert nads.n_networks == 2
 
 
@@ -304,8 +309,8 @@ def test_checkpoints_are_saved_every_checkpoint_every_seconds(monkeypatch, tmp_p
         return real(self, **arrays)
 
     monkeypatch.setattr(nadlib.results.Checkpoint, "save", counting)
-    nadlib.estimate_nads(_small_net, n_networks=3, input_shape=(1, 4, 4), batch_size=1, progress=False,
-                         checkpoint=tmp_path / "c.ckpt.npz", checkpoint_every=every)
+    nadlib.estimate_nads(_small_net, n_networks=3, input_shape=(1, 4, 4), batch_size=1,
+                         run=RunControl(progress=False, checkpoint=tmp_path / "c.ckpt.npz", checkpoint_every=every))
     assert saved == [1, 2, 3][:periodic] + [3]
 
 
@@ -339,19 +344,19 @@ def test_a_callable_without_a_qualname_is_named_by_its_repr():
     import functools
     factory = functools.partial(torch.nn.Linear, 16)
     net = functools.partial(lambda f: torch.nn.Sequential(torch.nn.Flatten(), f(1)), factory)
-    nads = nadlib.estimate_nads(net, n_networks=2, input_shape=(1, 4, 4), progress=False)
+    nads = nadlib.estimate_nads(net, n_networks=2, input_shape=(1, 4, 4), run=RunControl(progress=False))
     assert nads.meta["arch"] == repr(net)
 
 
 @pytest.mark.parametrize("k", [1, 16])
 def test_k_may_be_anything_from_one_to_the_dimension(k):
-    nads = nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), k=k, progress=False)
+    nads = nadlib.estimate_nads(_small_net, n_networks=2, input_shape=(1, 4, 4), k=k, run=RunControl(progress=False))
     assert nads.directions.shape == (k, 1, 4, 4)
 
 
 def test_stability_k_may_equal_the_dimension():
-    nads = nadlib.estimate_nads(_small_net, n_networks=8, input_shape=(1, 4, 4), batch_size=4, check_every=4,
-                                stop_at_stability=0.99, stability_k=16, progress=False)
+    nads = nadlib.estimate_nads(_small_net, n_networks=8, input_shape=(1, 4, 4), batch_size=4,
+                                stability=Stability(check_every=4, stop_at=0.99, k=16), run=RunControl(progress=False))
     assert nads.meta["stopped_early"]  # the top-16 of a 16-dimensional space: overlap 1
 
 
@@ -366,7 +371,7 @@ def test_a_given_eval_point_is_used_as_float32_with_or_without_a_batch_axis(shap
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1))
 
     x = torch.linspace(-1, 1, 48, dtype=torch.float64).reshape(shape)
-    nads = nadlib.estimate_nads(net, n_networks=2, input_shape=(3, 4, 4), eval_point=x, progress=False)
+    nads = nadlib.estimate_nads(net, n_networks=2, input_shape=(3, 4, 4), eval_point=x, run=RunControl(progress=False))
     assert nads.eval_point.dtype == torch.float32
     assert torch.equal(nads.eval_point, x.reshape(3, 4, 4).float())
     assert nads.meta["eval_point"] == "given"
@@ -375,7 +380,7 @@ def test_a_given_eval_point_is_used_as_float32_with_or_without_a_batch_axis(shap
 @pytest.mark.parametrize("method, path, batch", [("secant", "lenet-windowed", 8), ("gradient", "vmap", 128)])
 def test_lenet_paths_and_default_batches(method, path, batch):
     """The windowed secant path is for secants only; batches follow ``_default_batch`` (see its test)."""
-    nads = nadlib.estimate_nads("lenet", n_networks=2, method=method, k=1, progress=False)
+    nads = nadlib.estimate_nads("lenet", n_networks=2, method=method, k=1, run=RunControl(progress=False))
     assert (nads.meta["path"], nads.meta["batch_size"]) == (path, batch)
 
 
@@ -402,7 +407,7 @@ def test_a_non_finite_gradient_names_the_network_and_its_seed():
     assert first_bad % 4 != 0, "pick another seed: the bad network must not open its batch"
     with pytest.raises(ValueError) as info:
         nadlib.estimate_nads(_NaNForNegativeWeight, n_networks=64, input_shape=(1, 2, 2), batch_size=4,
-                             seed=seed, progress=False)
+                             run=RunControl(seed=seed, progress=False))
     assert str(info.value) == (f"non-finite input gradient for network {first_bad} (initialised with "
                                f"torch.manual_seed({network_seed(seed, first_bad)}), i.e. "
                                f"network_seed({seed}, {first_bad}))")
@@ -412,7 +417,7 @@ def test_a_non_finite_gradient_names_the_network_and_its_seed():
 
 
 def test_flip_target_defaults_to_eight_times_the_epochs_and_allows_exactly_epochs():
-    kw = dict(hp=HP, device="cpu", progress=False)
+    kw = dict(hp=HP, run=RunControl(device="cpu", progress=False))
     _, settings = E.run_flip("logreg", _basis(1024), _data(), epochs=1, until_train_acc=0.1, **kw)
     assert settings["max_epochs"] == 8 and settings["until_train_acc"] == 0.1
     arrays, settings = E.run_flip("logreg", _basis(1024), _data(), epochs=2, until_train_acc=1.0, max_epochs=2, **kw)
@@ -427,7 +432,8 @@ def test_flip_target_defaults_to_eight_times_the_epochs_and_allows_exactly_epoch
 ])
 def test_flip_target_messages(kwargs, message):
     with pytest.raises(ValueError) as info:
-        E.run_flip("logreg", _basis(1024), _data(), epochs=3, hp=HP, device="cpu", progress=False, **kwargs)
+        E.run_flip("logreg", _basis(1024), _data(), epochs=3, hp=HP,
+                   run=RunControl(device="cpu", progress=False), **kwargs)
     assert str(info.value) == message
 
 
@@ -451,7 +457,7 @@ def _flip_with_scripted_fits(monkeypatch, fits):
 
 @pytest.mark.timeout(20)  # a doubling that does not double loops for ever: fail instead of hanging
 def test_flip_doubles_up_to_max_epochs_and_stops_at_exactly_the_target(monkeypatch):
-    kw = dict(epochs=2, device="cpu", progress=False, hp=HP)
+    kw = dict(epochs=2, hp=HP, run=RunControl(device="cpu", progress=False))
     runs = _flip_with_scripted_fits(monkeypatch, lambda e: 0.5)  # never fits
     arrays, _ = E.run_flip("logreg", _basis(1024), _data(), until_train_acc=0.9, max_epochs=8, **kw)
     assert runs == [2, 2, 4, 8]  # 2, 4 and 8 epochs all fit within max_epochs; 16 would not
@@ -491,7 +497,8 @@ def test_an_epochs_training_accuracy_and_loss_cover_every_batch():
         out = model(x)
     want_acc = int((out.argmax(1) == y).sum()) / len(y)
     want_loss = float(torch.nn.functional.cross_entropy(out, y))
-    result = nadlib.train(model, x, y, epochs=1, batch_size=8, lr=1e-12, clip=None, progress=False)
+    result = nadlib.train(model, x, y, recipe=Recipe(epochs=1, batch_size=8, lr=1e-12, clip=None),
+                          run=RunControl(progress=False))
     assert result.train_acc == [want_acc] and 0 < want_acc < 1
     assert result.loss[0] == pytest.approx(want_loss, rel=1e-6)
 
@@ -502,13 +509,13 @@ def test_train_defaults_to_batches_of_128_and_seed_0(monkeypatch):
     real = training.minibatches
     monkeypatch.setattr(training, "minibatches", lambda n, b, g: sizes.append(b) or real(n, b, g))
     x, y = _linear_data(n=130)
-    default = nadlib.train(_linear_model(), x, y, epochs=1, progress=False).model
+    default = nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False)).model
     assert sizes == [128]
-    seed0 = nadlib.train(_linear_model(), x, y, epochs=1, seed=0, progress=False).model
-    seed1 = nadlib.train(_linear_model(), x, y, epochs=1, seed=1, progress=False).model
+    seed0 = nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1), run=RunControl(seed=0, progress=False)).model
+    seed1 = nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1), run=RunControl(seed=1, progress=False)).model
     assert torch.equal(default[1].weight, seed0[1].weight)
     assert not torch.equal(seed0[1].weight, seed1[1].weight)  # the seed orders the batches
-    assert nadlib.train(_linear_model(), x, y, progress=False).epochs[-1] == 20  # the paper's 20 epochs
+    assert nadlib.train(_linear_model(), x, y, run=RunControl(progress=False)).epochs[-1] == 20  # the paper's 20 epochs
 
 
 @pytest.mark.parametrize("kwargs, err, message", [
@@ -519,27 +526,27 @@ def test_train_defaults_to_batches_of_128_and_seed_0(monkeypatch):
 def test_train_recipe_messages(kwargs, err, message):
     x, y = _linear_data(n=8)
     with pytest.raises(err) as info:
-        nadlib.train(_linear_model(), x, y, epochs=1, progress=False, **kwargs)
+        nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1, **kwargs), run=RunControl(progress=False))
     assert str(info.value) == message
 
 
 def test_train_shows_a_transient_bar_by_default(capsys):
     x, y = _linear_data()
-    nadlib.train(_linear_model(), x, y, x, y, epochs=2)
+    nadlib.train(_linear_model(), x, y, x, y, recipe=Recipe(epochs=2))
     err = capsys.readouterr().err
     assert "train:" in err and "/2 [" in err and re.search(r"\bepoch/s\b|\bs/epoch\b", err), err
     assert re.search(r"test=\d\.\d{3}, train=\d\.\d{3}", err), err
     assert err.endswith("\r")  # leave=False: the bar erases itself when training ends
-    nadlib.train(_linear_model(), x, y, epochs=1)
+    nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1))
     assert "test=-" in capsys.readouterr().err  # no test set
-    nadlib.train(_linear_model(), x, y, epochs=1, progress=False)
+    nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False))
     assert capsys.readouterr().err == ""
 
 
 def test_train_wall_time_is_within_the_call():
     x, y = _linear_data()
     start = time.perf_counter()
-    result = nadlib.train(_linear_model(), x, y, epochs=1, progress=False)
+    result = nadlib.train(_linear_model(), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False))
     assert 0 < result.wall_time <= time.perf_counter() - start
 
 
@@ -584,7 +591,7 @@ class _TupleNet(torch.nn.Module):
 def test_train_messages(model, y_shift, err, message):
     x, y = _linear_data(n=8)
     with pytest.raises(err) as info:
-        nadlib.train(model(), x, y + y_shift, epochs=1, clip=None, progress=False)
+        nadlib.train(model(), x, y + y_shift, recipe=Recipe(epochs=1, clip=None), run=RunControl(progress=False))
     assert str(info.value) == message
 
 
@@ -599,5 +606,5 @@ def test_train_names_the_bad_set(where, message):
     bad[0, 0, 0, 0] = float("nan")
     args = {"train": (bad, y, x, y), "test": (x, y, bad, y), "labels": (x, y[:, None], x, y)}[where]
     with pytest.raises(ValueError) as info:
-        nadlib.train(_linear_model(), *args, epochs=1, progress=False)
+        nadlib.train(_linear_model(), *args, recipe=Recipe(epochs=1), run=RunControl(progress=False))
     assert str(info.value) == message

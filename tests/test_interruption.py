@@ -23,6 +23,7 @@ import torch
 import nadlib
 from nadlib import cli
 from nadlib.results import load_artifact
+from nadlib import Recipe, RunControl
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +130,7 @@ def test_estimators_leave_the_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    nadlib.estimate_nads("lenet", 4, progress=False)
-    nadlib.accuracy_grid("logreg", [(1, 0)], n_train=64, n_test=32, epochs=1, workers=1, progress=False,
-                         device="cpu")
+    nadlib.estimate_nads("lenet", 4, run=RunControl(progress=False))
+    nadlib.accuracy_grid("logreg", [(1, 0)], workers=1, recipe=Recipe(n_train=64, n_test=32, epochs=1),
+                         run=RunControl(progress=False, device="cpu"))
     assert torch.equal(torch.rand(3), expected)

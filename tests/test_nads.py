@@ -12,6 +12,7 @@ from torch import nn
 import nadlib
 from nadlib import lenet_secant as LS
 from nadlib import nads as N
+from nadlib import RunControl, Stability
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -72,8 +73,8 @@ def test_linear_model_recovers_sigma(method):
     d = 16
     q, eig = _sigma(d)
     L = (q * eig.sqrt()).float()
-    res = nadlib.estimate_nads(lambda: Linear(L), 4000, method=method, input_shape=(1, 4, 4), progress=False,
-                               batch_size=500)
+    res = nadlib.estimate_nads(lambda: Linear(L), 4000, method=method, input_shape=(1, 4, 4), batch_size=500,
+                               run=RunControl(progress=False))
     assert res.directions.shape == (d, 1, 4, 4)
     assert torch.allclose(res.eigenvalues[:4] / eig[:4], torch.ones(4, dtype=torch.float64), rtol=0.12)
     for i in range(4):
@@ -89,8 +90,10 @@ def test_streaming_equals_one_shot_and_determinism():
     q, eig = _sigma(16, seed=1)
     L = (q * eig.sqrt()).float()
     fn = lambda: Linear(L)  # noqa: E731
-    a = nadlib.estimate_nads(fn, 300, method="gradient", input_shape=(1, 4, 4), progress=False, batch_size=7)
-    b = nadlib.estimate_nads(fn, 300, method="gradient", input_shape=(1, 4, 4), progress=False, batch_size=7)
+    a = nadlib.estimate_nads(fn, 300, method="gradient", input_shape=(1, 4, 4), batch_size=7,
+                             run=RunControl(progress=False))
+    b = nadlib.estimate_nads(fn, 300, method="gradient", input_shape=(1, 4, 4), batch_size=7,
+                             run=RunControl(progress=False))
     assert torch.equal(a.directions, b.directions) and torch.equal(a.eigenvalues, b.eigenvalues)
     # one shot: stack all gradients (= w of each seeded network) and take the centred covariance at once
     ws = []
@@ -103,7 +106,8 @@ def test_streaming_equals_one_shot_and_determinism():
     assert torch.allclose(a.eigenvalues, vals.flip(0).clamp_min(0), rtol=1e-9, atol=1e-12)
     assert N.subspace_overlap(a.directions, vecs.flip(1).T, 5) == pytest.approx(1.0, abs=1e-6)  # float32 directions
     # another batch size: same networks, same answer up to float rounding
-    c = nadlib.estimate_nads(fn, 300, method="gradient", input_shape=(1, 4, 4), progress=False, batch_size=64)
+    c = nadlib.estimate_nads(fn, 300, method="gradient", input_shape=(1, 4, 4), batch_size=64,
+                             run=RunControl(progress=False))
     assert torch.allclose(a.eigenvalues, c.eigenvalues, rtol=1e-6, atol=1e-12)
 
 
@@ -113,7 +117,7 @@ def test_lenet_fast_secant_matches_plain_reference():
     x = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(0))
     n = 24
     ref = _plain_secant(lambda: nadlib.get_model("lenet", 1, 1), n, x)
-    res = nadlib.estimate_nads("lenet", n, method="secant", progress=False, batch_size=5)
+    res = nadlib.estimate_nads("lenet", n, method="secant", batch_size=5, run=RunControl(progress=False))
     assert res.meta["path"] == "lenet-windowed"
     assert torch.equal(res.eval_point, x)
     for k in (1, 5, 10):
@@ -132,14 +136,14 @@ def test_generic_secant_path_and_three_channels():
     # a custom module (not a nadlib LeNet) goes through the plain batched path; 3 input channels
     def make():
         return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 1))
-    res = nadlib.estimate_nads(make, 6, method="secant", input_shape=(3, 8, 8), progress=False, k=10)
+    res = nadlib.estimate_nads(make, 6, method="secant", input_shape=(3, 8, 8), k=10, run=RunControl(progress=False))
     assert res.directions.shape == (10, 3, 8, 8) and res.meta["path"] == "batched"
     u = res.directions.reshape(10, -1).double()
     assert torch.allclose(u @ u.T, torch.eye(10, dtype=torch.float64), atol=1e-5)
 
 
 def test_save_load_roundtrip(tmp_path):
-    res = nadlib.estimate_nads("logreg", 8, method="gradient", progress=False, k=20)
+    res = nadlib.estimate_nads("logreg", 8, method="gradient", k=20, run=RunControl(progress=False))
     path = res.save(tmp_path / "n.npz")
     back = nadlib.NADs.load(path)
     assert torch.equal(back.directions, res.directions) and torch.equal(back.eigenvalues, res.eigenvalues)
@@ -149,7 +153,7 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     ck = tmp_path / "ck.npz"
-    full = nadlib.estimate_nads("lenet", 12, method="gradient", progress=False, batch_size=4)
+    full = nadlib.estimate_nads("lenet", 12, method="gradient", batch_size=4, run=RunControl(progress=False))
     # interrupt after the second batch
     calls = {"n": 0}
     real = N._Stats.add
@@ -161,16 +165,19 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
         real(self, g, i)
     monkeypatch.setattr(N._Stats, "add", add)
     with pytest.raises(KeyboardInterrupt):
-        nadlib.estimate_nads("lenet", 12, method="gradient", progress=False, batch_size=4, checkpoint=ck)
+        nadlib.estimate_nads("lenet", 12, method="gradient", batch_size=4,
+                             run=RunControl(progress=False, checkpoint=ck))
     monkeypatch.setattr(N._Stats, "add", real)
     assert ck.exists()
-    resumed = nadlib.estimate_nads("lenet", 12, method="gradient", progress=False, batch_size=4, checkpoint=ck)
+    resumed = nadlib.estimate_nads("lenet", 12, method="gradient", batch_size=4,
+                                   run=RunControl(progress=False, checkpoint=ck))
     assert resumed.meta["resumed_from"] == 8
     assert torch.equal(resumed.eigenvalues, full.eigenvalues)
     assert torch.equal(resumed.directions, full.directions)
     # other settings refuse to resume from that checkpoint
     with pytest.raises(ValueError):
-        nadlib.estimate_nads("lenet", 12, method="gradient", progress=False, batch_size=4, checkpoint=ck, seed=1)
+        nadlib.estimate_nads("lenet", 12, method="gradient", batch_size=4,
+                             run=RunControl(progress=False, checkpoint=ck, seed=1))
 
 
 def test_stop_at_stability():
@@ -183,29 +190,29 @@ def test_stop_at_stability():
 
         def forward(self, x):
             return self.a * x[:, 0, 0, :1]
-    res = nadlib.estimate_nads(RankOne, 1000, method="gradient", input_shape=(1, 2, 2), progress=False,
-                               stop_at_stability=0.99, stability_k=1, check_every=64, batch_size=32)
+    res = nadlib.estimate_nads(RankOne, 1000, method="gradient", input_shape=(1, 2, 2), batch_size=32,
+                               stability=Stability(stop_at=0.99, k=1, check_every=64), run=RunControl(progress=False))
     assert res.n_networks < 1000 and res.meta["stopped_early"]
     assert res.stability[1] > 0.99
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="ONE scalar output"):
-        nadlib.estimate_nads(lambda: nadlib.get_model("lenet", 1, 2), 4, progress=False)
+        nadlib.estimate_nads(lambda: nadlib.get_model("lenet", 1, 2), 4, run=RunControl(progress=False))
     with pytest.raises(ValueError, match="n_networks"):
-        nadlib.estimate_nads("lenet", 1, progress=False)
+        nadlib.estimate_nads("lenet", 1, run=RunControl(progress=False))
     with pytest.raises(ValueError, match="does not accept inputs"):
-        nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(10, 1)), 4, progress=False)
+        nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(10, 1)), 4, run=RunControl(progress=False))
     with pytest.raises(ValueError, match="input_shape"):
-        nadlib.estimate_nads("lenet", 4, input_shape=(32, 32), progress=False)
+        nadlib.estimate_nads("lenet", 4, input_shape=(32, 32), run=RunControl(progress=False))
     with pytest.raises(ValueError, match="method"):
-        nadlib.estimate_nads("lenet", 4, method="adjoint", progress=False)
+        nadlib.estimate_nads("lenet", 4, method="adjoint", run=RunControl(progress=False))
     with pytest.raises(ValueError, match="eval_point"):
-        nadlib.estimate_nads("lenet", 4, eval_point=torch.zeros(1, 8, 8), progress=False)
+        nadlib.estimate_nads("lenet", 4, eval_point=torch.zeros(1, 8, 8), run=RunControl(progress=False))
     with pytest.raises(TypeError):
-        nadlib.estimate_nads(nadlib.get_model("lenet", 1, 1), 4, progress=False)
+        nadlib.estimate_nads(nadlib.get_model("lenet", 1, 1), 4, run=RunControl(progress=False))
     with pytest.raises(ValueError, match="unknown architecture"):
-        nadlib.estimate_nads("alexnet", 4, progress=False)
+        nadlib.estimate_nads("alexnet", 4, run=RunControl(progress=False))
 
     class NaNNet(nn.Module):
         def __init__(self):
@@ -215,10 +222,10 @@ def test_bad_inputs():
         def forward(self, x):
             return x.flatten(1)[:, :1] * self.w
     with pytest.raises(ValueError, match="network 0"):
-        nadlib.estimate_nads(NaNNet, 4, method="gradient", input_shape=(1, 2, 2), progress=False)
+        nadlib.estimate_nads(NaNNet, 4, method="gradient", input_shape=(1, 2, 2), run=RunControl(progress=False))
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
-            nadlib.estimate_nads("lenet", 4, device="cuda", progress=False)
+            nadlib.estimate_nads("lenet", 4, run=RunControl(device="cuda", progress=False))
 
 
 # end to end (~16 s, so not in `make test-fast`): two `python -m nadlib nads` subprocesses; resuming in-process is
@@ -234,7 +241,8 @@ def test_cli_resume(tmp_path):
     assert not (tmp_path / "n.ckpt.npz").exists()
     # a checkpoint left by an interrupted run (first 16 networks) is resumed to the same final answer
     ck = tmp_path / "n.ckpt.npz"
-    part = nadlib.estimate_nads("logreg", 16, method="gradient", progress=False, batch_size=8, checkpoint=ck)
+    part = nadlib.estimate_nads("logreg", 16, method="gradient", batch_size=8,
+                                run=RunControl(progress=False, checkpoint=ck))
     assert part.n_networks == 16
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     again = nadlib.load_nads(out)
@@ -272,8 +280,8 @@ def test_two_networks_give_the_closed_form(method, step):
     +-v / |v| with eigenvalue (a_0 - a_1)^2 |v|^2 / 2 and the other three eigenvalues are 0."""
     x = torch.tensor([[[0.3, -0.2], [1.5, -0.7]]])
     kwargs = {} if step is None else {"step": step}
-    res = nadlib.estimate_nads(_ScaledReLU, 2, method=method, input_shape=(1, 2, 2), eval_point=x, seed=4,
-                               progress=False, **kwargs)
+    res = nadlib.estimate_nads(_ScaledReLU, 2, method=method, input_shape=(1, 2, 2), eval_point=x,
+                               run=RunControl(seed=4, progress=False), **kwargs)
     x64 = x.double().flatten()
     if method == "gradient":
         v = (x64 > 0).double()
@@ -298,8 +306,8 @@ def test_default_eval_point_and_k_and_stability_ks():
     """The default point is randn(input_shape) from Generator().manual_seed(seed); k keeps the top k directions
     (all eigenvalues are still reported); a rank-one covariance has split-half overlap 1 for k = 1 and for
     the whole space (k = 4), and k larger than the dimension is left out."""
-    res = nadlib.estimate_nads(_ScaledReLU, 6, method="gradient", input_shape=(1, 2, 2), seed=9, k=2,
-                               stability_ks=(1, 4, 9), progress=False, batch_size=4)
+    res = nadlib.estimate_nads(_ScaledReLU, 6, method="gradient", input_shape=(1, 2, 2), k=2,
+                               batch_size=4, stability=Stability(ks=(1, 4, 9)), run=RunControl(seed=9, progress=False))
     point = torch.randn((1, 2, 2), generator=torch.Generator().manual_seed(9))
     assert torch.equal(res.eval_point, point)
     assert res.meta["eval_point"] == "randn(input_shape) from torch.Generator().manual_seed(seed)"
@@ -310,8 +318,8 @@ def test_default_eval_point_and_k_and_stability_ks():
     top = float(a.var() * v.dot(v))  # sample variance (n - 1) of a, times |v|^2
     assert float(res.eigenvalues[0]) == pytest.approx(top, rel=1e-5)
     assert torch.equal(res[1], res.directions[1])
-    default = nadlib.estimate_nads(_ScaledReLU, 6, method="gradient", input_shape=(1, 2, 2), seed=9,
-                                   progress=False, batch_size=4)
+    default = nadlib.estimate_nads(_ScaledReLU, 6, method="gradient", input_shape=(1, 2, 2), batch_size=4,
+                                   run=RunControl(seed=9, progress=False))
     assert set(default.stability) == {1}  # the default ks (1, 5, 10, 50) that fit in 4 dimensions
     assert default.overlap(res, 1) == pytest.approx(1.0) and default.overlap(res.directions, 2) == pytest.approx(1.0)
 
@@ -329,14 +337,14 @@ def test_network_seed_uses_all_bits_of_the_seed():
     (dict(k=5), ValueError, "k must be an int in [1, 4] (the input dimension) or None, got 5"),
     (dict(k=0), ValueError, "k must be an int in [1, 4] (the input dimension) or None, got 0"),
     (dict(batch_size=1_000_001), ValueError, "batch_size must be at most 1,000,000, got 1,000,001"),
-    (dict(stop_at_stability=0.0), ValueError, "stop_at_stability must be in (0, 1], got 0.0"),
-    (dict(stop_at_stability=0.5, stability_k=5), ValueError,
-     "stability_k=5 exceeds the input dimension 4: early stopping could never trigger"),
-    (dict(stability_k=0), ValueError, "stability_k must be a positive int, got 0"),
-    (dict(check_every=0), ValueError, "check_every must be a positive int, got 0"),
-    (dict(stability_ks=(1, 0)), ValueError, "stability_ks entry must be a positive int, got 0"),
+    (dict(stability=dict(stop_at=0.0)), ValueError, "Stability.stop_at must be in (0, 1], got 0.0"),
+    (dict(stability=dict(stop_at=0.5, k=5)), ValueError,
+     "Stability.k=5 exceeds the input dimension 4: early stopping could never trigger"),
+    (dict(stability=dict(k=0)), ValueError, "Stability.k must be a positive int, got 0"),
+    (dict(stability=dict(check_every=0)), ValueError, "Stability.check_every must be a positive int, got 0"),
+    (dict(stability=dict(ks=(1, 0))), ValueError, "Stability.ks entry must be a positive int, got 0"),
     (dict(step=2e12), ValueError, "step must be at most 1e+12, got 2000000000000.0"),
-    (dict(checkpoint_every=0), ValueError, "checkpoint_every must be a positive finite number, got 0"),
+    (dict(run=dict(checkpoint_every=0)), ValueError, "checkpoint_every must be a positive finite number, got 0"),
     (dict(input_shape=5), TypeError, "input_shape must be a tuple (C, H, W), got 5"),
     (dict(input_shape=(1, 0, 2)), ValueError, "input_shape must be three positive ints (C, H, W), got (1, 0, 2)"),
     (dict(input_shape=(True, 2, 2)), ValueError, "input_shape must be three positive ints (C, H, W), got (True, 2, 2)"),
@@ -344,35 +352,38 @@ def test_network_seed_uses_all_bits_of_the_seed():
     (dict(eval_point=torch.full((1, 1, 2, 2), float("inf"))), ValueError, "eval_point contains NaN or infinite values"),
 ])
 def test_estimate_nads_messages(kwargs, err, message):
-    args = dict(model=_ScaledReLU, n_networks=4, method="gradient", input_shape=(1, 2, 2), progress=False)
-    args.update(kwargs)
+    """Each bad value is refused with its message: arguments of estimate_nads, fields of its Stability
+    (``stop_at``, ``k``, ``check_every``, ``ks``) and of its RunControl (``checkpoint_every``)."""
+    args = {**dict(model=_ScaledReLU, n_networks=4, method="gradient", input_shape=(1, 2, 2)), **kwargs}
+    stability, control = args.pop("stability", None), dict(progress=False, **args.pop("run", {}))
     with pytest.raises(err) as info:
-        nadlib.estimate_nads(**args)
+        nadlib.estimate_nads(**args, stability=None if stability is None else nadlib.Stability(**stability),
+                             run=nadlib.RunControl(**control))
     assert str(info.value) == message
 
 
 def test_model_messages():
     with pytest.raises(TypeError, match="^model must be an architecture name or a zero-argument callable returning"):
-        nadlib.estimate_nads(_ScaledReLU(), 2, progress=False)
+        nadlib.estimate_nads(_ScaledReLU(), 2, run=RunControl(progress=False))
     with pytest.raises(TypeError, match=r"^model must be an architecture name \(str\) or a zero-argument callable, "
                                         r"got int$"):
-        nadlib.estimate_nads(5, 2, progress=False)
+        nadlib.estimate_nads(5, 2, run=RunControl(progress=False))
     with pytest.raises(TypeError, match="^the model callable must return an nn.Module, got int$"):
-        nadlib.estimate_nads(lambda: 3, 2, progress=False)
+        nadlib.estimate_nads(lambda: 3, 2, run=RunControl(progress=False))
     with pytest.raises(ValueError, match=r"^NADs need a model with ONE scalar output per input, got output shape "
                                          r"\(1, 2\); build it with num_classes=1$"):
         nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), 2, input_shape=(1, 2, 2),
-                             progress=False)
+                             run=RunControl(progress=False))
     with pytest.raises(ValueError, match=r"^NADs need a model with ONE scalar output per input, got output shape "
                                          r"tuple"):
-        nadlib.estimate_nads(lambda: _Tuple(), 2, input_shape=(1, 2, 2), progress=False)
+        nadlib.estimate_nads(lambda: _Tuple(), 2, input_shape=(1, 2, 2), run=RunControl(progress=False))
     with pytest.raises(ValueError, match=r"^the model does not accept inputs of shape \(1, 1, 2, 2\) "
                                          r"\(input_shape=\(1, 2, 2\)\): "):
         nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(5, 1)), 2, input_shape=(1, 2, 2),
-                             progress=False)
-    assert nadlib.estimate_nads("LogReg", 2, method="gradient", progress=False).meta["arch"] == "logreg"
+                             run=RunControl(progress=False))
+    assert nadlib.estimate_nads("LogReg", 2, method="gradient", run=RunControl(progress=False)).meta["arch"] == "logreg"
     assert nadlib.estimate_nads(_ScaledReLU, 2, method="gradient", input_shape=(1, 2, 2),
-                                progress=False).meta["arch"] == "_ScaledReLU"
+                                run=RunControl(progress=False)).meta["arch"] == "_ScaledReLU"
 
 
 class _Tuple(nn.Module):
@@ -402,31 +413,31 @@ def test_non_finite_gradient_names_the_network():
     s = N.network_seed(0, first)
     with pytest.raises(ValueError, match=rf"^non-finite input gradient for network {first} \(initialised with "
                                          rf"torch.manual_seed\({s}\), i.e. network_seed\(0, {first}\)\)$"):
-        nadlib.estimate_nads(_NaNWhenPositive, 100, method="gradient", input_shape=(1, 2, 2), progress=False,
-                             batch_size=3)
+        nadlib.estimate_nads(_NaNWhenPositive, 100, method="gradient", input_shape=(1, 2, 2), batch_size=3,
+                             run=RunControl(progress=False))
 
 
 def test_chunks_hold_the_sums_of_their_networks():
     """nad_statistics(start, stop): network i's gradient a_i v goes to half i % 2; merged chunks are the whole."""
     x = torch.tensor([[[0.5, -1.0], [2.0, 0.1]]])
-    parts = [nadlib.nad_statistics(_ScaledReLU, 0, 3, method="gradient", input_shape=(1, 2, 2), seed=2,
-                                   eval_point=x, batch_size=2),
-             nadlib.nad_statistics(_ScaledReLU, 3, 5, method="gradient", input_shape=(1, 2, 2), seed=2,
-                                   eval_point=x)]
+    parts = [nadlib.nad_statistics(_ScaledReLU, 0, 3, method="gradient", input_shape=(1, 2, 2), eval_point=x,
+                                   batch_size=2, run=RunControl(seed=2)),
+             nadlib.nad_statistics(_ScaledReLU, 3, 5, method="gradient", input_shape=(1, 2, 2), eval_point=x,
+                                   run=RunControl(seed=2))]
     st = N.NADStatistics.merge(parts)
     a, v = _a(2, 5), torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
     assert st.count.tolist() == [3, 2] and parts[1].count.tolist() == [1, 1]
     for half in (0, 1):
         torch.testing.assert_close(st.s1[half], a[half::2].sum() * v)
         torch.testing.assert_close(st.s2[half], (a[half::2] ** 2).sum() * torch.outer(v, v))
-    one = nadlib.nad_statistics(_ScaledReLU, 4, 5, method="secant", input_shape=(1, 2, 2), seed=2, eval_point=x,
-                                step=3.0)
+    one = nadlib.nad_statistics(_ScaledReLU, 4, 5, method="secant", input_shape=(1, 2, 2), eval_point=x,
+                                step=3.0, run=RunControl(seed=2))
     g = a[4] * (torch.relu(x.double().flatten() + 3) - torch.relu(x.double().flatten() - 3)) / 6
     assert one.count.tolist() == [1, 0]
     torch.testing.assert_close(one.s1[0], g)
     # a chunk of one network holds that network only
-    assert nadlib.nad_statistics(_ScaledReLU, 0, 1, method="gradient", input_shape=(1, 2, 2), seed=2,
-                                 eval_point=x).count.tolist() == [1, 0]
+    assert nadlib.nad_statistics(_ScaledReLU, 0, 1, method="gradient", input_shape=(1, 2, 2), eval_point=x,
+                                 run=RunControl(seed=2)).count.tolist() == [1, 0]
     # defaults: secant with step 100 at randn(1, 32, 32) seeded 0, networks of seed 0
     d = nadlib.nad_statistics(_ScaledReLU, 1, 2)
     p = torch.randn((1, 32, 32), generator=torch.Generator().manual_seed(0)).double().flatten()
@@ -466,7 +477,7 @@ def test_run_settings_by_hand():
 def test_lenet_secant_gradient_is_a_central_difference():
     """The windowed LeNet path against central differences written out here, for a few pixels of two networks."""
     x = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(0))
-    st = nadlib.nad_statistics("lenet", 0, 2, method="secant", seed=0, batch_size=2)
+    st = nadlib.nad_statistics("lenet", 0, 2, method="secant", batch_size=2, run=RunControl(seed=0))
     for i in (0, 1):
         torch.manual_seed(N.network_seed(0, i))
         net = nadlib.get_model("lenet", 1, 1).eval()
@@ -481,7 +492,7 @@ def test_lenet_secant_gradient_is_a_central_difference():
 def test_save_load_by_hand(tmp_path):
     x = torch.tensor([[[0.5, -1.0], [2.0, 0.1]]])
     res = nadlib.estimate_nads(_ScaledReLU, 8, method="gradient", input_shape=(1, 2, 2), eval_point=x,
-                               stability_ks=(4, 1), progress=False)
+                               stability=Stability(ks=(4, 1)), run=RunControl(progress=False))
     back = nadlib.load_nads(res.save(tmp_path / "a.npz", k=2))
     assert back.directions.shape == (2, 1, 2, 2) and back.directions.dtype == torch.float32
     assert torch.equal(back.directions, res.directions[:2]) and back.eigenvalues.dtype == torch.float64
@@ -522,9 +533,10 @@ def test_save_load_by_hand(tmp_path):
 def test_early_stop_checks_every_check_every_networks():
     """A rank-one model reaches split-half overlap 1 at the first check: after max(64, n // 20) networks by
     default, else after check_every (rounded up to whole batches)."""
-    def run(n, **kw):
-        return nadlib.estimate_nads(_ScaledReLU, n, method="gradient", input_shape=(1, 2, 2), progress=False,
-                                    stop_at_stability=0.99, stability_k=1, **kw)
+    def run(n, batch_size, check_every=None):
+        return nadlib.estimate_nads(_ScaledReLU, n, method="gradient", input_shape=(1, 2, 2), batch_size=batch_size,
+                                    stability=Stability(stop_at=0.99, k=1, check_every=check_every),
+                                    run=RunControl(progress=False))
     assert run(1000, batch_size=8).n_networks == 64
     assert run(4000, batch_size=8).n_networks == 200
     assert run(1000, batch_size=8, check_every=20).n_networks == 24
@@ -536,8 +548,8 @@ def test_early_stop_checks_every_check_every_networks():
 def test_resume_of_a_tiny_estimate(tmp_path, monkeypatch):
     """test_resume_equals_uninterrupted on a 4-pixel model (fast enough for `make mutants`): interrupted after
     two batches of four, the checkpoint holds 8 networks, and the resumed estimate equals the uninterrupted one."""
-    kw = dict(method="gradient", input_shape=(1, 2, 2), progress=False, batch_size=4, stability_ks=(1, 4))
-    full = nadlib.estimate_nads(_ScaledReLU, 12, **kw)
+    kw = dict(method="gradient", input_shape=(1, 2, 2), batch_size=4, stability=Stability(ks=(1, 4)))
+    full = nadlib.estimate_nads(_ScaledReLU, 12, run=RunControl(progress=False), **kw)
     ck = tmp_path / "ck.npz"
     real, calls = N._Stats.add, []
 
@@ -548,21 +560,21 @@ def test_resume_of_a_tiny_estimate(tmp_path, monkeypatch):
         real(self, g, i)
     monkeypatch.setattr(N._Stats, "add", add)
     with pytest.raises(KeyboardInterrupt):
-        nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
+        nadlib.estimate_nads(_ScaledReLU, 12, run=RunControl(checkpoint=ck, progress=False), **kw)
     monkeypatch.setattr(N._Stats, "add", real)
     assert calls == [0, 4, 8]
     saved = N.NADStatistics.from_arrays(dict(np.load(ck)))
     assert saved.count.tolist() == [4, 4] and int(np.load(ck)["next_index"]) == 8
-    resumed = nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
+    resumed = nadlib.estimate_nads(_ScaledReLU, 12, run=RunControl(checkpoint=ck, progress=False), **kw)
     assert resumed.meta["resumed"] is True and resumed.meta["resumed_from"] == 8
     assert resumed.meta["method"] == "gradient" and resumed.meta["arch"] == "_ScaledReLU"
     with pytest.raises(ValueError):  # the checkpoint of seed 0 is not resumed by a run of seed 1
-        nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw, seed=1)
+        nadlib.estimate_nads(_ScaledReLU, 12, run=RunControl(checkpoint=ck, seed=1, progress=False), **kw)
     assert torch.equal(resumed.eigenvalues, full.eigenvalues) and torch.equal(resumed.directions, full.directions)
     assert resumed.stability == full.stability
     # the finished checkpoint holds all 12: the same call again just reads it; asking for fewer is refused
-    done = nadlib.estimate_nads(_ScaledReLU, 12, checkpoint=ck, **kw)
+    done = nadlib.estimate_nads(_ScaledReLU, 12, run=RunControl(checkpoint=ck), **kw)
     assert done.meta["resumed_from"] == 12 and torch.equal(done.eigenvalues, full.eigenvalues)
     with pytest.raises(ValueError, match="^the checkpoint already holds 12 networks but n_networks=10; ask for at "
                                          "least 12 or delete the checkpoint$"):
-        nadlib.estimate_nads(_ScaledReLU, 10, checkpoint=ck, **kw)
+        nadlib.estimate_nads(_ScaledReLU, 10, run=RunControl(checkpoint=ck), **kw)

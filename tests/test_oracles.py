@@ -12,6 +12,7 @@ import torch
 import nadlib
 from nadlib import experiments, training
 from nadlib.directions import fourier_basis, frequency_radius
+from nadlib import Recipe, RunControl
 
 
 def test_nad_energy_of_a_two_direction_image():
@@ -57,8 +58,8 @@ def test_direction_accuracy_tests_on_other_samples_than_it_trains_on(monkeypatch
         return training.TrainResult(test_acc=[0.5])
 
     monkeypatch.setattr(training, "train", capture)
-    nadlib.direction_accuracy("logreg", nadlib.fourier_direction(1, 0), n_train=64, n_test=64, epochs=1,
-                              device="cpu")
+    nadlib.direction_accuracy("logreg", nadlib.fourier_direction(1, 0), recipe=Recipe(n_train=64, n_test=64, epochs=1),
+                              run=RunControl(device="cpu"))
     assert seen["train"].shape == seen["test"].shape
     assert (seen["train"] - seen["test"]).abs().max() > 1.0
 
@@ -75,7 +76,7 @@ def test_trainability_trains_on_the_nad_of_each_index(monkeypatch):
         return 0.5
 
     monkeypatch.setattr(experiments, "direction_accuracy", capture)
-    nadlib.nad_trainability(u, [3, 11], n_train=8, n_test=8, epochs=1, progress=False)
+    nadlib.nad_trainability(u, [3, 11], recipe=Recipe(n_train=8, n_test=8, epochs=1), run=RunControl(progress=False))
     assert len(directions) == 2
     torch.testing.assert_close(directions[0], u[3])
     torch.testing.assert_close(directions[1], u[11])
@@ -97,13 +98,15 @@ def test_trainability_defaults_results_and_resume(monkeypatch, tmp_path):
     u = _rows()
     calls = []
 
-    def capture(arch, v, **kw):
-        calls.append((arch, torch.as_tensor(v).clone(), kw))
+    def capture(arch, v, *, recipe, run):
+        calls.append((arch, torch.as_tensor(v).clone(), {"n_train": recipe.n_train, "n_test": recipe.n_test,
+                                                         "epochs": recipe.epochs, "seed": run.seed,
+                                                         "device": run.device}))
         return 0.5 + 0.1 * len(calls)
 
     monkeypatch.setattr(experiments, "direction_accuracy", capture)
     out = nadlib.nad_trainability(nadlib.NADs(directions=u, eigenvalues=torch.ones(6), n_networks=2,
-                                              method="gradient"), [4, 0], progress=False)
+                                              method="gradient"), [4, 0], run=RunControl(progress=False))
     assert [c[0] for c in calls] == ["lenet", "lenet"]
     assert calls[0][2] == {"n_train": 10_000, "n_test": 10_000, "epochs": 20, "seed": 0, "device": None}
     torch.testing.assert_close(calls[0][1], u[4])
@@ -112,21 +115,25 @@ def test_trainability_defaults_results_and_resume(monkeypatch, tmp_path):
     assert out["nads_sha256"] == array_sha256(u.numpy())
     calls.clear()
     ck = tmp_path / "t.npz"
-    kw = dict(arch="logreg", n_train=8, n_test=4, epochs=2, seed=3, device="cpu", progress=False, checkpoint=ck)
+    control = RunControl(seed=3, device="cpu", progress=False, checkpoint=ck)
+    kw = dict(arch="logreg", recipe=Recipe(n_train=8, n_test=4, epochs=2), run=control)
     first = nadlib.nad_trainability(u, [1, 2], **kw)
     assert calls[0][0] == "logreg" and calls[0][2] == {"n_train": 8, "n_test": 4, "epochs": 2, "seed": 3,
                                                        "device": "cpu"}
     calls.clear()
     again = nadlib.nad_trainability(u, [1, 2], **kw)
     assert calls == [] and again["test_acc"].tolist() == first["test_acc"].tolist()
-    for other in (dict(seed=4), dict(epochs=3), dict(n_train=9), dict(n_test=5), dict(arch="lenet")):
+    for other in (dict(run=control.replace(seed=4)), dict(recipe=Recipe(n_train=8, n_test=4, epochs=3)),
+                  dict(recipe=Recipe(n_train=9, n_test=4, epochs=2)),
+                  dict(recipe=Recipe(n_train=8, n_test=5, epochs=2)),
+                  dict(arch="lenet")):
         with pytest.raises(ValueError):
             nadlib.nad_trainability(u, [1, 2], **{**kw, **other})
     with pytest.raises(ValueError):
         nadlib.nad_trainability(u * 1.5, [1, 2], **kw)  # other directions: other checkpoint
     calls.clear()
     with pytest.raises(DeadlineReached, match="^deadline reached: train logreg on D\\(u_i\\): runs 1 of 2 done"):
-        nadlib.nad_trainability(u, [3, 4], **{**kw, "checkpoint": None}, deadline=time.monotonic())
+        nadlib.nad_trainability(u, [3, 4], **{**kw, "run": control.replace(checkpoint=None, deadline=time.monotonic())})
     assert len(calls) == 1
 
 
@@ -141,7 +148,8 @@ def test_trainability_messages(nads, indices, err, message):
     # tiny sizes: a check that lets a bad index through trains (and fails the test) in a moment, instead of
     # running the paper's 10,000-sample recipe until a time limit
     with pytest.raises(err) as info:
-        nadlib.nad_trainability(nads, indices, n_train=2, n_test=2, epochs=1, progress=False)
+        nadlib.nad_trainability(nads, indices, recipe=Recipe(n_train=2, n_test=2, epochs=1),
+                                run=RunControl(progress=False))
     assert str(info.value) == message
 
 
@@ -152,6 +160,9 @@ def test_trainability_messages(nads, indices, err, message):
     (dict(seed=-1), "seed must be in [0, 2**63 - 1], got -1"),
 ])
 def test_trainability_size_messages(kwargs, message):
+    """Bad sizes (fields of the Recipe) and a bad seed (of the RunControl) are refused with their message."""
+    recipe = {k: v for k, v in kwargs.items() if k != "seed"}
     with pytest.raises(ValueError) as info:
-        nadlib.nad_trainability(_rows(), [0, 5], progress=False, **kwargs)
+        nadlib.nad_trainability(_rows(), [0, 5], recipe=Recipe(**{"n_train": 2, "n_test": 2, "epochs": 1, **recipe}),
+                                run=RunControl(progress=False, seed=kwargs.get("seed", 0)))
     assert str(info.value) == message

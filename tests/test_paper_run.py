@@ -15,6 +15,7 @@ from nadlib.nadstats import NADStatistics
 from nadlib.catalogue import PROFILE_NAMES, canonical_name, select
 from nadlib.paper_run import COSTS, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from nadlib.results import DeadlineReached, load_artifact
+from nadlib import Recipe, RunControl
 
 torch.set_num_threads(1)
 
@@ -105,19 +106,22 @@ def _exit_code(argv) -> int:
 def test_estimate_nads_deadline_stops_after_one_batch_and_resumes(tmp_path):
     ckpt = tmp_path / "n.ckpt.npz"
     with pytest.raises(DeadlineReached, match="networks 8 of 24") as stop:
-        estimate_nads("lenet", 24, seed=2, batch_size=8, progress=False, checkpoint=ckpt, deadline=time.monotonic())
+        estimate_nads("lenet", 24, batch_size=8,
+                      run=RunControl(seed=2, progress=False, checkpoint=ckpt, deadline=time.monotonic()))
     assert (stop.value.done, stop.value.total) == (8, 24) and ckpt.exists()
-    resumed = estimate_nads("lenet", 24, seed=2, batch_size=8, progress=False, checkpoint=ckpt)
-    whole = estimate_nads("lenet", 24, seed=2, batch_size=8, progress=False)
+    resumed = estimate_nads("lenet", 24, batch_size=8, run=RunControl(seed=2, progress=False, checkpoint=ckpt))
+    whole = estimate_nads("lenet", 24, batch_size=8, run=RunControl(seed=2, progress=False))
     assert torch.equal(resumed.eigenvalues, whole.eigenvalues) and resumed.n_networks == 24
 
 
 def test_grid_and_runs_deadlines(tmp_path):
-    kw = dict(freqs=[(1, 0), (0, 1), (5, 3)], n_train=200, n_test=100, epochs=1, workers=1, progress=False)
+    kw = dict(freqs=[(1, 0), (0, 1), (5, 3)], recipe=Recipe(n_train=200, n_test=100, epochs=1), workers=1)
     ckpt = tmp_path / "g.ckpt.npz"
+    quiet = RunControl(progress=False)
     with pytest.raises(DeadlineReached, match="directions 1 of 3"):
-        accuracy_grid("logreg", checkpoint=ckpt, deadline=time.monotonic(), **kw)
-    assert accuracy_grid("logreg", checkpoint=ckpt, **kw).accuracy == accuracy_grid("logreg", **kw).accuracy
+        accuracy_grid("logreg", run=quiet.replace(checkpoint=ckpt, deadline=time.monotonic()), **kw)
+    assert accuracy_grid("logreg", run=quiet.replace(checkpoint=ckpt), **kw).accuracy == \
+        accuracy_grid("logreg", run=quiet, **kw).accuracy
     calls = []
     runs = ResumableRuns(tmp_path / "r.ckpt.npz", {"s": 1})
     with pytest.raises(DeadlineReached, match="runs 1 of 3"):
@@ -132,10 +136,10 @@ def test_grid_and_runs_deadlines(tmp_path):
 # chunked NAD statistics (what the Ray engine merges)
 
 def test_chunked_statistics_merge_to_the_serial_estimate():
-    whole = estimate_nads("lenet", 40, seed=5, progress=False)
+    whole = estimate_nads("lenet", 40, run=RunControl(seed=5, progress=False))
     batch = N.nad_run_settings("lenet", seed=5)["batch_size"]
     assert batch == 8
-    parts = [N.nad_statistics("lenet", a, min(a + 16, 40), seed=5) for a in range(0, 40, 16)]
+    parts = [N.nad_statistics("lenet", a, min(a + 16, 40), run=RunControl(seed=5)) for a in range(0, 40, 16)]
     merged = NADStatistics.merge(parts)
     assert merged.count.tolist() == [20, 20] and merged.n_networks == 40
     est = N.nads_from_statistics(merged, (1, 32, 32), "secant")
@@ -163,7 +167,8 @@ _SOME = "lenet/nads/secant,lenet/nads/cifar-basis,lenet/trainability/secant,logr
 @pytest.mark.slow  # ~70 s: dozens of budgeted calls of the smoke paper run (make test runs it, test-fast not)
 def test_budgeted_paper_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsys):
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert run_paper("smoke", only=_SOME, out_dir=whole, device="cpu", progress=False, echo=lambda s: None) is True
+    assert run_paper("smoke", only=_SOME, out_dir=whole, echo=lambda s: None,
+                     run=RunControl(device="cpu", progress=False)) is True
     outputs = []
     for _ in range(100):  # about 55 units (LeNet's CIFAR-10 basis: 256 networks, 32 batches)
         code = main(["paper", "--profile", "smoke", "--only", _SOME, "--budget", "0.05s", "--quiet", "--out-dir",

@@ -11,6 +11,7 @@ import torch
 import nadlib
 from nadlib import experiments
 from nadlib import pooling as P
+from nadlib import RunControl
 
 
 def _same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -92,11 +93,13 @@ def test_run_passes_each_setting_to_training_and_resumes(monkeypatch, tmp_path):
     arrays are laid out settings x directions; a repeated call reads the checkpoint and trains nothing."""
     calls = []
 
-    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+    def fake(arch, v, *, recipe, return_history, run):
         net = arch()
-        calls.append((type(net).__name__, net.feature_side, v, n_train, n_test, recipe))
+        assert run.seed == 4 and recipe.momentum == 0.0 and (recipe.sigma, recipe.epsilon) == (3.0, 1.0)
+        calls.append((type(net).__name__, net.feature_side, v, recipe.n_train, recipe.n_test,
+                      {k: getattr(recipe, k) for k in ("epochs", "lr", "clip", "weight_decay")}))
         acc = 0.5 + 0.01 * len(calls)  # a distinct, known value per call
-        return nadlib.TrainResult(epochs=[recipe["epochs"]], train_acc=[acc + 0.3], test_acc=[acc], wall_time=1.0)
+        return nadlib.TrainResult(epochs=[recipe.epochs], train_acc=[acc + 0.3], test_acc=[acc], wall_time=1.0)
 
     monkeypatch.setattr(P, "direction_accuracy", fake)
     settings = [P.AblationSetting("lenet", "LeNet", compensation="pool"),
@@ -104,8 +107,8 @@ def test_run_passes_each_setting_to_training_and_resumes(monkeypatch, tmp_path):
                                   compensation="dilation")]
     freqs = [(0, 8), (3, 1), (16, 16)]
     ckpt = tmp_path / "abl.ckpt.npz"
-    arrays, record = P.run_pooling_ablation(settings, freqs, n_test=300, seed=4, checkpoint=ckpt, scale=0.5,
-                                            progress=False)
+    arrays, record = P.run_pooling_ablation(settings, freqs, n_test=300, scale=0.5,
+                                            run=RunControl(seed=4, checkpoint=ckpt, progress=False))
     assert len(calls) == 6
     for k, freq in enumerate(freqs * 2):  # the direction trained on is the Fourier direction asked for
         torch.testing.assert_close(calls[k][2], nadlib.fourier_direction(*freq))
@@ -121,8 +124,8 @@ def test_run_passes_each_setting_to_training_and_resumes(monkeypatch, tmp_path):
     np.testing.assert_allclose(arrays["best_test_acc"], arrays["test_acc"])  # one epoch each: the final one
     np.testing.assert_array_equal(arrays["best_epoch"], [[10, 10, 10], [5, 5, 5]])
     assert record["scale"] == 0.5 and record["seed"] == 4
-    again, _ = P.run_pooling_ablation(settings, freqs, n_test=300, seed=4, checkpoint=ckpt, scale=0.5,
-                                      progress=False)
+    again, _ = P.run_pooling_ablation(settings, freqs, n_test=300, scale=0.5,
+                                      run=RunControl(seed=4, checkpoint=ckpt, progress=False))
     assert len(calls) == 6
     np.testing.assert_array_equal(again["test_acc"], arrays["test_acc"])
 
@@ -130,13 +133,13 @@ def test_run_passes_each_setting_to_training_and_resumes(monkeypatch, tmp_path):
 def test_run_refuses_bad_input_before_training(monkeypatch):
     monkeypatch.setattr(P, "direction_accuracy", lambda *a, **k: pytest.fail("trained despite bad input"))
     with pytest.raises(ValueError, match="unique"):
-        P.run_pooling_ablation([P.ABLATION[0], P.ABLATION[0]], progress=False)
+        P.run_pooling_ablation([P.ABLATION[0], P.ABLATION[0]], run=RunControl(progress=False))
     with pytest.raises(ValueError, match="scale"):
-        P.run_pooling_ablation(P.ABLATION[:1], scale=0, progress=False)
+        P.run_pooling_ablation(P.ABLATION[:1], scale=0, run=RunControl(progress=False))
     with pytest.raises(ValueError):
-        P.run_pooling_ablation(P.ABLATION[:1], [(40, 0)], progress=False)
+        P.run_pooling_ablation(P.ABLATION[:1], [(40, 0)], run=RunControl(progress=False))
     with pytest.raises(ValueError, match="freqs is empty"):
-        P.run_pooling_ablation(P.ABLATION[:1], [], progress=False)
+        P.run_pooling_ablation(P.ABLATION[:1], [], run=RunControl(progress=False))
 
 
 def test_ablation_table_marks_hard_directions_and_counts_learned_ones():
@@ -176,7 +179,7 @@ def test_flip_until_train_acc_doubles_epochs_per_variant(monkeypatch):
             "y_test": torch.arange(2), "n_train": 4, "n_test": 2, "source": "test"}
     u = torch.eye(1024)
     arrays, settings = nadlib.run_flip("lenet", u, data, epochs=2, until_train_acc=0.99, max_epochs=16,
-                                       device="cpu", progress=False)
+                                       run=RunControl(device="cpu", progress=False))
     assert runs == [2, 2, 4, 8]
     np.testing.assert_array_equal(arrays["epochs"], [2, 8])
     np.testing.assert_array_equal(arrays["train_acc"], [1.0, 1.0])
@@ -184,8 +187,8 @@ def test_flip_until_train_acc_doubles_epochs_per_variant(monkeypatch):
     assert settings["until_train_acc"] == 0.99 and settings["max_epochs"] == 16
 
     runs.clear()
-    arrays, _ = nadlib.run_flip("lenet", u, data, epochs=2, until_train_acc=0.99, max_epochs=6, device="cpu",
-                                progress=False)
+    arrays, _ = nadlib.run_flip("lenet", u, data, epochs=2, until_train_acc=0.99, max_epochs=6,
+                                run=RunControl(device="cpu", progress=False))
     assert runs == [2, 2, 4]  # 8 would pass max_epochs: the 4-epoch run below the target is kept
     np.testing.assert_array_equal(arrays["train_acc"], [1.0, 0.6])
     np.testing.assert_array_equal(arrays["epochs"], [2, 4])
@@ -203,14 +206,15 @@ def test_flip_without_target_trains_once(monkeypatch):
     monkeypatch.setattr(experiments, "change_basis", lambda x, u: x)
     data = {"x_train": torch.zeros(4, 3, 32, 32), "y_train": torch.arange(4), "x_test": torch.zeros(2, 3, 32, 32),
             "y_test": torch.arange(2), "n_train": 4, "n_test": 2, "source": "test"}
-    arrays, settings = nadlib.run_flip("lenet", torch.eye(1024), data, epochs=3, device="cpu", progress=False)
+    arrays, settings = nadlib.run_flip("lenet", torch.eye(1024), data, epochs=3,
+                                       run=RunControl(device="cpu", progress=False))
     assert runs == [3, 3] and "until_train_acc" not in settings
     np.testing.assert_array_equal(arrays["epochs"], [3, 3])
     with pytest.raises(ValueError, match="max_epochs needs until_train_acc"):
-        nadlib.run_flip("lenet", torch.eye(1024), data, epochs=3, max_epochs=8, progress=False)
+        nadlib.run_flip("lenet", torch.eye(1024), data, epochs=3, max_epochs=8, run=RunControl(progress=False))
     with pytest.raises(ValueError, match="smaller than epochs"):
         nadlib.run_flip("lenet", torch.eye(1024), data, epochs=3, until_train_acc=0.9, max_epochs=2,
-                        progress=False)
+                        run=RunControl(progress=False))
 
 
 def test_a_deadline_leaves_the_runs_not_done_as_nan_and_resume_finishes(monkeypatch, tmp_path):
@@ -221,31 +225,33 @@ def test_a_deadline_leaves_the_runs_not_done_as_nan_and_resume_finishes(monkeypa
 
     trained = []
 
-    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+    def fake(arch, v, *, recipe, return_history, run):
         trained.append(1)
         return nadlib.TrainResult(epochs=[1], train_acc=[1.0], test_acc=[0.5], wall_time=2.0)
 
     monkeypatch.setattr(P, "direction_accuracy", fake)
     settings = [P.AblationSetting("lenet", "LeNet", compensation="pool"), P.AblationSetting("nopool", "no pool")]
     ckpt = tmp_path / "c.ckpt.npz"
-    arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)], checkpoint=ckpt,
-                                            deadline=time.monotonic() - 1, progress=False)
+    arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)],
+                                            run=RunControl(checkpoint=ckpt, deadline=time.monotonic() - 1,
+                                                           progress=False))
     assert len(trained) == 1 and record["complete"] is False
     assert np.isfinite(arrays["test_acc"]).sum() == 1 and arrays["test_acc"][0, 0] == 0.5
     assert "not run" in str(P.ablation_table(arrays))
-    arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)], checkpoint=ckpt, progress=False)
+    arrays, record = P.run_pooling_ablation(settings, [(0, 8), (16, 16)],
+                                            run=RunControl(checkpoint=ckpt, progress=False))
     assert len(trained) == 4 and record["complete"] is True and np.isfinite(arrays["test_acc"]).all()
 
 
 def test_best_epoch_is_the_epoch_of_the_highest_test_accuracy(monkeypatch):
     """A run whose test accuracy peaks at epoch 2 (0.8) and ends at 0.6 reports 0.6 as final, 0.8 at epoch 2
     as its best; the table shows both."""
-    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+    def fake(arch, v, *, recipe, return_history, run):
         return nadlib.TrainResult(epochs=[1, 2, 3], train_acc=[0.6, 0.9, 1.0], test_acc=[0.55, 0.8, 0.6])
 
     monkeypatch.setattr(P, "direction_accuracy", fake)
     arrays, _ = P.run_pooling_ablation([P.AblationSetting("lenet", "LeNet", compensation="pool")], [(0, 8)],
-                                       progress=False)
+                                       run=RunControl(progress=False))
     assert arrays["test_acc"][0, 0] == 0.6 and arrays["best_test_acc"][0, 0] == 0.8
     assert arrays["best_epoch"][0, 0] == 2
     assert "0.800 (epoch 2)" in str(P.ablation_table(arrays))
@@ -293,7 +299,7 @@ def test_cli_control_run_without_a_lenet_row_writes_and_prints(tmp_path, monkeyp
     prints each row's test accuracy."""
     from nadlib.cli import main
 
-    def fake(arch, v, *, n_train, n_test, seed, device, return_history, **recipe):
+    def fake(arch, v, *, recipe, return_history, run):
         return nadlib.TrainResult(epochs=[1], train_acc=[0.7], test_acc=[0.499])
 
     monkeypatch.setattr(P, "direction_accuracy", fake)

@@ -11,9 +11,10 @@ from nadlib import accuracy_grid, estimate_nads
 from nadlib import distributed as D
 from nadlib.cli import main
 from nadlib.results import DeadlineReached, load_artifact
+from nadlib import Recipe, RunControl
 
 torch.set_num_threads(1)
-GRID = dict(band=2, n_train=1000, n_test=200, epochs=1, seed=0)
+GRID = dict(band=2, recipe=Recipe(n_train=1000, n_test=200, epochs=1))
 
 
 def test_missing_ray_says_how_to_install(monkeypatch):
@@ -32,29 +33,31 @@ def ray():
 
 @pytest.mark.ray
 def test_ray_grid_equals_serial_grid(ray, tmp_path):
-    serial = accuracy_grid("logreg", workers=1, progress=False, **GRID)
+    serial = accuracy_grid("logreg", workers=1, run=RunControl(progress=False), **GRID)
     ckpt = tmp_path / "g.ckpt.npz"
     with pytest.raises(DeadlineReached):  # stops submitting at once; the directions in flight are kept
-        D.ray_accuracy_grid("logreg", checkpoint=ckpt, deadline=time.monotonic(), progress=False, **GRID)
+        D.ray_accuracy_grid("logreg",
+                            run=RunControl(checkpoint=ckpt, deadline=time.monotonic(), progress=False), **GRID)
     assert 0 < len(load_artifact(ckpt)[0]["freqs"]) < len(serial.accuracy)
-    distributed = D.ray_accuracy_grid("logreg", checkpoint=ckpt, progress=False, **GRID)
+    distributed = D.ray_accuracy_grid("logreg", run=RunControl(checkpoint=ckpt, progress=False), **GRID)
     assert distributed.accuracy == serial.accuracy  # identical floats, every direction
     assert len(set(serial.accuracy.values())) > 1  # not a degenerate map
 
 
 @pytest.mark.ray
 def test_ray_nads_chunks_merge_to_the_serial_estimate(ray, tmp_path):
-    serial = estimate_nads("lenet", 48, seed=1, progress=False)
+    serial = estimate_nads("lenet", 48, run=RunControl(seed=1, progress=False))
     ckpt = tmp_path / "n.ckpt.npz"
     with pytest.raises(DeadlineReached):
-        D.ray_estimate_nads("lenet", 48, chunk=8, seed=1, checkpoint=ckpt, deadline=time.monotonic(), progress=False)
-    res = D.ray_estimate_nads("lenet", 48, chunk=8, seed=1, checkpoint=ckpt, progress=False)
+        D.ray_estimate_nads("lenet", 48, chunk=8,
+                            run=RunControl(seed=1, checkpoint=ckpt, deadline=time.monotonic(), progress=False))
+    res = D.ray_estimate_nads("lenet", 48, chunk=8, run=RunControl(seed=1, checkpoint=ckpt, progress=False))
     assert res.n_networks == 48
     rel = ((res.eigenvalues - serial.eigenvalues).abs().max() / serial.eigenvalues.max()).item()
     assert rel < 1e-10
     assert abs(abs(float(res.directions[0].flatten() @ serial.directions[0].flatten())) - 1) < 1e-6
     with pytest.raises(ValueError, match="multiple of the batch size 8"):
-        D.ray_estimate_nads("lenet", 48, chunk=12, progress=False)
+        D.ray_estimate_nads("lenet", 48, chunk=12, run=RunControl(progress=False))
 
 
 @pytest.mark.ray

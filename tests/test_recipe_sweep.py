@@ -10,6 +10,7 @@ import nadlib
 from nadlib import cli, recipe_sweep as rs
 from nadlib.paper import paper_fourier_accuracy, published_nads, published_trainability
 from nadlib.results import load_artifact
+from nadlib import RunControl
 
 
 def test_parse_settings_fills_the_paper_recipe():
@@ -62,8 +63,8 @@ TINY = "epsilon=20,n_train=256,epochs=2;epsilon=0.001,n_train=256,epochs=2"
 
 def test_sweep_applies_each_setting_and_resumes(tmp_path, monkeypatch):
     ckpt = tmp_path / "s.ckpt.npz"
-    out = rs.recipe_sweep(_tiny_probes(), TINY, arch="logreg", n_test=256, device="cpu", progress=False,
-                          checkpoint=ckpt)
+    out = rs.recipe_sweep(_tiny_probes(), TINY, arch="logreg", n_test=256,
+                          run=RunControl(device="cpu", progress=False, checkpoint=ckpt))
     acc = out["accuracy"][:, 0]
     assert acc[0] > 0.9 and abs(acc[1] - 0.5) < 0.1, acc  # the margin really changes between settings
     np.testing.assert_allclose(out["distance"], np.abs(acc - 0.8))
@@ -71,16 +72,16 @@ def test_sweep_applies_each_setting_and_resumes(tmp_path, monkeypatch):
     assert out["labels"].tolist() == ["epsilon=20, n_train=256, epochs=2", "epsilon=0.001, n_train=256, epochs=2"]
     # the same call again reads every run from the checkpoint
     monkeypatch.setattr(rs, "_run_one", lambda job: (_ for _ in ()).throw(AssertionError("ran again")))
-    again = rs.recipe_sweep(_tiny_probes(), TINY, arch="logreg", n_test=256, device="cpu", progress=False,
-                            checkpoint=ckpt)
+    again = rs.recipe_sweep(_tiny_probes(), TINY, arch="logreg", n_test=256,
+                            run=RunControl(device="cpu", progress=False, checkpoint=ckpt))
     np.testing.assert_array_equal(again["accuracy"], out["accuracy"])
     with pytest.raises(ValueError, match="other settings"):
-        rs.recipe_sweep(_tiny_probes(), "epsilon=5,n_train=256,epochs=2", arch="logreg", n_test=256, device="cpu",
-                        progress=False, checkpoint=ckpt)
+        rs.recipe_sweep(_tiny_probes(), "epsilon=5,n_train=256,epochs=2", arch="logreg", n_test=256,
+                        run=RunControl(device="cpu", progress=False, checkpoint=ckpt))
 
 
 def test_sweep_in_worker_processes_gives_the_same_accuracies():
-    kw = dict(arch="logreg", n_test=128, device="cpu", progress=False)
+    kw = dict(arch="logreg", n_test=128, run=RunControl(device="cpu", progress=False))
     settings = "n_train=128,epochs=1,epsilon=5;n_train=128,epochs=1,epsilon=2"
     serial = rs.recipe_sweep(_tiny_probes(), settings, **kw)
     pooled = rs.recipe_sweep(_tiny_probes(), settings, workers=2, **kw)

@@ -1,6 +1,7 @@
 """Training, the grid runner and the scientific claims of Chapter 1 at sizes that fit CI."""
 
 import math
+from dataclasses import asdict
 import subprocess
 import sys
 
@@ -14,8 +15,9 @@ from nadlib import training as T
 from nadlib import accuracy_grid, direction_accuracy, fourier_direction, linear_separable, train
 from nadlib.results import load_artifact
 from nadlib.grid import stacked_accuracies
+from nadlib import Recipe, RunControl
 
-SMALL = dict(n_train=256, n_test=256, epochs=2)
+SMALL = dict(recipe=Recipe(n_train=256, n_test=256, epochs=2))
 
 
 def test_train_history_and_determinism():
@@ -23,7 +25,8 @@ def test_train_history_and_determinism():
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        runs.append(train(nadlib.get_model("lenet"), x, y, x, y, epochs=3, seed=4, progress=False, device="cpu"))
+        runs.append(train(nadlib.get_model("lenet"), x, y, x, y, recipe=Recipe(epochs=3),
+                          run=RunControl(seed=4, progress=False, device="cpu")))
     a, b = runs
     assert a.epochs == [1, 2, 3] and len(a.test_acc) == 3 and len(a.loss) == 3
     assert a.loss == b.loss and a.test_acc == b.test_acc
@@ -32,13 +35,13 @@ def test_train_history_and_determinism():
 
 def test_direction_accuracy_deterministic_and_seed_matters():
     v = fourier_direction(3, 1)
-    a = direction_accuracy("lenet", v, **SMALL, seed=1, device="cpu", return_history=True)
-    b = direction_accuracy("lenet", v, **SMALL, seed=1, device="cpu", return_history=True)
-    c = direction_accuracy("lenet", v, **SMALL, seed=2, device="cpu", return_history=True)
+    a = direction_accuracy("lenet", v, run=RunControl(seed=1, device="cpu"), **SMALL, return_history=True)
+    b = direction_accuracy("lenet", v, run=RunControl(seed=1, device="cpu"), **SMALL, return_history=True)
+    c = direction_accuracy("lenet", v, run=RunControl(seed=2, device="cpu"), **SMALL, return_history=True)
     assert a.loss == b.loss and a.final_test_acc == b.final_test_acc
     assert a.loss != c.loss
-    assert direction_accuracy("logreg", v, **SMALL, device="cpu") == \
-        direction_accuracy("logreg", v, **SMALL, device="cpu", return_history=True).final_test_acc
+    assert direction_accuracy("logreg", v, run=RunControl(device="cpu"), **SMALL) == \
+        direction_accuracy("logreg", v, run=RunControl(device="cpu"), **SMALL, return_history=True).final_test_acc
 
 
 def test_class_index_labels_and_multiclass():
@@ -47,7 +50,8 @@ def test_class_index_labels_and_multiclass():
     model = nadlib.get_model("logreg", 3, 10)
     for p in model.parameters():
         nn.init.zeros_(p)
-    r = train(model, x, y, epochs=1, lr=0.01, batch_size=64, progress=False, device="cpu")
+    r = train(model, x, y, recipe=Recipe(epochs=1, lr=0.01, batch_size=64),
+              run=RunControl(progress=False, device="cpu"))
     # one batch seen with all-zero scores: every sample is predicted class 0, right for the 7 of class 0
     assert r.test_acc == [] and math.isnan(r.final_test_acc) and r.final_train_acc == 7 / 64
 
@@ -65,15 +69,18 @@ def test_train_bad_input(kwargs, err, match):
     args = dict(x=torch.randn(4, 1, 32, 32), y=torch.tensor([0, 1, 0, 1]), epochs=1)
     args.update(kwargs)
     with pytest.raises(err, match=match):
-        train(nadlib.get_model("logreg"), args.pop("x"), args.pop("y"), progress=False, device="cpu", **args)
+        x, y = args.pop("x"), args.pop("y")
+        train(nadlib.get_model("logreg"), x, y, recipe=Recipe(**args), run=RunControl(progress=False, device="cpu"))
 
 
 def test_stacked_runner_matches_sequential_training():
     """The vmap runner (used on CUDA) computes the same thing as one train() per direction."""
     freqs = [(1, 0), (5, 7), (16, 3)]
-    settings = dict(n_train=300, n_test=300, epochs=2, seed=3)
-    stacked = stacked_accuracies("lenet", freqs, 32, settings, torch.device("cpu"))
-    sequential = [direction_accuracy("lenet", fourier_direction(*f), device="cpu", **settings) for f in freqs]
+    recipe = Recipe(n_train=300, n_test=300, epochs=2)
+    stacked = stacked_accuracies("lenet", freqs, 32, dict(asdict(recipe), seed=3), torch.device("cpu"))
+    sequential = [direction_accuracy("lenet", fourier_direction(*f), recipe=recipe,
+                                     run=RunControl(seed=3, device="cpu"))
+                  for f in freqs]
     # same arithmetic in another order: allow at most a couple of test samples to flip
     assert np.allclose(stacked, sequential, atol=3 / 300)
 
@@ -83,22 +90,25 @@ def test_grid_resume_skips_finished_directions(tmp_path, monkeypatch):
 
     freqs = [(1, 0), (0, 3), (5, 5)]
     ckpt = tmp_path / "g.ckpt.npz"
-    first = accuracy_grid("logreg", freqs[:2], **SMALL, workers=1, checkpoint=ckpt, progress=False, device="cpu")
+    first = accuracy_grid("logreg", freqs[:2],
+                          run=RunControl(checkpoint=ckpt, progress=False, device="cpu"), **SMALL, workers=1)
     calls = []
     real = tr._grid_task
     monkeypatch.setattr(tr, "_grid_task", lambda *a: calls.append(a[1]) or real(*a))
-    resumed = accuracy_grid("logreg", freqs, **SMALL, workers=1, checkpoint=ckpt, progress=False, device="cpu")
+    resumed = accuracy_grid("logreg", freqs,
+                            run=RunControl(checkpoint=ckpt, progress=False, device="cpu"), **SMALL, workers=1)
     assert calls == [(5, 5)]
-    fresh = accuracy_grid("logreg", freqs, **SMALL, workers=1, progress=False, device="cpu")
+    fresh = accuracy_grid("logreg", freqs, run=RunControl(progress=False, device="cpu"), **SMALL, workers=1)
     assert resumed.accuracy == fresh.accuracy and all(resumed.accuracy[f] == first.accuracy[f] for f in freqs[:2])
     with pytest.raises(ValueError, match="other settings"):
-        accuracy_grid("logreg", freqs, n_train=128, n_test=256, epochs=2, workers=1, checkpoint=ckpt, progress=False)
+        accuracy_grid("logreg", freqs, workers=1, recipe=Recipe(n_train=128, n_test=256, epochs=2),
+                      run=RunControl(checkpoint=ckpt, progress=False))
 
 
 def test_grid_worker_processes_agree_with_in_process():
     freqs = [(1, 0), (2, 9)]
-    a = accuracy_grid("logreg", freqs, **SMALL, workers=2, progress=False, device="cpu")
-    b = accuracy_grid("logreg", freqs, **SMALL, workers=1, progress=False, device="cpu")
+    a = accuracy_grid("logreg", freqs, run=RunControl(progress=False, device="cpu"), **SMALL, workers=2)
+    b = accuracy_grid("logreg", freqs, run=RunControl(progress=False, device="cpu"), **SMALL, workers=1)
     assert a.accuracy == b.accuracy
     assert a.map.shape == (32, 32) and a.map[0, 1] == a.accuracy[(1, 0)] and a.map[0, 31] == a.accuracy[(1, 0)]
 
@@ -131,8 +141,8 @@ def test_cli_writes_artifact_with_provenance(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("freq", [(1, 0), (7, 13), (16, 16), (31, 20)])
 def test_logreg_learns_every_fourier_direction(freq):
-    acc = direction_accuracy("logreg", fourier_direction(*freq), n_train=10_000, n_test=2_000, epochs=20,
-                             device="cpu")
+    acc = direction_accuracy("logreg", fourier_direction(*freq),
+                             recipe=Recipe(n_train=10_000, n_test=2_000, epochs=20), run=RunControl(device="cpu"))
     assert acc > 0.95
 
 
@@ -147,7 +157,7 @@ def test_lenet_fails_and_succeeds_where_the_paper_says():
     std), so < 0.55 is chance within 4.5 std and > 0.70 is 18 std above it, leaving room for the
     seed-to-seed spread of training (< 0.01 above).
     """
-    sizes = dict(n_train=10_000, n_test=2_000, epochs=20, device="cpu")
+    sizes = dict(recipe=Recipe(n_train=10_000, n_test=2_000, epochs=20), run=RunControl(device="cpu"))
     learned = direction_accuracy("lenet", fourier_direction(1, 0), **sizes)
     failed = direction_accuracy("lenet", fourier_direction(0, 8), **sizes)
     assert learned > 0.70, learned
@@ -170,7 +180,8 @@ def test_one_sgd_step_from_zero_weights_by_hand():
     x = torch.randn(6, 1, 2, 2, generator=g)
     y = torch.tensor([0, 1, 1, 0, 1, 1])
     model = _zero_linear(4)
-    r = train(model, x, y, x, y, epochs=1, lr=0.3, clip=None, progress=False, device="cpu")
+    r = train(model, x, y, x, y, recipe=Recipe(epochs=1, lr=0.3, clip=None),
+              run=RunControl(progress=False, device="cpu"))
     onehot = torch.nn.functional.one_hot(y, 2).float()
     expected = 0.3 * ((onehot - 0.5).T @ x.flatten(1)) / 6
     torch.testing.assert_close(model[1].weight.detach(), expected, atol=1e-6, rtol=1e-5)
@@ -187,10 +198,11 @@ def test_clip_bounds_the_step():
     x = 100 * torch.randn(8, 1, 2, 2, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([0, 1] * 4)
     model = _zero_linear(4)
-    train(model, x, y, epochs=1, lr=0.5, clip=0.25, progress=False, device="cpu")
+    train(model, x, y, recipe=Recipe(epochs=1, lr=0.5, clip=0.25), run=RunControl(progress=False, device="cpu"))
     assert float(model[1].weight.detach().norm()) == pytest.approx(0.5 * 0.25, rel=1e-5)
     model = _zero_linear(4)
-    train(model, x, y, epochs=1, lr=0.5, progress=False, device="cpu")  # default clip 0.5
+    train(model, x, y, recipe=Recipe(epochs=1, lr=0.5),
+          run=RunControl(progress=False, device="cpu"))  # default clip 0.5
     assert float(model[1].weight.detach().norm()) == pytest.approx(0.5 * 0.5, rel=1e-5)
 
 
@@ -202,8 +214,8 @@ def test_two_steps_with_momentum_weight_decay_and_linear_decay_by_hand():
     y = torch.tensor([1, 0, 1, 1, 0])
     lr, m, wd = 0.4, 0.9, 0.1
     model = _zero_linear(3)
-    train(model, x, y, epochs=2, lr=lr, momentum=m, weight_decay=wd, clip=None, progress=False, device="cpu",
-          batch_size=128)
+    train(model, x, y, recipe=Recipe(epochs=2, lr=lr, momentum=m, weight_decay=wd, clip=None, batch_size=128),
+          run=RunControl(progress=False, device="cpu"))
     X, Y = x.flatten(1).double().numpy(), np.eye(2)[y.numpy()]
 
     def grad(W):
@@ -239,7 +251,8 @@ def test_batches_follow_the_seeded_permutation():
     x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).repeat(1, 1, 2, 2)
     y = torch.arange(n) % 2
     model = _Recorder()
-    train(model, x, y, epochs=2, batch_size=bs, seed=5, progress=False, device="cpu", lr=0.01)
+    train(model, x, y, recipe=Recipe(epochs=2, batch_size=bs, lr=0.01),
+          run=RunControl(seed=5, progress=False, device="cpu"))
     gen = torch.Generator().manual_seed(5)
     expected = []
     for _ in range(2):
@@ -256,17 +269,19 @@ def test_eval_every_and_callback():
     def callback(epoch, model):
         seen.append((epoch, model.training))
         model.eval()  # train() puts it back in training mode
-    r = train(_zero_linear(4), x, y, x, y, epochs=5, eval_every=2, progress=False, device="cpu",
-              on_epoch_end=callback)
+    r = train(_zero_linear(4), x, y, x, y, eval_every=2, on_epoch_end=callback, recipe=Recipe(epochs=5),
+              run=RunControl(progress=False, device="cpu"))
     assert r.epochs == [2, 4, 5] and len(r.test_acc) == len(r.loss) == len(r.train_acc) == 3
     assert seen == [(e, True) for e in range(1, 6)]
-    r = train(_zero_linear(4), x, y, epochs=3, eval_every=0, progress=False, device="cpu")
+    r = train(_zero_linear(4), x, y, eval_every=0, recipe=Recipe(epochs=3),
+              run=RunControl(progress=False, device="cpu"))
     assert r.epochs == [3] and r.test_acc == [] and math.isnan(r.final_test_acc)
     assert T.TrainResult().final_train_acc != T.TrainResult().final_train_acc  # NaN without history
     assert T.TrainResult(train_acc=[0.1, 0.7], test_acc=[0.2, 0.9]).final_test_acc == 0.9
     assert T.TrainResult(train_acc=[0.1, 0.7]).final_train_acc == 0.7
     with pytest.raises(TypeError, match="^on_epoch_end must be callable, got int$"):
-        train(_zero_linear(4), x, y, epochs=1, on_epoch_end=3, progress=False, device="cpu")
+        train(_zero_linear(4), x, y, on_epoch_end=3, recipe=Recipe(epochs=1),
+              run=RunControl(progress=False, device="cpu"))
 
 
 def test_divergence_is_reported():
@@ -274,7 +289,7 @@ def test_divergence_is_reported():
     y = torch.tensor([0, 1, 0, 0])
     with pytest.raises(FloatingPointError, match=r"^training diverged at epoch 2 \(loss (nan|inf)\); lower lr or "
                                                  r"set clip$"):
-        train(_zero_linear(1), x, y, epochs=3, clip=None, progress=False, device="cpu")
+        train(_zero_linear(1), x, y, recipe=Recipe(epochs=3, clip=None), run=RunControl(progress=False, device="cpu"))
 
 
 def test_evaluate_by_hand():
@@ -342,20 +357,23 @@ def test_check_recipe_bounds():
 def test_model_checks_before_training():
     x, y = torch.zeros(3, 1, 4, 4), torch.tensor([0, 1, 4])
     with pytest.raises(ValueError, match=r"^the model does not accept x_train of shape \(N, 1, 4, 4\): "):
-        train(nn.Sequential(nn.Flatten(), nn.Linear(5, 2)), x, y, epochs=1, progress=False, device="cpu")
+        train(nn.Sequential(nn.Flatten(), nn.Linear(5, 2)), x, y, recipe=Recipe(epochs=1),
+              run=RunControl(progress=False, device="cpu"))
     with pytest.raises(ValueError, match=r"^the model must return class scores of shape \(N, classes\), got "
                                          r"\(1, 1, 4, 4\)$"):
-        train(nn.Conv2d(1, 1, 1), x, y, epochs=1, progress=False, device="cpu")
+        train(nn.Conv2d(1, 1, 1), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False, device="cpu"))
     with pytest.raises(ValueError, match=r"^y_train has label 4 but the model has only 2 outputs \(classes 0..1\)$"):
-        train(_zero_linear(16), x, y, epochs=1, progress=False, device="cpu")
+        train(_zero_linear(16), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False, device="cpu"))
     # the test labels count too
     with pytest.raises(ValueError, match="label 4"):
-        train(_zero_linear(16), x, torch.tensor([0, 1, 1]), x, y, epochs=1, progress=False, device="cpu")
+        train(_zero_linear(16), x, torch.tensor([0, 1, 1]), x, y, recipe=Recipe(epochs=1),
+              run=RunControl(progress=False, device="cpu"))
     with pytest.raises(ValueError, match=r"^give both x_test and y_test, or neither$"):
-        train(_zero_linear(16), x, torch.tensor([0, 1, 1]), x, None, epochs=1, progress=False, device="cpu")
+        train(_zero_linear(16), x, torch.tensor([0, 1, 1]), x, None, recipe=Recipe(epochs=1),
+              run=RunControl(progress=False, device="cpu"))
     with pytest.raises(ValueError, match=r"^x_test has samples of shape \(1, 2, 8\), x_train of \(1, 4, 4\)$"):
         train(_zero_linear(16), x, torch.tensor([0, 1, 1]), torch.zeros(3, 1, 2, 8), torch.tensor([0, 1, 1]),
-              epochs=1, progress=False, device="cpu")
+              recipe=Recipe(epochs=1), run=RunControl(progress=False, device="cpu"))
     model = _zero_linear(16).train()
     with pytest.raises(ValueError):
         T._check_fits(model, x, y, "train")
@@ -395,8 +413,10 @@ def test_direction_accuracy_defaults_by_hand(monkeypatch):
         return T.TrainResult(test_acc=[0.25, 0.75])
     monkeypatch.setattr(T, "train", capture)
     v = fourier_direction(2, 1, size=4)  # small images keep 2 x 10,000 samples cheap (train() is replaced)
-    assert direction_accuracy("logreg", v, device="cpu") == 0.75
-    assert seen["epochs"] == 20 and seen["seed"] == 0 and seen["progress"] is False and str(seen["device"]) == "cpu"
+    assert direction_accuracy("logreg", v, run=RunControl(device="cpu")) == 0.75
+    assert seen["recipe"] == nadlib.PAPER_RECIPE
+    run = seen["run"]
+    assert run.seed == 0 and run.progress is False and str(run.device) == "cpu"
     x_tr, y_tr = linear_separable(v, 10_000, sigma=3.0, epsilon=1.0, seed=0, device="cpu")
     x_te, y_te = linear_separable(v, 10_000, sigma=3.0, epsilon=1.0, seed=1_000_003, device="cpu")
     assert torch.equal(seen["x_tr"], x_tr) and torch.equal(seen["y_tr"], y_tr)
@@ -405,32 +425,33 @@ def test_direction_accuracy_defaults_by_hand(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(seen["model"].state_dict().values(), fresh.state_dict().values()))
     # other arguments reach the data, the model and train(); return_history gives the whole result
     v3 = torch.randn(3, 4, 4, generator=torch.Generator().manual_seed(0))
-    r = direction_accuracy("logreg", v3, n_train=6, n_test=4, epochs=2, seed=3, device="cpu", sigma=0.5,
-                           epsilon=2.0, progress=True, return_history=True, lr=0.1, clip=None)
+    recipe = Recipe(n_train=6, n_test=4, epochs=2, sigma=0.5, epsilon=2.0, lr=0.1, clip=None)
+    r = direction_accuracy("logreg", v3, return_history=True, recipe=recipe,
+                           run=RunControl(seed=3, device="cpu", progress=True))
     assert isinstance(r, T.TrainResult) and r.final_test_acc == 0.75
     assert torch.equal(seen["x_tr"], linear_separable(v3, 6, sigma=0.5, epsilon=2.0, seed=3, device="cpu")[0])
     assert torch.equal(seen["x_te"], linear_separable(v3, 4, sigma=0.5, epsilon=2.0, seed=1_000_006,
                                                       device="cpu")[0])
-    assert (seen["epochs"], seen["seed"], seen["progress"], seen["lr"], seen["clip"]) == (2, 3, True, 0.1, None)
+    assert seen["recipe"] == recipe and (seen["run"].seed, seen["run"].progress) == (3, True)
     fresh = nadlib.seeded_model("logreg", 3, in_channels=3)
     assert all(torch.equal(a, b) for a, b in zip(seen["model"].state_dict().values(), fresh.state_dict().values()))
-    direction_accuracy("logreg", v, n_train=4, n_test=4, device="cpu", on_epoch_end=print)  # passed to train()
-    assert seen["on_epoch_end"] is print
     with pytest.raises(ValueError, match="^n_test must be a positive int"):
-        direction_accuracy("logreg", v, n_test=0, device="cpu")
+        direction_accuracy("logreg", v, recipe=Recipe(n_test=0), run=RunControl(device="cpu"))
     with pytest.raises(ValueError, match="^lr must be a positive"):
-        direction_accuracy("logreg", v, lr=-1.0, device="cpu")
+        direction_accuracy("logreg", v, recipe=Recipe(lr=-1.0), run=RunControl(device="cpu"))
 
 
 def test_a_callable_progress_streams_the_history_after_every_epoch():
     x, y = nadlib.linear_separable(nadlib.fourier_direction(1, 0), 256, seed=1)
     seen = []
-    r = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], epochs=3, seed=2, device="cpu",
-              progress=lambda h: seen.append((list(h.epochs), list(h.test_acc), h.wall_time)))
+    r = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], recipe=Recipe(epochs=3),
+              run=RunControl(seed=2, device="cpu",
+                             progress=lambda h: seen.append((list(h.epochs), list(h.test_acc), h.wall_time))))
     assert [s[0] for s in seen] == [[1], [1, 2], [1, 2, 3]]
     assert seen[-1][1] == r.test_acc and len(seen[0][1]) == 1
     assert all(0 < s[2] <= r.wall_time for s in seen)
-    quiet = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], epochs=3, seed=2, device="cpu", progress=False)
+    quiet = train(nadlib.seeded_model("logreg", 0), x, y, x[:64], y[:64], recipe=Recipe(epochs=3),
+                  run=RunControl(seed=2, device="cpu", progress=False))
     assert quiet.test_acc == r.test_acc  # streaming does not change the run
 
 
@@ -452,6 +473,8 @@ def test_the_papers_recipe_is_written_once_and_every_default_reads_it():
             if name in d and d[name] is not inspect.Parameter.empty:  # required arguments have no default
                 assert d[name] == getattr(r, name), (f.__name__, name)
     assert r.training() == dict(epochs=20, batch_size=128, lr=0.5, clip=0.5, momentum=0.0, weight_decay=0.0)
+    for f in (train, direction_accuracy, accuracy_grid, nadlib.nad_trainability):
+        assert inspect.signature(f).parameters["recipe"].default is PAPER_RECIPE, f.__name__
     cfg = SeparabilityConfig(n_train=1, n_test=1, epochs=1, grid_stride=1)
     assert (cfg.lr, cfg.clip, cfg.sigma, cfg.epsilon, cfg.batch_size) == (r.lr, r.clip, r.sigma, r.epsilon, r.batch_size)
     a = AblationSetting("x", "x")

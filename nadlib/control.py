@@ -1,0 +1,115 @@
+"""How a long computation runs, as one object: :class:`RunControl`.
+
+Every long computation of nadlib (estimating NADs, training, a Fourier grid, a poisoning sweep, a collapse
+run, ...) takes the same five settings that change *how* it runs but never *what* it computes: the seed, the
+device, the progress report, the checkpoint file and the deadline.  They travel together as ``run=``::
+
+    nadlib.estimate_nads("lenet", 1000, run=nadlib.RunControl(seed=1, device="cuda", checkpoint="ck.npz"))
+    nadlib.train(model, X, Y, run=nadlib.RunControl(progress=False))
+
+A function passes its ``run`` on to the work it calls (``run.replace(progress=False)`` for an inner loop), so
+no function threads the five by hand.  ``run=None`` means ``RunControl()``: seed 0, CUDA when available, the
+function's own progress default, no checkpoint, no deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import _checks
+from .config import get_device
+
+#: Seconds between two checkpoint saves of a long computation (also saved on an interruption and at the end).
+CHECKPOINT_EVERY_S = 30.0
+
+
+def check_deadline(deadline) -> float | None:
+    """Validate a ``deadline`` argument: None or a finite ``time.monotonic()`` value."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not np.isfinite(deadline):
+        raise ValueError(f"deadline must be None or a time.monotonic() value (float), got {deadline!r}")
+    return float(deadline)
+
+
+def past(deadline: float | None) -> bool:
+    """True when ``deadline`` (a ``time.monotonic()`` value, or None for no deadline) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """How a computation runs (never what it computes).  Every field is checked when the object is made.
+
+    Attributes:
+        seed: the seed of everything random in the run (networks, data, mini-batch order); a fixed seed gives
+            the same result on the same device.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or None for CUDA when available, else CPU.  A device
+            asked for explicitly is never replaced: CUDA on a machine without it raises ``RuntimeError``.
+        progress: True/False for a ``tqdm`` bar, a callable for streamed reports (where the function documents
+            one), or None for the function's own default.
+        checkpoint: a ``.npz`` path for a resumable run: state is saved there every ``checkpoint_every``
+            seconds, on an interruption and at the end; calling again with the same settings continues from it.
+        deadline: a ``time.monotonic()`` value: once it has passed, the run saves its checkpoint after the
+            current unit of work and raises :class:`nadlib.results.DeadlineReached`.
+        checkpoint_every: seconds between checkpoint saves.
+        tf32: allow TF32 matmuls/convolutions on CUDA (faster, about 1e-3 relative error); ignored on the CPU.
+    """
+
+    seed: int = 0
+    device: str | torch.device | None = None
+    progress: bool | Callable | None = None
+    checkpoint: str | os.PathLike | None = None
+    deadline: float | None = None
+    checkpoint_every: float = CHECKPOINT_EVERY_S
+    tf32: bool = field(default=False, kw_only=True)
+
+    def __post_init__(self):
+        _checks.seed(self.seed)
+        check_deadline(self.deadline)
+        if self.device is not None and not isinstance(self.device, (str, torch.device)):
+            raise ValueError(f"device must be None, a string like 'cpu'/'cuda' or a torch.device, got {self.device!r}")
+        if self.progress is not None and not isinstance(self.progress, bool) and not callable(self.progress):
+            raise ValueError(f"progress must be None, True/False or a callable, got {self.progress!r}")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise ValueError(f"checkpoint must be None or a path, got {self.checkpoint!r}")
+        _checks.positive_float(self.checkpoint_every, "checkpoint_every")
+        if not isinstance(self.tf32, bool):
+            raise ValueError(f"tf32 must be True or False, got {self.tf32!r}")
+
+    def replace(self, **changes) -> "RunControl":
+        """A copy with some fields changed (e.g. ``run.replace(progress=False)`` for an inner loop)."""
+        return replace(self, **changes)
+
+    def torch_device(self) -> torch.device:
+        """The resolved device (:func:`nadlib.get_device`)."""
+        return get_device(self.device)
+
+    def shows_progress(self, default: bool) -> bool | Callable:
+        """``progress``, or the function's ``default`` when it is None."""
+        return default if self.progress is None else self.progress
+
+    def checkpoint_path(self) -> Path | None:
+        """``checkpoint`` as a :class:`~pathlib.Path` (None without one)."""
+        return None if self.checkpoint is None else Path(self.checkpoint)
+
+    def past_deadline(self) -> bool:
+        """True once the deadline has passed."""
+        return past(self.deadline)
+
+
+def as_run(run: RunControl | None) -> RunControl:
+    """``run`` itself, or ``RunControl()`` for None; anything else is a clear ``TypeError``."""
+    if run is None:
+        return RunControl()
+    if not isinstance(run, RunControl):
+        raise TypeError(f"run must be a nadlib.RunControl (seed, device, progress, checkpoint, deadline), got "
+                        f"{type(run).__name__}: {run!r}")
+    return run
