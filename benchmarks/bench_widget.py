@@ -1,4 +1,4 @@
-"""Answer time of the Chapter 1 "train now" widget (``nadlib.widgets.FourierTrainWidget``) on the CPU.
+"""Answer time of the Chapter 1 "train now" widget (``nadlib.book.widgets.FourierTrainWidget``) on the CPU.
 
 The widget's answer is ``train_now()``: train the chosen architecture on D(v) for the selected Fourier
 direction with the profile's sizes, then draw the learning curve.  This script builds the widget as
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     import torch
 
     import nadlib
-    from nadlib import widgets
+    from nadlib.book import widgets
 
     torch.set_num_threads(args.threads)
     profile = nadlib.get_profile(args.profile)

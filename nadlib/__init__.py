@@ -2,7 +2,8 @@
 
 The modules are layered: each imports only from the floors below it.  The one map of them, floor by floor, is
 the table "The library: module map" in the repository's README.md (tests/test_module_map.py checks that it
-lists every module and that no import goes up a floor).  Everything a chapter needs is importable from here.
+lists every module and that no import goes up a floor).  The science a chapter calls is importable from
+here; its figures and widgets live in :mod:`nadlib.book`.
 """
 
 from ._version import __version__
@@ -16,7 +17,7 @@ from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_m
 from .config import (CIFAR10_CLASSES, PAPER_RECIPE, PROFILE_NAMES, Profile, Recipe, SignatureConfig, describe_environment, get_device,
                      get_profile)
 from .control import RunControl
-from .coverage import coverage_table
+from .book.coverage import coverage_table
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep

@@ -8,7 +8,7 @@ numbers:
   :func:`nadlib.direction_accuracy` exactly as the serial runner does, so the accuracies are identical;
 * a NAD estimate is split into chunks of networks (:func:`ray_estimate_nads`); each task returns the float64
   statistics of its chunk (:func:`nadlib.nads.nad_statistics`), merged in index order
-  (:meth:`nadlib.nadstats.NADStatistics.merge`).  A network depends only on ``(seed, index)`` and chunk
+  (:meth:`nadlib.nads.stats.NADStatistics.merge`).  A network depends only on ``(seed, index)`` and chunk
   bounds are multiples of the batch size, so only the float64 summation order differs from the serial
   estimate (eigenvalues agree to ~1e-12 relative).
 

@@ -12,7 +12,7 @@ own results.  Every function returns values labelled with :data:`PAPER_SOURCE`-s
 * :func:`compare_with_paper`, :func:`nads_agreement`, :func:`trainability_agreement`: one agreement
   number per figure (correlation of maps, top-k subspace overlap, per-index accuracy difference).
 * :func:`fourier_map_entries`, :func:`fourier_map_table`: the published Fourier maps of the five networks
-  beside the book's own, with the agreement numbers (behind :func:`nadlib.interactive.fourier_map_explorer`).
+  beside the book's own, with the agreement numbers (behind :func:`nadlib.book.interactive.fourier_map_explorer`).
 
 Fourier convention.  The published grid has cells ``(x, y)``, ``x, y = 0..15``, and is mirror-symmetric
 in ``x`` (``acc(x, y) = acc(16 - x, y)`` exactly: the experiments were run for ``x = 0..8`` and drawn
@@ -343,7 +343,7 @@ def _percent(x: float) -> str:
 
 def fourier_map_table(ours: dict | None = None, *, published: dict | None = None,
                       sigmas: float = CHANCE_SIGMAS) -> MarkdownTable:
-    """The table behind :func:`nadlib.interactive.fourier_map_explorer`, one row per map.
+    """The table behind :func:`nadlib.book.interactive.fourier_map_explorer`, one row per map.
 
     Columns: network | source (book maps: the short label) | directions (book maps: how many of them the
     published map shares) |

@@ -284,7 +284,7 @@ def test_run_signatures_resumes_from_a_checkpoint(tmp_path, monkeypatch):
 
 def test_affine_fit_1d_widget_is_fast():
     pytest.importorskip("ipywidgets")
-    from nadlib.widgets import AffinityExplorer
+    from nadlib.book.widgets import AffinityExplorer
 
     w = AffinityExplorer(n=2000)
     w.function.value = "tanh"

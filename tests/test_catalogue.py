@@ -14,7 +14,8 @@ import pytest
 
 import nadlib
 from nadlib import catalogue as C
-from nadlib import coverage, paper_run, results
+from nadlib import paper_run, results
+from nadlib.book import coverage
 from nadlib.cli import main
 from nadlib.results import ResultMissingError, load_artifact, save_artifact
 from nadlib import RunControl

@@ -274,12 +274,12 @@ def test_collapse_widget_builds_without_training_and_runs(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    import nadlib.widgets
-    from nadlib.widgets import collapse_widget
+    import nadlib.book.widgets
+    from nadlib.book.widgets import collapse_widget
 
     profile = nadlib.get_profile("smoke")
-    real = nadlib.widgets.run_collapse
-    monkeypatch.setattr(nadlib.widgets, "run_collapse",
+    real = nadlib.book.widgets.run_collapse
+    monkeypatch.setattr(nadlib.book.widgets, "run_collapse",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("building must not train")))
     nads = torch.linalg.qr(torch.randn(1024, 4, dtype=torch.float64))[0].T.reshape(4, 1, 32, 32).float()
     w = collapse_widget(profile, nads=nads, display_widget=False, device="cpu")
@@ -287,7 +287,7 @@ def test_collapse_widget_builds_without_training_and_runs(monkeypatch):
     assert w.nad_index.disabled and w.kx.disabled  # CIFAR-10 subset selected first
     w.source.value = w.source.options[2]
     assert not w.kx.disabled and "(kx, ky) = (1, 0)" in w.status.value
-    monkeypatch.setattr(nadlib.widgets, "run_collapse", real)
+    monkeypatch.setattr(nadlib.book.widgets, "run_collapse", real)
     w.epochs.value = 2
     w.source.value = w.source.options[1]
     w.nad_index.value = 3
@@ -303,7 +303,7 @@ def test_plotting_collapse_accepts_runs_and_histories():
     import matplotlib
 
     matplotlib.use("Agg")
-    from nadlib import plotting_collapse as pc
+    from nadlib.book import plotting_collapse as pc
 
     mu = simplex_etf(3, 5, 1.0)
     y = balanced_labels(3, 4)

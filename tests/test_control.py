@@ -23,13 +23,14 @@ MAX_PARAMETERS = 10
 
 
 def _public_functions():
-    for info in pkgutil.iter_modules(nadlib.__path__):
-        if info.name in ("__main__",) or info.name.startswith("_"):
+    """Every public function of every module of nadlib, sub-packages included, under the module that defines it."""
+    for info in pkgutil.walk_packages(nadlib.__path__, prefix="nadlib."):
+        if info.name.endswith("__main__") or any(part.startswith("_") for part in info.name.split(".")):
             continue
-        module = importlib.import_module(f"nadlib.{info.name}")
+        module = importlib.import_module(info.name)
         for name, f in vars(module).items():
             if not name.startswith("_") and inspect.isfunction(f) and f.__module__ == module.__name__:
-                yield f"{info.name}.{name}", f
+                yield f"{info.name.removeprefix('nadlib.')}.{name}", f
 
 
 def _resolve(name: str):
@@ -100,6 +101,11 @@ def test_no_public_function_threads_progress_checkpoint_or_deadline():
              if not name.startswith(("control.", "budget."))
              and set(inspect.signature(f).parameters) & {"progress", "checkpoint", "deadline"}]
     assert not found, found
+
+
+def test_the_checks_see_the_sub_packages():
+    names = {name for name, _ in _public_functions()}
+    assert {"nads.estimate.estimate_nads", "book.plotting.plot_nads", "training.train"} <= names
 
 
 def test_no_public_function_has_more_than_ten_parameters():

@@ -1,4 +1,4 @@
-"""The per-chapter table of what the book shows for each of the paper's five networks (nadlib.coverage)."""
+"""The per-chapter table of what the book shows for each of the paper's five networks (nadlib.book.coverage)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nadlib import catalogue
-from nadlib import coverage as C
+from nadlib.book import coverage as C
 from nadlib.results import bundled_path, load_artifact
 
 CHAPTERS = sorted({c for e in catalogue.ENTRIES for c in e.chapters})

@@ -235,7 +235,7 @@ def test_nads_from_statistics_messages(call, err, message):
     ("secant", False, 10**6, "cpu", 1), ("secant", False, 10**6, "cuda", 4),
 ])
 def test_default_batch_policy(method, fast, n_params, device, batch):
-    from nadlib.nads import _default_batch
+    from nadlib.nads.estimate import _default_batch
     assert _default_batch(method, fast, n_params, torch.device(device)) == batch
 
 
@@ -256,7 +256,7 @@ class _DoubledLinear(torch.nn.Module):
 def test_network_pool_is_reused_only_when_reinitialising_gives_fresh_networks(factory, reused):
     """Networks come from a re-initialised pool only when ``reset_parameters()`` under network j's seed
     gives exactly what building network j gives; either way network j is that fresh network."""
-    from nadlib.nads import _build, _NetworkMaker
+    from nadlib.nads.estimate import _build, _NetworkMaker
     maker = _NetworkMaker(factory, seed=3, device=torch.device("cpu"), pool_size=2)
     assert maker.reuse is reused and len(maker.pool) == (2 if reused else 0)
     for j, net in zip([5, 6], maker([5, 6])):
@@ -268,7 +268,7 @@ def test_network_pool_is_reused_only_when_reinitialising_gives_fresh_networks(fa
 def test_stability_is_checked_every_check_every_networks_and_stops_at_the_threshold(monkeypatch):
     """A scripted stability (0.2, 0.4, then 0.5 = the threshold) stops the run at the third check: after
     networks 20, 40 and 60 (batches of 4, ``check_every=20``), never at the last batch."""
-    import nadlib.nads as N
+    import nadlib.nads.estimate as N
     script, seen = iter([0.2, 0.4, 0.5, 0.9]), []
     real = N.split_half_stability
 

@@ -1,4 +1,4 @@
-"""Chapter 1's Fourier-map explorer (:func:`nadlib.interactive.fourier_map_explorer`) and the table behind
+"""Chapter 1's Fourier-map explorer (:func:`nadlib.book.interactive.fourier_map_explorer`) and the table behind
 it (:func:`nadlib.paper.fourier_map_table`): one menu entry per existing map, the authors' maps labelled
 as theirs, agreement numbers equal to an independent computation, no book entry where there is no grid."""
 
@@ -14,7 +14,7 @@ from nadlib.paper import (FOURIER_MAP_ARCHS, NETWORK_NAMES, PUBLISHED_LABEL, cha
 
 pytest.importorskip("plotly", reason="plotly is not installed (pip install -r requirements.txt)")
 
-from nadlib.interactive import fourier_map_explorer  # noqa: E402  (after the plotly check)
+from nadlib.book.interactive import fourier_map_explorer  # noqa: E402  (after the plotly check)
 
 SETTINGS = dict(n_train=1000, n_test=2500, epochs=3, profile="smoke", device="cpu", stride=1)
 # hand-computed: 0.5 + 3 * 0.5 / sqrt(2500) = 0.53; 0.5 + 3 * 0.5 / sqrt(10000) = 0.515

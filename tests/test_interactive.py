@@ -1,4 +1,4 @@
-"""Kernel-free Plotly figures of Chapters 2 and 3 (:mod:`nadlib.interactive`): structure, slider steps,
+"""Kernel-free Plotly figures of Chapters 2 and 3 (:mod:`nadlib.book.interactive`): structure, slider steps,
 and the data stored at a step equal the source values."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import nadlib
-from nadlib import interactive
+from nadlib.book import interactive
 
 pytest.importorskip("plotly", reason="plotly is not installed (pip install -r requirements.txt)")
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import nadlib
-from nadlib import lenet_secant as LS
-from nadlib import nads as N
+from nadlib.nads import lenet_secant as LS
+from nadlib.nads import estimate as N
 from nadlib import RunControl, Stability
 
 torch.set_num_threads(min(2, torch.get_num_threads()))

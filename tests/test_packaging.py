@@ -80,7 +80,7 @@ def test_wheel_lists_the_package_data(wheel):
     assert not missing, f"small results missing from the wheel: {missing}"
     shipped_large = [n for n in large if f"nadlib/_results/{n}" in names]
     assert not shipped_large, f"large results must be downloaded, not shipped: {shipped_large}"
-    for needed in ("nadlib/results_registry.txt", "nadlib/published/nads_top64.npz", "nadlib/interactive.py",
+    for needed in ("nadlib/results_registry.txt", "nadlib/published/nads_top64.npz", "nadlib/book/interactive.py", "nadlib/nads/estimate.py",
                    "nadlib/__main__.py"):
         assert needed in names, needed
     assert not any(n.endswith(".ckpt.npz") for n in names)

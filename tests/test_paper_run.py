@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from nadlib import accuracy_grid, estimate_nads
-from nadlib import input_gradients as IG
-from nadlib import nads as N
+from nadlib.nads import input_gradients as IG
+from nadlib.nads import estimate as N
 from nadlib.cli import main
 from nadlib.experiments import ResumableRuns
-from nadlib.nadstats import NADStatistics
+from nadlib.nads.stats import NADStatistics
 from nadlib.catalogue import PROFILE_NAMES, canonical_name, select
 from nadlib.paper_run import COSTS, format_plan, paper_plan, parse_budget, parse_only, run_paper
 from nadlib.results import DeadlineReached, load_artifact

@@ -22,7 +22,7 @@ import nadlib  # noqa: E402
 from browser import chromium_or_skip, headless_chromium, open_plotly_page  # noqa: E402
 from nadlib import GridResult  # noqa: E402
 from nadlib import directions as D  # noqa: E402
-from nadlib import plotting as P  # noqa: E402
+from nadlib.book import plotting as P  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -258,7 +258,7 @@ def test_best_epoch_is_the_epoch_of_the_highest_test_accuracy(monkeypatch):
 
 
 def test_flip_table_reports_both_variants_and_the_epochs_each_needed():
-    from nadlib.plotting import flip_table
+    from nadlib.book.plotting import flip_table
 
     fixed = ({"train_acc": np.array([1.0, 0.715]), "test_acc": np.array([0.4751, 0.375])},
              {"settings": {"n_train": 5000, "n_test": 2000, "epochs": 60}, "profile": "default", "device": "cpu",

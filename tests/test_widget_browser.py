@@ -1,7 +1,7 @@
 """The Chapter 1 training widget works in a real browser: JupyterLab + headless Chromium.
 
 A JupyterLab server is started on ``127.0.0.1`` (a free port, a random token, a temporary root folder
-holding a small notebook that builds ``nadlib.widgets.fourier_train_widget`` as Chapter 1 does, from
+holding a small notebook that builds ``nadlib.book.widgets.fourier_train_widget`` as Chapter 1 does, from
 the packaged precomputed maps), in the ``smoke`` profile.  Chromium opens the notebook, runs all cells,
 clicks a Fourier coefficient square and "train now", and waits until the widget shows a final test
 accuracy.  LeNet is chosen (10,000 training samples an epoch, as in the ``default`` profile).  The seconds
@@ -39,7 +39,7 @@ ANSWER_TIMEOUT_S = 300  # only guards a hang; the smoke profile answers in secon
 NOTEBOOK_CELLS = [
     "import nadlib; print(nadlib.describe_environment())",
     # as Chapter 1 does: precomputed maps by architecture, then the widget with the profile
-    "from nadlib import widgets\n"
+    "from nadlib.book import widgets\n"
     "profile = nadlib.get_profile()\n"
     "by_arch = {'logreg': nadlib.GridResult.from_artifact(nadlib.result_path('grid_logreg_paper_s2.npz')),\n"
     "           'lenet': nadlib.GridResult.from_artifact(nadlib.result_path('grid_lenet_paper_s4.npz'))}\n"

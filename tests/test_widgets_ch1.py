@@ -12,7 +12,7 @@ pytest.importorskip("ipywidgets")
 
 import nadlib  # noqa: E402
 from nadlib import GridResult  # noqa: E402
-from nadlib.widgets import fourier_train_widget  # noqa: E402
+from nadlib.book.widgets import fourier_train_widget  # noqa: E402
 
 
 @pytest.fixture()
@@ -25,19 +25,19 @@ def grids():
 
 
 def test_train_widget_builds_without_training(grids, monkeypatch):
-    import nadlib.widgets
+    import nadlib.book.widgets
 
     def fail(*args, **kwargs):
         raise AssertionError("building the widget must not train")
 
-    monkeypatch.setattr(nadlib.widgets, "direction_accuracy", fail)
+    monkeypatch.setattr(nadlib.book.widgets, "direction_accuracy", fail)
     box = fourier_train_widget(grids, nadlib.get_profile("smoke"), stride=8, display_widget=False)
     # half-plane ky in {16, 8, 0} x kx in {-16, -8, 0, 8}: 12 buttons
     assert len(box.buttons) == 12
     assert box.results == []
     # colours follow the precomputed accuracies of the chosen architecture; untrained squares are grey
-    from nadlib.plotting import NOT_TRAINED_COLOR
-    from nadlib.widgets import accuracy_color as _hex_color
+    from nadlib.book.plotting import NOT_TRAINED_COLOR
+    from nadlib.book.widgets import accuracy_color as _hex_color
 
     assert box.buttons[(8, 0)].style.button_color == _hex_color(grids["logreg"].accuracy[(8, 0)])
     box.arch.value = "lenet"
@@ -77,27 +77,27 @@ def test_train_widget_rejects_bad_input(grids):
 
 def test_stored_results_are_browsed_in_plotly_not_in_widgets():
     """One interactive stack: ipywidgets only where something is computed live."""
-    import nadlib.widgets
+    import nadlib.book.widgets
 
     for gone in ("accuracy_map_switcher", "MapSwitcher", "nad_explorer", "NADExplorer", "flip_widget", "FlipWidget"):
-        assert not hasattr(nadlib.widgets, gone), gone
+        assert not hasattr(nadlib.book.widgets, gone), gone
 
 
 def test_train_now_streams_each_epoch_beside_the_stored_answer(grids, monkeypatch):
-    import nadlib.widgets
+    import nadlib.book.widgets
 
     box = fourier_train_widget(grids, nadlib.get_profile("smoke"), stride=8, n_train=64, n_test=32, epochs=3,
                                device="cpu", display_widget=False)
     box.buttons[(8, 0)].click()  # stored LogReg accuracy 0.9 + 0.01 * its index
     stored = f"{grids['logreg'].accuracy[(8, 0)]:.3f}"
     statuses = []
-    real_figure_png = nadlib.widgets.figure_png
+    real_figure_png = nadlib.book.widgets.figure_png
 
     def spy(fig):  # the status shown each time the learning curve is redrawn
         statuses.append(box.status.value)
         return real_figure_png(fig)
 
-    monkeypatch.setattr(nadlib.widgets, "figure_png", spy)
+    monkeypatch.setattr(nadlib.book.widgets, "figure_png", spy)
     box.train_button.click()
     hist = box.results[0][2]
     assert len(statuses) == 3  # one reading per epoch

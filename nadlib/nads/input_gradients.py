@@ -1,7 +1,7 @@
 """Input gradients of scalar-output networks at one point, for :mod:`nadlib.nads`: the secant estimator
 (central differences with a large step over every input coordinate; one network per call, or several
 networks per ``vmap``-ed forward) and the autograd gradient (a loop, or ``vmap`` over stacked networks).
-The exact fast LeNet secant path is :mod:`nadlib.lenet_secant`.
+The exact fast LeNet secant path is :mod:`nadlib.nads.lenet_secant`.
 """
 
 from __future__ import annotations

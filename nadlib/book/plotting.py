@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Patch
 
-from ._checks import is_int
-from .config import CIFAR10_CLASSES
-from .directions import fill_symmetric, fourier_direction, fourier_energy, signed_frequency
-from .tables import MarkdownTable, markdown_table
+from .._checks import is_int
+from ..config import CIFAR10_CLASSES
+from ..directions import fill_symmetric, fourier_direction, fourier_energy, signed_frequency
+from ..tables import MarkdownTable, markdown_table
 
 # --------------------------------------------------------------------------------------------------
 # Chapter 1: Fourier directions, accuracy maps over the Fourier grid (DC at the centre), learning
@@ -443,7 +443,7 @@ def accuracy_map_plotly(grids: dict, size: int = 32, start: tuple[int, int] = (1
 def nad_rows(nads) -> np.ndarray:
     """NAD rows as a float64 numpy array ``k x C x H x W`` from a :class:`nadlib.NADs` or an array
     (``k x H x W``, or ``k x (H*W)`` with square single-channel images).  Shared by the matplotlib figures
-    and the Plotly explorers (:mod:`nadlib.interactive`).
+    and the Plotly explorers (:mod:`nadlib.book.interactive`).
 
     Raises:
         ValueError: any other shape.

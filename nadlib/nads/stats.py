@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import positive_int
+from .._checks import positive_int
 
 __all__ = ["NADStatistics", "subspace_overlap", "split_half_stability", "eig_desc"]
 

@@ -51,15 +51,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
-from .config import get_device
-from .control import RunControl, as_run
+from .._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
+from ..config import get_device
+from ..control import RunControl, as_run
 from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
 from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
-from .models import get_model
-from .nadstats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
-from .results import (CHECKPOINT_EVERY_S, array_sha256, Checkpoint, DeadlineReached,
+from ..models import get_model
+from .stats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
+from ..results import (CHECKPOINT_EVERY_S, array_sha256, Checkpoint, DeadlineReached,
                       interruptible, load_artifact, past, provenance, register_loader, save_artifact)
 
 METHODS = ("secant", "gradient")
@@ -67,8 +67,9 @@ METHODS = ("secant", "gradient")
 #: Most networks one estimate may ask for.
 MAX_NETWORKS = 10_000_000
 
-__all__ = ["NADs", "estimate_nads", "load_nads", "subspace_overlap", "split_half_stability",
-           "network_seed", "METHODS", "NADStatistics", "nad_statistics", "nads_from_statistics", "nad_run_settings"]
+__all__ = ["NADs", "Stability", "estimate_nads", "load_nads", "subspace_overlap", "split_half_stability",
+           "network_seed", "METHODS", "MAX_NETWORKS", "NADStatistics", "nad_statistics", "nads_from_statistics",
+           "nad_run_settings"]
 
 
 #: The statistics class under its former private name (tests and old code).

@@ -10,8 +10,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .collapse import CollapseRun, first_zero_error_epoch
-from .tables import MarkdownTable, markdown_table
+from ..collapse import CollapseRun, first_zero_error_epoch
+from ..tables import MarkdownTable, markdown_table
 
 #: Panels of :func:`plot_collapse`: (history key, title, log scale).
 COLLAPSE_PANELS = (

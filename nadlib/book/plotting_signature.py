@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .affinity import relative_depth
-from .models import REGISTRY
+from ..affinity import relative_depth
+from ..models import REGISTRY
 
 #: Colours of the architecture families in Chapter 4 (pooling-free twins use the same colour, dashed).
 FAMILY_COLORS = {a.name: a.colour for a in REGISTRY.values() if not a.is_twin and a.colour}

@@ -11,10 +11,10 @@ published data and the chapters' live runs are small tables here, keyed by netwo
 
 from __future__ import annotations
 
-from .catalogue import entries, entry, make_command, networks
-from .models import paper_networks
-from .results import describe_artifact, origin_of
-from .tables import markdown_table
+from ..catalogue import entries, entry, make_command, networks
+from ..models import paper_networks
+from ..results import describe_artifact, origin_of
+from ..tables import markdown_table
 
 __all__ = ["PUBLISHED", "LIVE", "describe_artifact", "coverage_cells", "coverage_table"]
 

@@ -1,10 +1,10 @@
 """Kernel-free interactive figures: Chapter 1's Fourier-map explorer (a menu), Chapters 2 and 3's sliders.
 
-Unlike the ipywidgets of :mod:`nadlib.widgets`, these figures need no running kernel: every slider
+Unlike the ipywidgets of :mod:`nadlib.book.widgets`, these figures need no running kernel: every slider
 position or menu entry is precomputed and stored in the figure (``layout.sliders[0].steps``,
 ``layout.updatemenus[0].buttons``), so they stay interactive
 in the static HTML of the book (rendered offline by ``book/_ext/nadbook_sphinx.py`` with a local
-plotly.js, as :func:`nadlib.plotting.accuracy_map_plotly`) and in JupyterLab.
+plotly.js, as :func:`nadlib.book.plotting.accuracy_map_plotly`) and in JupyterLab.
 
 To keep the pages light, only a few dozen positions are stored (``max_steps``) and the values are
 stored as whole percentages (images scaled to [-100, 100], energies to [0, 100] of their largest value).  ``plotly`` is
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .directions import fill_symmetric, fourier_energy
-from .paper import CHANCE_SIGMAS, PAPER_SOURCE, PUBLISHED_STEP, fourier_map_entries
+from ..directions import fill_symmetric, fourier_energy
+from ..paper import CHANCE_SIGMAS, PAPER_SOURCE, PUBLISHED_STEP, fourier_map_entries
 from .plotting import ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, accuracy_lattice, nad_rows, rgb_image
 
 #: Slider positions stored in a figure by default (each holds the images of every architecture).
@@ -29,7 +29,7 @@ def _plotly():
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
     except ImportError as err:  # pragma: no cover - installed with the book's requirements
-        raise ImportError("nadlib.interactive needs plotly: pip install 'nadlib[book]'") from err
+        raise ImportError("nadlib.book.interactive needs plotly: pip install 'nadlib[book]'") from err
     return go, make_subplots
 
 
@@ -285,7 +285,7 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
     ``"<network>: this book (<lattice>, <profile>, <device>)"``, shows it alone.  The published maps are
     the authors' measurements (:data:`nadlib.paper.PAPER_SOURCE`), drawn on their lattice of even signed
     frequencies ``-16 .. 14`` (the whole spectrum with step 2); the book's maps on their measured lattice
-    (:func:`nadlib.plotting.accuracy_lattice`).
+    (:func:`nadlib.book.plotting.accuracy_lattice`).
     Colours: test accuracy from 0.5 (chance) to 1, the same scale for every map; grey: not measured.
 
     The title names the source and, when both maps of a network exist, their agreement: Pearson ``r``

@@ -1,6 +1,6 @@
 """ipywidgets UIs of the chapters, one small class each (every class *is* its ``VBox``), only where something
 is computed live (training a direction, a NAD index, a poison level, a collapse run, a 1-D fit); stored
-results are browsed in the Plotly figures of :mod:`nadlib.interactive`, which also work in the static book.
+results are browsed in the Plotly figures of :mod:`nadlib.book.interactive`, which also work in the static book.
 
 Each ``*_widget`` function builds one, displays it and returns it; building trains nothing.  Callbacks
 show figures as PNG images (``Output.append_display_data``), so they work with or without a kernel
@@ -22,23 +22,23 @@ try:
     import ipywidgets as W
     from IPython.display import Image, display
 except ImportError as err:  # pragma: no cover - installed with the book's requirements
-    raise ImportError("nadlib.widgets needs ipywidgets and IPython: pip install 'nadlib[book]'") from err
+    raise ImportError("nadlib.book.widgets needs ipywidgets and IPython: pip install 'nadlib[book]'") from err
 
-from .affinity import FUNCTIONS_1D, affine_fit_1d
-from .bases import as_nad_basis, poison_with_nads
-from .cifar10 import balanced_subset, cifar_data
-from .collapse import run_collapse, separable_data
-from .budget import use_free_cores
-from .config import Recipe, get_device, get_profile
-from .control import RunControl
-from .directions import fourier_direction, signed_frequency
-from .experiments import CIFARHyperParams, run_poison_sweep
-from .models import ARCHITECTURES
+from ..affinity import FUNCTIONS_1D, affine_fit_1d
+from ..bases import as_nad_basis, poison_with_nads
+from ..cifar10 import balanced_subset, cifar_data
+from ..collapse import run_collapse, separable_data
+from ..budget import use_free_cores
+from ..config import Recipe, get_device, get_profile
+from ..control import RunControl
+from ..directions import fourier_direction, signed_frequency
+from ..experiments import CIFARHyperParams, run_poison_sweep
+from ..models import ARCHITECTURES
 from .plotting import (ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, plot_fourier_directions, plot_learning_curves,
                        plot_poisoned_examples)
 from .plotting_collapse import plot_collapse
 from .plotting_signature import plot_affine_fit_1d
-from .training import direction_accuracy
+from ..training import direction_accuracy
 
 #: Architectures offered by the Chapter 1 "train now" widget (others can be passed explicitly).
 CH1_TRAIN_ARCHS = ("logreg", "lenet", "lenet_nopool", "resnet18")
@@ -495,7 +495,7 @@ class AffinityExplorer(W.VBox):
     """Choose an activation and the mean/spread of its Gaussian input; see the affine OT fit and rho.
 
     Each change recomputes :func:`nadlib.affinity.affine_fit_1d` on ``n`` samples (exact 1-D OT, a few
-    milliseconds) and redraws :func:`nadlib.plotting_signature.plot_affine_fit_1d`; :attr:`last_seconds`
+    milliseconds) and redraws :func:`nadlib.book.plotting_signature.plot_affine_fit_1d`; :attr:`last_seconds`
     is the time of the last computation.  Parts: ``function``, ``mean``, ``std``, ``info``, ``out``.
     """
 

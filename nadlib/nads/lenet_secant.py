@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import LeNet
+from ..models import LeNet
 
 
 def lenet_layers(net: nn.Module):
