@@ -35,7 +35,7 @@ import torch
 
 from .directions import mirror
 from .grid import GridResult
-from .models import paper_networks
+from .models import REGISTRY, paper_networks
 from .nads import NADs, subspace_overlap
 from .tables import MarkdownTable, markdown_table
 
@@ -277,15 +277,16 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
     """The Fourier maps of the five networks: the authors' and, where given, the book's, with agreement.
 
     Args:
-        ours: ``{arch: GridResult, a list of them, or None}`` for archs among :data:`FOURIER_MAP_ARCHS`:
-            the book's measured grids (several grids of one network are merged, e.g. a coarse grid and
+        ours: ``{arch: GridResult, a list of them, or None}`` for registered architectures: the book's
+            measured grids (an architecture the authors did not publish, e.g. ``lenet_nopool``, gets a book
+            entry without agreement, after the five networks) (several grids of one network are merged, e.g. a coarse grid and
             a low-frequency band; ``None`` entries, also inside a list, are skipped).  Their ``settings['n_test']`` sets their chance margin.
         published: ``{arch: {(kx, ky): accuracy}}`` replacing the bundled published maps (for tests);
             default :func:`paper_fourier_accuracy`, measured on :data:`PAPER_N_TEST` test samples.
         sigmas: the *at chance* margin of :func:`chance_threshold`.
 
-    Returns one dict per (network, source) that exists, networks in :data:`FOURIER_MAP_ARCHS` order, the
-    published map first: ``arch``, ``network`` (display name), ``source`` (``"published"`` or
+    Returns one dict per (network, source) that exists, networks in :data:`FOURIER_MAP_ARCHS` order (then
+    the book-only ones in the order given), the published map first: ``arch``, ``network`` (display name), ``source`` (``"published"`` or
     ``"this book"``), ``label`` (:data:`PUBLISHED_LABEL` or ``"this book (<how it was made>)"``),
     ``short_label`` (the same, in fewer words, for menus), ``details`` (how it was measured, in words),
     ``accuracy`` (``{(kx, ky): acc}``, one member per symmetric pair), ``grid`` (the book's merged
@@ -300,9 +301,10 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
     ours = {k: ([g for g in v if g is not None] if isinstance(v, (list, tuple)) else v)
             for k, v in (ours or {}).items()}
     ours = {k: v for k, v in ours.items() if v is not None and v != []}
-    unknown = sorted(set(ours) - set(FOURIER_MAP_ARCHS))
+    unknown = sorted(set(ours) - set(REGISTRY))
     if unknown:
-        raise ValueError(f"no published Fourier map for {unknown}; available: {', '.join(FOURIER_MAP_ARCHS)}")
+        raise ValueError(f"unknown architecture(s) {unknown} (neither published by the authors, "
+                         f"{', '.join(FOURIER_MAP_ARCHS)}, nor registered: {', '.join(REGISTRY)})")
     entries = []
     for arch in FOURIER_MAP_ARCHS:
         name = NETWORK_NAMES[arch]
@@ -334,6 +336,15 @@ def fourier_map_entries(ours: dict | None = None, *, published: dict | None = No
                             accuracy=dict(grid.accuracy), grid=grid, n_test=n_test,
                             threshold=chance_threshold(n_test, sigmas),
                             failing=failing_share(grid.accuracy.values(), n_test, sigmas), agreement=agreement))
+    for arch in (a for a in ours if a not in FOURIER_MAP_ARCHS):  # maps the authors did not publish
+        grid = _merge_grids(arch, ours[arch])
+        n_test = int(grid.settings["n_test"])
+        entries.append(dict(arch=arch, network=REGISTRY[arch].display_name, source="this book",
+                            label=f"this book ({_describe_grid(grid)})",
+                            short_label=f"this book ({_describe_grid(grid, short=True)})",
+                            details=_describe_grid(grid), accuracy=dict(grid.accuracy), grid=grid, n_test=n_test,
+                            threshold=chance_threshold(n_test, sigmas),
+                            failing=failing_share(grid.accuracy.values(), n_test, sigmas), agreement=None))
     return entries
 
 
@@ -357,6 +368,8 @@ def fourier_map_table(ours: dict | None = None, *, published: dict | None = None
         ag = e["agreement"]
         if e["source"] == "published":
             rows.append([e["network"], PUBLISHED_LABEL, len(e["accuracy"]), None, _percent(e["failing"]), None])
+        elif ag is None:  # a map the authors did not publish
+            rows.append([e["network"], e["short_label"], len(e["accuracy"]), None, _percent(e["failing"]), None])
         else:
             rows.append([e["network"], e["short_label"], f"{len(e['accuracy'])} ({ag['shared']} shared)", ag["pearson"],
                          _percent(e["failing"]),

@@ -61,21 +61,26 @@ def test_menu_has_one_entry_per_existing_map():
         if arch == "lenet":
             expected.append("LeNet: this book (stride 1, smoke profile, cpu)")
     assert _labels(fig) == expected
-    assert [t.name for t in fig.data] == expected and all(t.type == "heatmap" for t in fig.data)
-    # each entry shows its own heatmap only; the figure opens on the LeNet book map
+    maps, image = fig.data[:-1], fig.data[-1]
+    assert [t.name for t in maps] == expected and all(t.type == "heatmap" for t in fig.data)
+    assert image.name == "direction" and fig.layout.meta["image_trace"] == len(expected)
+    # each entry shows its own heatmap only (and the direction image); the figure opens on the LeNet book map
     for i, b in enumerate(fig.layout.updatemenus[0].buttons):
-        assert list(b.args[0]["visible"]) == [j == i for j in range(len(expected))]
-    assert [t.visible for t in fig.data] == [lab.startswith("LeNet: this") for lab in expected]
+        assert list(b.args[0]["visible"]) == [j == i for j in range(len(expected))] + [True]
+    assert [t.visible for t in maps] == [lab.startswith("LeNet: this") for lab in expected]
     assert fig.layout.updatemenus[0].active == 2
     # one colour scale for all maps: chance (0.5) to 1
-    assert {(t.zmin, t.zmax) for t in fig.data} == {(0.5, 1.0)}
+    assert {(t.zmin, t.zmax) for t in maps} == {(0.5, 1.0)}
+    # the direction panel starts on (1, 0), and the hover script redraws it in the static page
+    np.testing.assert_allclose(np.array(image.z), nadlib.fourier_direction(1, 0).numpy(), atol=1e-7)
+    assert "plotly_hover" in fig.layout.meta["nadbook_post_script"]
 
 
 def test_published_traces_are_labelled_as_the_authors_and_hold_their_values():
     _, grid, _ = _pair()
     fig = fourier_map_explorer({"lenet": grid})
     buttons = fig.layout.updatemenus[0].buttons
-    for trace, button in zip(fig.data, buttons):
+    for trace, button in zip(fig.data[:-1], buttons):
         title = button.args[1]["title.text"]
         if "published" in trace.name:
             assert PUBLISHED_LABEL in trace.name and "published</b> (Ortiz-Jimenez et al.)" in trace.hovertemplate
@@ -143,8 +148,24 @@ def test_no_book_entry_for_networks_without_a_grid():
     assert "no map of ResNet-18 in this book" in titles[f"ResNet-18: {PUBLISHED_LABEL}"]
     fig0 = fourier_map_explorer()  # nothing of our own: the five published maps only
     assert _labels(fig0) == [f"{NETWORK_NAMES[a]}: {PUBLISHED_LABEL}" for a in FOURIER_MAP_ARCHS]
-    with pytest.raises(ValueError, match="no published Fourier map"):
-        fourier_map_explorer({"lenet_nopool": grid})
+    with pytest.raises(ValueError, match="unknown architecture"):
+        fourier_map_explorer({"alexnet": grid})
+
+
+def test_a_book_map_the_authors_did_not_publish_is_an_entry_of_its_own():
+    """LeNet without pooling has no published map: its book map follows the five networks, without agreement
+    numbers, and its title says the authors published none."""
+    _, grid, _ = _pair()
+    nopool = GridResult("lenet_nopool", {(16, 15): 0.9, (1, 0): 0.8}, 32, dict(SETTINGS))
+    fig = fourier_map_explorer({"lenet": grid, "lenet_nopool": nopool})
+    labels = _labels(fig)
+    assert labels[-1] == "LeNet without pooling: this book (stride 1, smoke profile, cpu)", labels
+    assert "the authors published no map of LeNet without pooling" in fig.layout.updatemenus[0].buttons[-1].args[1][
+        "title.text"]
+    assert fig.layout.meta["entries"][-1] == dict(arch="lenet_nopool", source="this book", n_test=2500,
+                                                   pearson=None, failing_ours=None, failing_published=None)
+    table = fourier_map_table({"lenet_nopool": nopool})
+    assert "| LeNet without pooling | this book (stride 1, smoke profile, cpu) | 2 |" in table
 
 
 def test_several_grids_of_one_network_are_merged_over_symmetric_pairs():
@@ -182,7 +203,7 @@ def test_real_maps_figure_is_small():
     except Exception as err:  # pragma: no cover - the artifacts ship with the repository
         pytest.skip(f"artifacts not available: {err}")
     fig = fourier_map_explorer(ours)
-    assert len(fig.data) == 7 and len(fig.to_json()) < 100_000
+    assert len(fig.data) == 8 and len(fig.to_json()) < 110_000  # 7 maps and the direction image
 
 
 def test_menu_switches_maps_in_a_browser(tmp_path):
@@ -205,6 +226,45 @@ def test_menu_switches_maps_in_a_browser(tmp_path):
         page.wait_for_timeout(300)
         after = page.evaluate(state)
     assert not errors, errors
-    assert before["visible"] == [False, False, True, False, False, False]
-    assert after["visible"] == [False] * 5 + [True]
+    assert before["visible"] == [False, False, True, False, False, False, True]
+    assert after["visible"] == [False] * 5 + [True, True]
     assert "DenseNet-121" in after["title"] and "their measurements" in after["title"]
+
+
+def test_hover_draws_the_direction_in_a_browser(tmp_path):
+    """The static page: hovering a cell of the shown map draws the image of that Fourier direction (computed
+    by the post-script in the browser) and names it; switching maps keeps the direction panel."""
+    from browser import chromium_or_skip, headless_chromium, open_plotly_page
+
+    pio = pytest.importorskip("plotly.io")
+    chromium, sync_api = chromium_or_skip("the hover script")
+    grid = GridResult("logreg", {(4, 0): 1.0, (1, 0): 0.99, (0, 3): 0.98}, 32, dict(SETTINGS))
+    fig = fourier_map_explorer({"logreg": grid}, start="logreg")
+    page_path = tmp_path / "fig.html"
+    page_path.write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True,
+                                     post_script=fig.layout.meta["nadbook_post_script"]))
+    state = ("(() => { const g = document.querySelector('.plotly-graph-div'); const d = g.data;"
+             " return {z: d[d.length - 1].z, title: g.layout.xaxis2.title.text,"
+             " visible: d.map(t => t.visible)}; })()")
+    with headless_chromium(sync_api, chromium) as browser:
+        page, errors = open_plotly_page(browser, page_path, width=1100, height=750)
+        before = page.evaluate(state)
+        # hover the cell (kx, ky) = (4, 0) of the LogReg map: find its pixel from the axes
+        x, y = page.evaluate("(() => { const g = document.querySelector('.plotly-graph-div');"
+                             " const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;"
+                             " const r = g.getBoundingClientRect();"
+                             " return [r.left + xa._offset + xa.d2p(4), r.top + ya._offset + ya.d2p(0)]; })()")
+        page.mouse.move(x, y)
+        page.wait_for_timeout(500)
+        after = page.evaluate(state)
+        hover_text = page.evaluate("document.querySelector('.hoverlayer').textContent")
+        page.locator(".updatemenu-header-group").first.click()
+        page.locator(".updatemenu-item-text", has_text="VGG-11").first.click()
+        page.wait_for_timeout(300)
+        switched = page.evaluate(state)
+    assert not errors, errors
+    np.testing.assert_allclose(before["z"], nadlib.fourier_direction(1, 0).numpy(), atol=1e-6)
+    assert after["title"] == "direction (kx, ky) = (4, 0)"
+    np.testing.assert_allclose(after["z"], nadlib.fourier_direction(4, 0).numpy(), atol=1e-6)
+    assert "(4, 0)" in hover_text and "1.000" in hover_text
+    assert switched["visible"][-1] is True and sum(switched["visible"]) == 2

@@ -8,7 +8,6 @@ that the direction image and its title follow the hovered frequency, then switch
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -19,7 +18,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import nadlib  # noqa: E402
-from browser import chromium_or_skip, headless_chromium, open_plotly_page  # noqa: E402
 from nadlib import GridResult  # noqa: E402
 from nadlib import directions as D  # noqa: E402
 from nadlib.book import plotting as P  # noqa: E402
@@ -148,66 +146,3 @@ def test_accuracy_vs_pooling():
     assert list(xs) == [r["max_contrast"] for r in P.pooling_aliasing(freqs)]
 
 
-def _plotly_grids():
-    return {"logreg": _grid("logreg", 4, lambda kx, ky: 1.0),
-            "lenet": _grid("lenet", 8, lambda kx, ky: 0.5 + 0.4 * (kx + ky == 0)),
-            "missing": None}
-
-
-def test_plotly_figure_has_one_trace_and_menu_entry_per_architecture():
-    pytest.importorskip("plotly")
-    fig = P.accuracy_map_plotly(_plotly_grids())
-    heatmaps = fig.data[:-1]
-    assert [t.name for t in heatmaps] == ["logreg", "lenet"] and fig.data[-1].name == "direction"
-    buttons = fig.layout.updatemenus[0].buttons
-    assert [b.label for b in buttons] == ["logreg", "lenet"]
-    assert list(buttons[1].args[0]["visible"]) == [False, True, True]
-    assert [t.visible for t in heatmaps] == [True, False]
-    # data: lattice coordinates, accuracies, unsigned frequencies in customdata for the hover
-    lenet = heatmaps[1]
-    assert list(lenet.x) == list(range(-16, 16, 8))
-    z = np.array(lenet.z, dtype=float)
-    custom = np.array(lenet.customdata)
-    i, j = list(lenet.y).index(0), list(lenet.x).index(0)
-    assert z[i, j] == 0.9 and tuple(custom[i, j]) == (0, 0)
-    assert tuple(custom[0, 0]) == (16, 16)  # signed (-16, -16)
-    assert "%{z:.3f}" in lenet.hovertemplate and "customdata[0]" in lenet.hovertemplate
-    meta = fig.layout.meta
-    assert meta["image_trace"] == 2 and "plotly_hover" in meta["nadbook_post_script"]
-    np.testing.assert_allclose(np.array(fig.data[-1].z), nadlib.fourier_direction(1, 0).numpy(), atol=1e-7)
-    with pytest.raises(ValueError):
-        P.accuracy_map_plotly({"x": None})
-
-
-def test_plotly_hover_updates_direction_image_in_a_browser(tmp_path):
-    pio = pytest.importorskip("plotly.io")
-    chromium, sync_api = chromium_or_skip("the hover script")
-    fig = P.accuracy_map_plotly(_plotly_grids())
-    page_path = tmp_path / "fig.html"
-    page_path.write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True,
-                                     post_script=fig.layout.meta["nadbook_post_script"]))
-    state = ("(() => { const g = document.querySelector('.plotly-graph-div'); const d = g.data;"
-             " return {z: d[d.length - 1].z, title: g.layout.xaxis2.title.text,"
-             " visible: d.map(t => t.visible)}; })()")
-    with headless_chromium(sync_api, chromium) as browser:
-        page, errors = open_plotly_page(browser, page_path, width=1100, height=650)
-        before = page.evaluate(state)
-        # hover the cell (kx, ky) = (4, 0) of the logreg map: find its pixel from the axes
-        x, y = page.evaluate("(() => { const g = document.querySelector('.plotly-graph-div');"
-                             " const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;"
-                             " const r = g.getBoundingClientRect();"
-                             " return [r.left + xa._offset + xa.d2p(4), r.top + ya._offset + ya.d2p(0)]; })()")
-        page.mouse.move(x, y)
-        page.wait_for_timeout(500)
-        after = page.evaluate(state)
-        hover_text = page.evaluate("document.querySelector('.hoverlayer').textContent")
-        page.locator(".updatemenu-header-group").first.click()
-        page.locator(".updatemenu-item-text", has_text="lenet").first.click()
-        page.wait_for_timeout(300)
-        switched = page.evaluate(state)
-    assert not errors, errors
-    np.testing.assert_allclose(before["z"], nadlib.fourier_direction(1, 0).numpy(), atol=1e-6)
-    assert after["title"] == "direction (kx, ky) = (4, 0)"
-    np.testing.assert_allclose(after["z"], nadlib.fourier_direction(4, 0).numpy(), atol=1e-6)
-    assert "(4, 0)" in hover_text and "1.000" in hover_text
-    assert switched["visible"] == [False, True, True]

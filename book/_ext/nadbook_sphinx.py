@@ -29,7 +29,7 @@ _HTML_BUILDERS = ("html", "dirhtml", "singlehtml")
 
 
 #: Key of ``layout.meta`` (a dict) holding JavaScript to run after the figure is drawn, e.g. hover
-#: handlers (``{plot_id}`` is replaced by the id of the figure's ``div``); see ``nadlib.book.plotting``.
+#: handlers (``{plot_id}`` is replaced by the id of the figure's ``div``); see ``nadlib.book.interactive.HOVER_JS``.
 POST_SCRIPT_KEY = "nadbook_post_script"
 
 

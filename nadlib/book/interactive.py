@@ -4,7 +4,7 @@ Unlike the ipywidgets of :mod:`nadlib.book.widgets`, these figures need no runni
 position or menu entry is precomputed and stored in the figure (``layout.sliders[0].steps``,
 ``layout.updatemenus[0].buttons``), so they stay interactive
 in the static HTML of the book (rendered offline by ``book/_ext/nadbook_sphinx.py`` with a local
-plotly.js, as :func:`nadlib.book.plotting.accuracy_map_plotly`) and in JupyterLab.
+plotly.js) and in JupyterLab.
 
 To keep the pages light, only a few dozen positions are stored (``max_steps``) and the values are
 stored as whole percentages (images scaled to [-100, 100], energies to [0, 100] of their largest value).  ``plotly`` is
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..directions import fill_symmetric, fourier_energy
+from ..directions import fill_symmetric, fourier_direction, fourier_energy
 from ..paper import CHANCE_SIGMAS, PAPER_SOURCE, PUBLISHED_STEP, fourier_map_entries
 from .plotting import ACC_VMAX, ACC_VMIN, NOT_TRAINED_COLOR, accuracy_lattice, nad_rows, rgb_image
 
@@ -254,6 +254,8 @@ def _published_block(accuracy: dict, size: int = 32) -> np.ndarray:
 
 def _agreement_lines(entry: dict) -> list[str]:
     ag = entry["agreement"]
+    if ag is None and entry["source"] == "this book":
+        return [f"the authors published no map of {entry['network']}"]
     if ag is None:
         return [f"no map of {entry['network']} in this book (it needs a GPU): the authors' values only"]
     r = ag["pearson"]
@@ -264,6 +266,40 @@ def _agreement_lines(entry: dict) -> list[str]:
             f"{ag['mean_abs']:.3f}",
             f"at chance (test acc. < {limit}): {ag['failing_ours']:.0%} in this book, "
             f"{ag['failing_published']:.0%} published"]
+
+
+#: Hovering a map cell redraws the direction panel with the image of that Fourier direction, computed in the
+#: browser from the cell's signed ``(kx, ky)`` (the formula of :func:`nadlib.fourier_direction`).  Stored in
+#: ``layout.meta["nadbook_post_script"]`` and run by the book's Sphinx extension (``{plot_id}`` is the id of the
+#: figure's ``div``); in a kernel the panel keeps the first direction.
+HOVER_JS = """
+(function () {
+  var gd = document.getElementById('{plot_id}');
+  if (!gd || !gd.on) { return; }
+  var meta = gd.layout.meta || {};
+  var N = meta.size || 32, img = meta.image_trace;
+  gd.on('plotly_hover', function (ev) {
+    var p = ev.points && ev.points[0];
+    if (!p || p.curveNumber === img) { return; }
+    var kx = p.x, ky = p.y;
+    var cos = ((2 * kx) % N === 0) && ((2 * ky) % N === 0);
+    var z = [], norm = 0, r, c;
+    for (r = 0; r < N; r++) {
+      var row = [];
+      for (c = 0; c < N; c++) {
+        var ph = 2 * Math.PI * (ky * r + kx * c) / N;
+        var w = cos ? Math.cos(ph) : Math.sin(ph);
+        row.push(w); norm += w * w;
+      }
+      z.push(row);
+    }
+    norm = Math.sqrt(norm);
+    for (r = 0; r < N; r++) { for (c = 0; c < N; c++) { z[r][c] /= norm; } }
+    Plotly.restyle(gd, {z: [z]}, [img]);
+    Plotly.relayout(gd, {'xaxis2.title.text': 'direction (kx, ky) = (' + kx + ', ' + ky + ')'});
+  });
+})();
+"""
 
 
 def _map_title(entry: dict) -> str:
@@ -277,8 +313,9 @@ def _map_title(entry: dict) -> str:
 
 
 def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", published: dict | None = None,
-                         sigmas: float = CHANCE_SIGMAS):
-    """The five networks' Fourier accuracy maps, published and the book's, behind one menu.
+                         sigmas: float = CHANCE_SIGMAS, direction: tuple[int, int] = (1, 0)):
+    """The Fourier accuracy maps of the five networks, published and the book's, behind one menu, and the
+    image of the hovered direction beside them.
 
     One heatmap per (network, source) that exists (:func:`nadlib.paper.fourier_map_entries`, in its
     order); a menu entry per heatmap, labelled ``"<network>: published (Ortiz-Jimenez et al.)"`` or
@@ -302,14 +339,19 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
         start: the network shown first: its book map if there is one, else its published map.
         published, sigmas: as :func:`nadlib.paper.fourier_map_entries`.
 
-    ``layout.meta["entries"]`` lists, per trace, ``arch``, ``source``, ``pearson`` (None when undefined
-    or absent) and the two failing shares over the shared directions.
+    Right: the image of the Fourier direction under the cursor (:data:`HOVER_JS`, in the static book), starting
+    with ``direction``.  The book's maps of architectures the authors did not publish (e.g. ``lenet_nopool``)
+    are menu entries of their own.
+
+    ``layout.meta["entries"]`` lists, per map trace, ``arch``, ``source``, ``pearson`` (None when undefined
+    or absent) and the two failing shares over the shared directions; ``layout.meta["image_trace"]`` is the
+    index of the direction image (the last trace).
     """
-    go, _ = _plotly()
+    go, make_subplots = _plotly()
     entries = fourier_map_entries(ours, published=published, sigmas=sigmas)
     first = next((i for i, e in enumerate(entries) if e["arch"] == start and e["source"] == "this book"),
                  next((i for i, e in enumerate(entries) if e["arch"] == start), 0))
-    fig = go.Figure()
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.16)
     ranges = []
     for i, e in enumerate(entries):
         if e["source"] == "published":
@@ -326,17 +368,21 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
             z=np.where(np.isnan(z), None, np.round(z, 4)).tolist(), x=kx.tolist(), y=ky.tolist(),
             name=f"{e['network']}: {e['short_label']}", visible=i == first, zmin=ACC_VMIN, zmax=ACC_VMAX,
             colorscale="Viridis", hoverongaps=False, xgap=0.5, ygap=0.5,
-            colorbar=dict(title="test acc.", len=1.0),
+            colorbar=dict(title="test acc.", len=1.0, x=0.56),
             hovertemplate=(f"{who}, {e['network']}<br>(kx, ky) = (%{{x}}, %{{y}})<br>test accuracy "
-                           "%{z:.3f}<extra></extra>")))
+                           "%{z:.3f}<extra></extra>")), row=1, col=1)
     n = len(entries)
+    image = fourier_direction(*direction).numpy()
+    lim = float(np.sqrt(2) / image.shape[-1]) * 1.05
+    fig.add_trace(go.Heatmap(z=image.tolist(), colorscale="RdBu", reversescale=True, zmin=-lim, zmax=lim,
+                             showscale=False, name="direction", hoverinfo="skip", visible=True), row=1, col=2)
 
     def view(i):
         (x0, x1), (y0, y1) = ranges[i]
         return {"title.text": _map_title(entries[i]), "xaxis.range": [x0, x1], "yaxis.range": [y0, y1]}
 
     buttons = [dict(label=f"{e['network']}: {e['short_label']}", method="update",
-                    args=[{"visible": [j == i for j in range(n)]}, view(i)]) for i, e in enumerate(entries)]
+                    args=[{"visible": [j == i for j in range(n)] + [True]}, view(i)]) for i, e in enumerate(entries)]
     init = view(first)
     fig.update_layout(
         title=dict(text=init["title.text"], x=0.01, y=0.97, yanchor="top", font=dict(size=13)),
@@ -347,10 +393,12 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
                      fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below")],
         modebar=dict(remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"]),
         annotations=[dict(text=("menu: network and source · grey: not measured · the published maps hold "
-                                "the even frequencies<br>published values: the authors' (Ortiz-Jimenez et al.)"),
+                                "the even frequencies · hover a cell to see its direction<br>published values: "
+                                "the authors' (Ortiz-Jimenez et al.)"),
                           showarrow=False, xref="paper", yref="paper", x=0.0, y=-0.1, xanchor="left",
                           yanchor="top", font=dict(size=11))],
-        meta={"source": PAPER_SOURCE, "chance_sigmas": float(sigmas),
+        meta={"source": PAPER_SOURCE, "chance_sigmas": float(sigmas), "nadbook_post_script": HOVER_JS,
+              "image_trace": n, "size": int(image.shape[-1]),
               "entries": [dict(arch=e["arch"], source=e["source"], n_test=e["n_test"],
                                pearson=(None if e["agreement"] is None or not np.isfinite(e["agreement"]["pearson"])
                                         else e["agreement"]["pearson"]),
@@ -359,7 +407,12 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
                                                   else e["agreement"]["failing_published"]))
                           for e in entries]},
     )
-    fig.update_xaxes(title_text="kx (signed)", range=init["xaxis.range"], constrain="domain", zeroline=False)
+    fig.update_xaxes(title_text="kx (signed)", range=init["xaxis.range"], constrain="domain", zeroline=False,
+                     row=1, col=1)
     fig.update_yaxes(title_text="ky (signed)", range=init["yaxis.range"], scaleanchor="x", constrain="domain",
-                     zeroline=False)
+                     zeroline=False, row=1, col=1)
+    fig.update_xaxes(title_text=f"direction (kx, ky) = {tuple(direction)}", showticklabels=False,
+                     constrain="domain", showgrid=False, zeroline=False, row=1, col=2)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x2", showticklabels=False, showgrid=False,
+                     zeroline=False, row=1, col=2)
     return fig
