@@ -335,6 +335,13 @@ ENTRIES: tuple[Entry, ...] = (
           chapters=(2,), bundled="recipe_sweep_lenet.npz", priority=90,
           command="python -m nadlib recipe-sweep --nads <the authors' LeNet_NADs.npy> --indices 0,100,400 "
                   "--freqs '2,0;12,0' --workers 2 --out <folder>/lenet__recipe-sweep__default.npz"),
+    # ---- the authors' released code as an oracle (Chapters 1 and 2): needs a checkout of their repository
+    Entry("lenet/authors-oracle", "LeNet on D(v) trained by the authors' released code and by nadlib on the same "
+          "directions and seeds, beside the published accuracies; their secant NADs against ours",
+          kind="artifact", step="authors-oracle", archs=("lenet",), chapters=(1, 2),
+          bundled="authors_oracle_lenet.npz", priority=95,
+          command="python benchmarks/authors_oracle.py --authors-code <a checkout of LTS4/neural-anisotropy-"
+                  "directions> --seeds 0 --out <folder>/lenet__authors-oracle__default.npz"),
 )
 
 #: key -> entry, in the order of :data:`ENTRIES`.

@@ -382,3 +382,46 @@ def fourier_map_table(ours: dict | None = None, *, published: dict | None = None
         caption=(f"Failing: test accuracy at chance, below 0.5 + {sigmas:g} × 0.5 / √n_test ({limits}).  "
                  f"r: Pearson correlation with the published map over the directions both maps hold (– where "
                  f"undefined: one map is constant).  Source of the published maps: {PAPER_SOURCE}."))
+
+
+# --------------------------------------------------------------------------------------------------
+# the authors' released code beside nadlib (benchmarks/authors_oracle.py, catalogue "lenet/authors-oracle")
+
+
+def oracle_rows(arrays: dict, meta: dict, kind: str | None = None) -> list[dict]:
+    """The rows of an authors-oracle artifact: per direction, the mean test accuracy of the authors' code and
+    of nadlib over the seeds, the published value and the difference nadlib − authors' with its standard error.
+
+    The standard error of one accuracy ``p`` on ``n_test`` test samples is ``sqrt(p (1 - p) / n_test)`` (the
+    binomial sampling of the test set; the spread over training seeds is not in it -- with one seed it cannot
+    be measured), of a mean over ``s`` seeds that divided by ``sqrt(s)``, of a difference the root of the sum
+    of squares.  ``kind``: ``"fourier"`` or ``"nad"`` for those rows only.
+    """
+    n_test = int(meta["n_test"])
+    theirs, ours = np.asarray(arrays["authors_acc"], float), np.asarray(arrays["nadlib_acc"], float)
+    seeds = theirs.shape[0]
+    rows = []
+    for j, (name, k) in enumerate(zip(np.asarray(arrays["names"]).tolist(), np.asarray(arrays["kinds"]).tolist())):
+        if kind is not None and k != kind:
+            continue
+        a, b = float(theirs[:, j].mean()), float(ours[:, j].mean())
+        se = [np.sqrt(p * (1 - p) / n_test / seeds) for p in (a, b)]
+        rows.append(dict(name=str(name), kind=str(k), authors=a, nadlib=b,
+                         published=float(np.asarray(arrays["published_acc"], float)[j]), difference=b - a,
+                         se=float(np.hypot(*se)), se_authors=float(se[0])))
+    return rows
+
+
+def oracle_table(arrays: dict, meta: dict, kind: str | None = None) -> MarkdownTable:
+    """The authors' code / nadlib / published, one row per direction (:func:`oracle_rows`)."""
+    rows = oracle_rows(arrays, meta, kind)
+    seeds = ", ".join(str(int(s)) for s in np.asarray(arrays["seeds"]))
+    return markdown_table(
+        ["LeNet trained on", "authors' released code", "nadlib", "published", "nadlib − authors' (± 2 s.e.)"],
+        [[r["name"], r["authors"], r["nadlib"], r["published"], f"{r['difference']:+.3f} ± {2 * r['se']:.3f}"]
+         for r in rows], digits=3,
+        caption=(f"Both codes on the same D(v) recipe (σ 3, ε 1, {int(meta['n_train']):,} training and "
+                 f"{int(meta['n_test']):,} test samples, {int(meta['epochs'])} epochs, seed(s) {seeds}); the authors' "
+                 f"code is theirs, unchanged (commit {str(meta.get('authors_commit', '?'))[:7]}; run with: "
+                 f"{'; '.join(meta.get('accommodations', []))}).  s.e.: binomial, test sampling only.  "
+                 f"Published: {PAPER_SOURCE}."))

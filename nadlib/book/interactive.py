@@ -392,8 +392,8 @@ def fourier_map_explorer(ours: dict | None = None, *, start: str = "lenet", publ
         shapes=[dict(type="rect", xref="x domain", yref="y domain", x0=0, x1=1, y0=0, y1=1,
                      fillcolor=NOT_TRAINED_COLOR, line_width=0, layer="below")],
         modebar=dict(remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"]),
-        annotations=[dict(text=("menu: network and source · grey: not measured · the published maps hold "
-                                "the even frequencies · hover a cell to see its direction<br>published values: "
+        annotations=[dict(text=("menu: network and source · grey: not measured · hover a cell to see its "
+                                "direction<br>the published maps hold the even frequencies; their values are "
                                 "the authors' (Ortiz-Jimenez et al.)"),
                           showarrow=False, xref="paper", yref="paper", x=0.0, y=-0.1, xanchor="left",
                           yanchor="top", font=dict(size=11))],
