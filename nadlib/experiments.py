@@ -21,7 +21,7 @@ from ._checks import integer, positive_float, positive_int, unit_interval
 from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, poison_assignment, poison_with_nads
 from .config import PAPER_RECIPE, Recipe, get_profile
 from .control import RunControl, as_run
-from .models import seeded_model
+from .models import describe_model, seeded_model
 from .nads import NADs, load_nads
 from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
 from .training import direction_accuracy, evaluate, train
@@ -115,8 +115,8 @@ def nad_trainability(nads, indices, arch: str = "lenet", *, recipe: Recipe = PAP
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
     sha = _digest(d)
-    settings = {"arch": arch, "indices": indices, "n_train": recipe.n_train, "n_test": recipe.n_test,
-                "epochs": recipe.epochs, "seed": run.seed, "nads_sha256": sha}
+    settings = {"arch": describe_model(arch, tuple(d.shape[1:])), "indices": indices, "n_train": recipe.n_train,
+                "n_test": recipe.n_test, "epochs": recipe.epochs, "seed": run.seed, "nads_sha256": sha}
     if recipe.replace(n_train=PAPER_RECIPE.n_train, n_test=PAPER_RECIPE.n_test,
                       epochs=PAPER_RECIPE.epochs) != PAPER_RECIPE:
         settings["recipe"] = asdict(recipe)  # (the paper's training is implied when absent)

@@ -15,6 +15,8 @@ network is one :func:`register_architecture` call.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
@@ -349,3 +351,68 @@ def seeded_model(arch: str | Callable[[], nn.Module], seed: int, in_channels: in
         if isinstance(arch, str):
             return get_model(arch, in_channels=in_channels, num_classes=num_classes)
         return arch()
+
+
+# --------------------------------------------------------------------------------------------------
+# what a user's model *is*: the key of its checkpoints and its name in provenance
+
+
+def _source(obj) -> str:
+    """The source of a function or class, or its qualified name when Python cannot find it (a built-in, a
+    class made at run time)."""
+    target = getattr(obj, "func", obj)  # functools.partial: its function
+    try:
+        return inspect.getsource(target)
+    except (OSError, TypeError):
+        return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+
+
+def model_fingerprint(arch: str | Callable[[], nn.Module], input_shape=(1, 32, 32)) -> str:
+    """What a model constructor is, as 16 hex digits: for a registered name, the name; for a callable, the
+    SHA-256 of the source of the callable and of the class it builds, the names and shapes of one network's
+    parameters and buffers, and that network's output on a fixed probe input (seed 0, on the CPU).
+
+    Two different models, or a class edited under the same name, get different fingerprints; the same model
+    gets the same one in every process.  The global torch RNG is left as it was.
+    """
+    if isinstance(arch, str):
+        return arch.lower()
+    if not callable(arch):
+        raise TypeError(f"arch must be an architecture name or a callable, got {type(arch).__name__}")
+    h = hashlib.sha256(_source(arch).encode())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = arch()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"the model callable must return an nn.Module, got {type(net).__name__}")
+        net = net.cpu().eval()
+        probe = torch.randn(2, *input_shape)
+        with torch.inference_mode():
+            try:
+                out = net(probe)
+            except Exception as err:  # noqa: BLE001 -- a model that cannot take the probe is named by its source
+                out = repr(type(err).__name__)
+    h.update(_source(type(net)).encode())
+    for name, t in [*net.named_parameters(), *net.named_buffers()]:
+        h.update(f"{name}:{tuple(t.shape)};".encode())
+    h.update(repr([round(float(v), 5) for v in out.flatten()[:64]] if isinstance(out, torch.Tensor) else out).encode())
+    return h.hexdigest()[:16]
+
+
+def describe_model(arch: str | Callable[[], nn.Module], input_shape=(1, 32, 32)) -> str:
+    """A model's name for checkpoints and provenance: a registered name as it is, a callable as
+    ``"<qualified name> #<fingerprint>"`` (:func:`model_fingerprint`; never a memory address)."""
+    if isinstance(arch, str):
+        return arch.lower()
+    return f"{model_name(arch)} #{model_fingerprint(arch, input_shape)}"
+
+
+def model_name(arch: str | Callable[[], nn.Module]) -> str:
+    """A readable name of a model: a registered name, else the qualified name of the callable (of the wrapped
+    function for a ``functools.partial``: ``"partial(make)"``); never a memory address."""
+    if isinstance(arch, str):
+        return arch.lower()
+    name = getattr(arch, "__qualname__", None)
+    if name is None and hasattr(arch, "func"):
+        name = f"{type(arch).__qualname__}({model_name(arch.func)})"
+    return name or type(arch).__qualname__

@@ -465,7 +465,7 @@ def test_run_settings_by_hand():
     from nadlib.results import array_sha256
     assert s == {"arch": "_ScaledReLU", "method": "secant", "input_shape": [1, 2, 2], "seed": 3, "step": 7.0,
                  "eval_point_sha256": array_sha256(x.numpy()), "device_type": "cpu", "batch_size": 5,
-                 "path": "batched"}
+                 "path": "batched", "model": nadlib.models.describe_model(_ScaledReLU, (1, 2, 2))}
     g = N.nad_run_settings("logreg", method="gradient", seed=1)
     point = torch.randn((1, 32, 32), generator=torch.Generator().manual_seed(1))
     assert g["step"] is None and g["path"] == "vmap" and g["arch"] == "logreg"

@@ -57,7 +57,7 @@ from ..control import RunControl, as_run
 from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
 from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
-from ..models import get_model
+from ..models import describe_model, get_model, model_name
 from .stats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
 from ..results import (CHECKPOINT_EVERY_S, array_sha256, Checkpoint, DeadlineReached,
                       interruptible, load_artifact, past, provenance, register_loader, save_artifact)
@@ -186,7 +186,7 @@ def _model_factory(model, input_shape) -> tuple[Callable[[], nn.Module], str]:
     if not callable(model):
         raise TypeError(f"model must be an architecture name (str) or a zero-argument callable, "
                         f"got {type(model).__name__}")
-    return model, getattr(model, "__qualname__", repr(model))
+    return model, model_name(model)
 
 
 def _check_input_shape(input_shape) -> tuple[int, int, int]:
@@ -381,7 +381,8 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
                       if eval_point is None else "given", stopped_early=work.stopped,
                       requested_networks=req.n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
                       gradient_time_s=round(t_grad, 3), resumed=start > 0, resumed_from=start, bn_mode="eval",
-                      precision="tf32" if tf32 and device.type == "cuda" else "float32")
+                      precision="tf32" if tf32 and device.type == "cuda" else "float32",
+                      model=setup.settings.get("model", setup.arch_name))
     if ckpt is not None:
         work.save(ckpt)
     return nads_from_statistics(work.stats, req.input_shape, req.method, k=req.k, stability_ks=req.stability_ks,
@@ -468,6 +469,8 @@ class _Setup:
                          "seed": req.seed, "step": req.step if req.method == "secant" else None,
                          "eval_point_sha256": array_sha256(x_cpu.numpy()), "device_type": device.type, "batch_size": self.batch,
                          "path": self.path}
+        if not isinstance(model, str):  # a user's model: keyed on what it is, not on its name
+            self.settings["model"] = describe_model(model, req.input_shape)
 
     def run(self) -> "_Run":
         return _Run(self.factory, self.req, self.device, self.x, self.fast, self.batch, self.arch_name)

@@ -1,0 +1,113 @@
+"""A user's own model: checkpoints are keyed on what the model is (issue 21's silently wrong resumes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+import nadlib
+from nadlib.models import describe_model, model_fingerprint
+
+MODELS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class StrideGAPNet(nn.Module):  # a 5x5 stride-2 stem and global average pooling
+        def __init__(self, width=8, classes=1):
+            super().__init__()
+            self.stem = nn.Conv2d(1, width, 5, stride=2)
+            self.head = nn.Linear(width, classes)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.stem(x)).mean((2, 3)))
+
+    class TinyMixer(nn.Module):  # 4x4 patches mixed by one linear layer
+        def __init__(self, classes=1):
+            super().__init__()
+            self.patch = nn.Conv2d(1, 16, 4, stride=4)
+            self.head = nn.Linear(16 * 64, classes)
+
+        def forward(self, x):
+            return self.head(torch.nn.functional.gelu(self.patch(x)).flatten(1))
+''')
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    (tmp_path / "mymodels.py").write_text(MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    sys.modules.pop("mymodels", None)
+    yield importlib.import_module("mymodels"), tmp_path
+    sys.modules.pop("mymodels", None)
+
+
+def test_another_model_never_resumes_a_checkpoint(user_models, tmp_path):
+    m, _ = user_models
+    control = nadlib.RunControl(checkpoint=tmp_path / "ck.npz", progress=False)
+    first = nadlib.estimate_nads(lambda: m.StrideGAPNet(), 8, "gradient", run=control)
+    assert first.meta["resumed"] is False and first.meta["model"].startswith("test_another_model")
+    with pytest.raises(ValueError, match="other settings"):
+        nadlib.estimate_nads(lambda: m.TinyMixer(), 8, "gradient", run=control)
+
+
+def test_the_same_model_in_a_new_process_resumes(user_models, tmp_path):
+    _, folder = user_models
+    script = textwrap.dedent(f'''
+        import sys
+        sys.path.insert(0, {str(folder)!r})
+        import nadlib, mymodels
+        def make():
+            return mymodels.StrideGAPNet()
+        r = nadlib.estimate_nads(make, 8, "gradient",
+                                 run=nadlib.RunControl(checkpoint={str(tmp_path / "ck.npz")!r}, progress=False))
+        print(r.meta["resumed"], r.meta["model"])
+    ''')
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    (first, name1), (second, name2) = (r.stdout.split(maxsplit=1) for r in runs)
+    assert (first, second) == ("False", "True") and name1 == name2
+    assert name1.strip().startswith("make #") and "0x" not in name1
+
+
+def test_an_edited_class_under_the_same_name_is_another_model():
+    space_a, space_b = {}, {}
+    exec(MODELS, space_a)
+    exec(MODELS.replace("torch.relu(self.stem(x))", "torch.tanh(self.stem(x))"), space_b)
+    a, b = space_a["StrideGAPNet"], space_b["StrideGAPNet"]
+    assert a.__qualname__ == b.__qualname__
+    assert model_fingerprint(a) != model_fingerprint(b)
+    assert model_fingerprint(a) == model_fingerprint(a)  # and a model is itself, call after call
+
+
+def test_other_arguments_are_another_model(user_models):
+    m, _ = user_models
+    assert model_fingerprint(lambda: m.StrideGAPNet(width=8)) != model_fingerprint(lambda: m.StrideGAPNet(width=16))
+    assert describe_model("LeNet") == "lenet"  # a registered name is its own key
+
+
+def test_trainability_checkpoints_do_not_hold_a_memory_address(user_models, tmp_path):
+    m, _ = user_models
+
+    def make():
+        return m.StrideGAPNet(classes=2)
+    u = torch.linalg.qr(torch.randn(1024, 2, generator=torch.Generator().manual_seed(0)))[0].T.reshape(2, 1, 32, 32)
+    control = nadlib.RunControl(checkpoint=tmp_path / "t.npz", progress=False, device="cpu")
+    recipe = nadlib.Recipe(n_train=16, n_test=16, epochs=1)
+    first = nadlib.nad_trainability(u, [0], arch=make, recipe=recipe, run=control)
+    again = nadlib.nad_trainability(u, [0], arch=make, recipe=recipe, run=control)  # resumed, not refused
+    assert again["test_acc"].tolist() == first["test_acc"].tolist()
+    _, meta = nadlib.load_artifact(tmp_path / "t.npz")
+    assert meta["settings"]["arch"].startswith("test_trainability") and "0x" not in meta["settings"]["arch"]
+
+
+def test_a_model_that_returns_no_module_is_named():
+    with pytest.raises(TypeError, match="must return an nn.Module, got int"):
+        model_fingerprint(lambda: 3)
+    assert isinstance(model_fingerprint(lambda: nn.Linear(3, 1)), str)  # a probe it cannot take: still a key
