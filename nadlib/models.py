@@ -344,6 +344,10 @@ def seeded_model(arch: str | Callable[[], nn.Module], seed: int, in_channels: in
     the same parameters on every call.
     """
     seed = _check_seed(seed)
+    if isinstance(arch, nn.Module):
+        raise TypeError(f"arch must be an architecture name or a zero-argument callable that builds a fresh "
+                        f"network (e.g. `lambda: {type(arch).__name__}()`), not a network instance: the network is "
+                        "initialised from the seed")
     if not isinstance(arch, str) and not callable(arch):
         raise TypeError(f"arch must be an architecture name or a callable, got {type(arch).__name__}")
     with torch.random.fork_rng(devices=[]):

@@ -158,7 +158,8 @@ def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -
     top = int(y.max())
     if top >= out.shape[1]:
         raise ValueError(f"y_{name} has label {top} but the model has only {out.shape[1]} outputs "
-                         f"(classes 0..{out.shape[1] - 1})")
+                         f"(classes 0..{out.shape[1] - 1}): build it with {top + 1} outputs, e.g. "
+                         f"num_classes={top + 1} (D(v) has 2 classes, CIFAR-10 10; NADs need 1)")
 
 
 def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, recipe: Recipe = PAPER_RECIPE,

@@ -588,7 +588,8 @@ class _TupleNet(torch.nn.Module):
     (_LoudFailure, 0, ValueError,
      "the model does not accept x_train of shape (N, 1, 4, 4): mat1 and mat2 shapes cannot be multiplied"),
     (_TupleNet, 0, ValueError, "the model must return class scores of shape (N, classes), got tuple"),
-    (_linear_model, 1, ValueError, "y_train has label 2 but the model has only 2 outputs (classes 0..1)"),
+    (_linear_model, 1, ValueError, "y_train has label 2 but the model has only 2 outputs (classes 0..1): build it "
+     "with 3 outputs, e.g. num_classes=3 (D(v) has 2 classes, CIFAR-10 10; NADs need 1)"),
 ])
 def test_train_messages(model, y_shift, err, message):
     x, y = _linear_data(n=8)

@@ -111,3 +111,28 @@ def test_a_model_that_returns_no_module_is_named():
     with pytest.raises(TypeError, match="must return an nn.Module, got int"):
         model_fingerprint(lambda: 3)
     assert isinstance(model_fingerprint(lambda: nn.Linear(3, 1)), str)  # a probe it cannot take: still a key
+
+
+def test_nads_compare_by_value_and_statistics_carry_a_description():
+    kw = dict(n_networks=4, method="gradient", input_shape=(1, 2, 2))
+    make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 1))  # noqa: E731
+    a = nadlib.estimate_nads(make, run=nadlib.RunControl(progress=False), **kw)
+    b = nadlib.estimate_nads(make, run=nadlib.RunControl(progress=False), **kw)
+    c = nadlib.estimate_nads(make, run=nadlib.RunControl(seed=1, progress=False), **kw)
+    assert a == b and a != c and (a == "lenet") is False  # no tensor-truthiness error
+    stats = nadlib.nad_statistics(make, 0, 4, method="gradient", input_shape=(1, 2, 2))
+    n = nadlib.nads_from_statistics(stats, (1, 2, 2), "gradient", k=2)
+    assert n.meta == {"method": "gradient", "input_shape": [1, 2, 2], "n_networks": 4, "k": 2,
+                      "source": "nads_from_statistics"}
+
+
+def test_the_outputs_a_task_needs_and_a_network_instance_are_named():
+    v = nadlib.fourier_direction(1, 0)
+    recipe = nadlib.Recipe(n_train=8, n_test=8, epochs=1)
+    with pytest.raises(ValueError, match=r"only 1 outputs \(classes 0..0\): build it with 2 outputs, e\.g\. "
+                                         r"num_classes=2 \(D\(v\) has 2 classes"):
+        nadlib.direction_accuracy(lambda: nn.Sequential(nn.Flatten(), nn.Linear(1024, 1)), v, recipe=recipe,
+                                  run=nadlib.RunControl(device="cpu"))
+    with pytest.raises(TypeError, match=r"not a network instance: the network is initialised from the seed"):
+        nadlib.direction_accuracy(nn.Sequential(nn.Flatten(), nn.Linear(1024, 2)), v, recipe=recipe,
+                                  run=nadlib.RunControl(device="cpu"))

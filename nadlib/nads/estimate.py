@@ -89,7 +89,7 @@ def network_seed(seed: int, index: int) -> int:
 # result object
 
 
-@dataclass
+@dataclass(eq=False)
 class NADs:
     """Estimated NADs of an architecture.
 
@@ -122,6 +122,19 @@ class NADs:
     def __getitem__(self, i) -> torch.Tensor:
         """NAD number ``i`` (``C × H × W``)."""
         return self.directions[i]
+
+    def __eq__(self, other) -> bool:
+        """Equal: the same directions, eigenvalues, eval point (exactly), counts, method and stability; the
+        provenance (``meta``: dates, wall times) is not compared."""
+        if not isinstance(other, NADs):
+            return NotImplemented
+        same = lambda a, b: (a is None and b is None) or (  # noqa: E731
+            a is not None and b is not None and a.shape == b.shape and torch.equal(a.cpu(), b.cpu()))
+        return (self.n_networks == other.n_networks and self.method == other.method
+                and self.stability == other.stability and same(self.directions, other.directions)
+                and same(self.eigenvalues, other.eigenvalues) and same(self.eval_point, other.eval_point))
+
+    __hash__ = None  # mutable, like any dataclass with eq
 
     def overlap(self, other, k: int) -> float:
         """:func:`subspace_overlap` of the top-``k`` NADs with another :class:`NADs` or array of rows."""
@@ -401,9 +414,11 @@ def nads_from_statistics(stats: NADStatistics, input_shape, method: str, *, k: i
     choice(method, "method", METHODS)
     keep = stats.dim if k is None else k
     vals, vecs = _eig_desc(stats.covariance())
+    info = {"method": method, "input_shape": list(shape), "n_networks": stats.n_networks, "k": keep,
+            "source": "nads_from_statistics"}
     return NADs(directions=vecs[:keep].to(torch.float32).reshape(keep, *shape), eigenvalues=vals,
                 n_networks=stats.n_networks, method=method, stability=split_half_stability(stats, stability_ks),
-                meta=dict(meta or {}), eval_point=eval_point)
+                meta={**info, **(meta or {})}, eval_point=eval_point)
 
 
 def nad_statistics(model, start: int, stop: int, method: str = "secant", input_shape=(1, 32, 32), eval_point=None,
