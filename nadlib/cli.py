@@ -259,7 +259,8 @@ def _run_nads(args) -> None:
 def _add_trainability(sub) -> None:
     p = sub.add_parser("trainability", help="train on D(u_i) for several NAD indices i (resumable)")
     p.add_argument("--nads", required=True, help="NAD artifact (.npz) written by `nads`")
-    p.add_argument("--arch", default="lenet", choices=ARCHITECTURES)
+    p.add_argument("--arch", default=None, choices=ARCHITECTURES,
+                   help="the network trained on D(u_i) (default: the architecture the NADs were estimated for)")
     p.add_argument("--indices", type=_int_list, default=None,
                    help="comma-separated NAD indices (default: the profile's)")
     p.add_argument("--n-train", type=_positive_int, default=None, help="default: the profile's")
@@ -269,18 +270,28 @@ def _add_trainability(sub) -> None:
     p.set_defaults(func=_run_trainability)
 
 
+def _nads_arch(nads, path) -> str:
+    """The registered architecture a NAD file was estimated for (what `trainability` trains by default)."""
+    arch = str(nads.meta.get("arch", "")).lower()
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"the NADs in {path} were estimated for {nads.meta.get('arch', 'an unnamed model')!r}, "
+                         "which is not a registered architecture: name the network to train with --arch")
+    return arch
+
+
 def _run_trainability(args) -> None:
     t0 = time.perf_counter()
     cfg = get_profile(args.profile).nads
     nads = load_nads(args.nads)
+    arch = args.arch or _nads_arch(nads, args.nads)
     indices = args.indices if args.indices is not None else list(cfg.trainability_indices)
     sizes = {"n_train": args.n_train or cfg.n_train, "n_test": args.n_test or cfg.n_test,
              "epochs": args.epochs or cfg.epochs}
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays = nad_trainability(nads, indices, arch=args.arch, recipe=Recipe(**sizes),
+    arrays = nad_trainability(nads, indices, arch=arch, recipe=Recipe(**sizes),
                               run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
-    meta = provenance(device=get_device(args.device), arch=args.arch, nads=str(args.nads),
+    meta = provenance(device=get_device(args.device), arch=arch, nads=str(args.nads),
                       nads_file_sha256=file_sha256(args.nads), nads_method=nads.method,
                       nads_networks=nads.n_networks, seed=args.seed, resumed=resumed,
                       wall_time_s=round(time.perf_counter() - t0, 1), **sizes)

@@ -43,7 +43,20 @@ def test_trainability_command_records_the_nad_file(tmp_path):
     assert arrays["indices"].tolist() == [0, 3] and arrays["test_acc"].shape == (2,)
     assert meta["nads_file_sha256"] == hashlib.sha256(nads_file.read_bytes()).hexdigest()
     assert (meta["n_train"], meta["n_test"], meta["epochs"]) == (64, 32, 1)
+    assert meta["arch"] == "logreg"  # the architecture the NADs were estimated for, not a default LeNet
     assert not (tmp_path / "t.ckpt.npz").exists()
+
+
+def test_trainability_of_a_user_models_nads_asks_for_the_network(tmp_path, capsys):
+    """NADs of a model nadlib does not know: `trainability` does not silently train LeNet on them."""
+    nads_file = tmp_path / "n.npz"
+    nadlib.estimate_nads(lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 1)), 4,
+                         method="gradient", k=4, run=RunControl(progress=False)).save(nads_file)
+    out = tmp_path / "t.npz"
+    assert cli.main(["trainability", "--nads", str(nads_file), "--indices", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "which is not a registered architecture: name the network to train with --arch" in err
+    assert not out.exists()
 
 
 def test_training_divergence_is_reported():
