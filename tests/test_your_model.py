@@ -136,3 +136,17 @@ def test_the_outputs_a_task_needs_and_a_network_instance_are_named():
     with pytest.raises(TypeError, match=r"not a network instance: the network is initialised from the seed"):
         nadlib.direction_accuracy(nn.Sequential(nn.Flatten(), nn.Linear(1024, 2)), v, recipe=recipe,
                                   run=nadlib.RunControl(device="cpu"))
+
+
+def test_the_readme_section_runs(tmp_path, monkeypatch, capsys):
+    """The code of the README's "Your own model" section, executed as it is written."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Your own model", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out
+    assert re.match(r"<lambda> #[0-9a-f]{16}: stability \d\.\d\d; D\(u_0\) \d\.\d\d; affinity \[", out), out
+    assert (tmp_path / "stridegap.ckpt.npz").exists()
