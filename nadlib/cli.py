@@ -20,7 +20,7 @@ from ._checks import positive_float, unit_interval
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse, separable_data
 from .config import PROFILE_NAMES, Recipe, get_device, get_profile
-from .control import RunControl
+from .control import RunControl, check_output
 from .directions import fourier_direction
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import profile_grid
@@ -75,10 +75,22 @@ def _fraction(text: str) -> float:
 
 
 def _npz_path(text: str) -> Path:
-    path = Path(text)
-    if path.suffix != ".npz":
-        raise argparse.ArgumentTypeError(f"the output must be a .npz file, got {text!r}")
+    """An output file, checked with the checkpoint beside it before any work starts."""
+    try:
+        path = check_output(text, "the output")
+        check_output(checkpoint_path(path), "its checkpoint")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return path
+
+
+def _device(text: str) -> str:
+    """A device this machine has, checked before any work (CUDA on a machine without it is refused)."""
+    try:
+        get_device(text)
+    except (ValueError, RuntimeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _int_list(text: str) -> list[int]:
@@ -119,7 +131,7 @@ def _common(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
         p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
                        help="run profile (default: $NADLIB_PROFILE, else default)")
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA if available)")
+    p.add_argument("--device", default=None, type=_device, help="cpu | cuda (default: CUDA if available)")
     p.add_argument("--out", required=True, type=_npz_path,
                    help="output artifact (.npz); a .ckpt.npz beside it allows resuming")
 
@@ -557,7 +569,7 @@ def _add_paper(sub) -> None:
                         "(nads, trainability, grid, pooling, poison, flip, signatures, collapse)")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="output folder (default: your results folder, $NADLIB_RESULTS, else ./nadlib-results)")
-    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA if available)")
+    p.add_argument("--device", default=None, type=_device, help="cpu | cuda (default: CUDA if available)")
     p.add_argument("--device-type", choices=DEVICE_TYPES, default=None,
                    help="with --dry-run: show the costs for this device type (e.g. cuda on a CPU machine)")
     p.add_argument("--profile", choices=PROFILE_NAMES, default="paper",

@@ -30,6 +30,26 @@ from .config import get_device
 CHECKPOINT_EVERY_S = 30.0
 
 
+def check_output(path, what: str = "output") -> Path:
+    """A ``.npz`` path a run will write, checked before any work: the suffix, not a folder, and a folder to
+    write it in (the nearest existing parent must be a writable folder, not a file).  Returns it as a Path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{what} must be a path, got {path!r}")
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"{what} must be a .npz file, got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a folder; give a .npz file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{what} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(path)!r} cannot be written: the folder {str(parent)!r} is not writable")
+    return path
+
+
 def check_deadline(deadline) -> float | None:
     """Validate a ``deadline`` argument: None or a finite ``time.monotonic()`` value."""
     if deadline is None:
@@ -78,8 +98,10 @@ class RunControl:
             raise ValueError(f"device must be None, a string like 'cpu'/'cuda' or a torch.device, got {self.device!r}")
         if self.progress is not None and not isinstance(self.progress, bool) and not callable(self.progress):
             raise ValueError(f"progress must be None, True/False or a callable, got {self.progress!r}")
-        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
-            raise ValueError(f"checkpoint must be None or a path, got {self.checkpoint!r}")
+        if self.checkpoint is not None:
+            if not isinstance(self.checkpoint, (str, os.PathLike)):
+                raise ValueError(f"checkpoint must be None or a path, got {self.checkpoint!r}")
+            check_output(self.checkpoint, "checkpoint")
         _checks.positive_float(self.checkpoint_every, "checkpoint_every")
         if not isinstance(self.tf32, bool):
             raise ValueError(f"tf32 must be True or False, got {self.tf32!r}")

@@ -123,3 +123,33 @@ def test_the_seed_of_the_run_control_fixes_the_run():
         return nadlib.direction_accuracy("logreg", v, recipe=recipe, return_history=True,
                                          run=RunControl(seed=seed, device="cpu")).loss
     assert loss(5) == loss(5) and loss(5) != loss(6)
+
+
+@pytest.mark.parametrize("where, message", [
+    ("ck.txt", "checkpoint must be a .npz file, got 'ck.txt'"),
+    ("{tmp}/folder.npz", "checkpoint '{tmp}/folder.npz' is a folder; give a .npz file name"),
+    ("{tmp}/a_file/ck.npz", "checkpoint '{tmp}/a_file/ck.npz' cannot be written: '{tmp}/a_file' is a file, not a folder"),
+])
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_any_work(tmp_path, where, message):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "folder.npz").mkdir()
+    with pytest.raises(ValueError) as info:
+        RunControl(checkpoint=where.format(tmp=tmp_path))
+    assert str(info.value) == message.format(tmp=tmp_path)
+    RunControl(checkpoint=tmp_path / "new" / "folder" / "ck.npz")  # folders that do not exist yet are made
+
+
+def test_the_command_line_checks_its_output_and_device_before_any_work(tmp_path, capsys):
+    from nadlib.cli import main
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "folder.npz").mkdir()
+    for out, message in ((tmp_path / "folder.npz", "is a folder"), (tmp_path / "a_file" / "x.npz", "is a file, not a folder"),
+                         (tmp_path / "x.txt", "must be a .npz file")):
+        with pytest.raises(SystemExit) as stop:
+            main(["nads", "--arch", "logreg", "--out", str(out)])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as stop:
+            main(["nads", "--arch", "logreg", "--device", "cuda", "--out", str(tmp_path / "n.npz")])
+        assert stop.value.code == 2 and "CUDA is not available on this machine" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.glob("*.npz")] == ["folder.npz"]  # nothing written
