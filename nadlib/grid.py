@@ -64,7 +64,13 @@ class GridResult:
     def from_artifact(cls, path) -> "GridResult":
         """Load a grid written by ``python -m nadlib grid``."""
         arrays, meta = load_artifact(path)
-        acc = {(int(kx), int(ky)): float(a) for (kx, ky), a in zip(arrays["freqs"], arrays["accuracy"])}
+        if "freqs" not in arrays or "accuracy" not in arrays:
+            raise ValueError(f"{str(path)!r} is not a Fourier grid (it has {sorted(arrays)}, not 'freqs' and "
+                             "'accuracy')")
+        accuracy = np.asarray(arrays["accuracy"], float)
+        if not ((accuracy >= 0) & (accuracy <= 1)).all():
+            raise ValueError(f"{str(path)!r} holds accuracies outside [0, 1] (damaged or edited)")
+        acc = {(int(kx), int(ky)): float(a) for (kx, ky), a in zip(arrays["freqs"], accuracy)}
         return cls(meta.get("arch", "?"), acc, int(meta.get("size", 32)), meta, float(meta.get("wall_time", 0.0)))
 
 

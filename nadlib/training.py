@@ -91,8 +91,20 @@ def _prefers_channels_last(model: nn.Module, device: torch.device) -> bool:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Accuracy of ``model`` on ``(x, y)`` (labels +-1 or class indices), in eval mode."""
+    """Accuracy of ``model`` on ``(x, y)`` (labels +-1 or class indices), in eval mode.
+
+    Raises ``ValueError`` before any forward pass for no samples, NaN or infinite inputs, or as many labels
+    as samples missing (an accuracy of such data would be meaningless, not 0.5)."""
+    x = torch.as_tensor(x)
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+    if x.dim() == 0 or len(x) == 0:
+        raise ValueError("evaluate needs at least one sample")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values")
     y = class_indices(y, "y")
+    if len(y) != len(x):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
     was_training = model.training
     model.eval()
     correct = 0

@@ -365,3 +365,42 @@ def test_cli_user_error_is_one_line(argv, fragment, tmp_path, capsys, monkeypatc
     assert fragment in err, err
     assert "Traceback" not in err
     assert not list(tmp_path.glob("*.npz")), "a bad argument must not leave an artifact or checkpoint"
+
+
+def _tiny_nads():
+    return nadlib.estimate_nads(lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1)), 4,
+                                method="gradient", input_shape=(1, 2, 2), run=RunControl(progress=False))
+
+
+# issue 20: results that were silent or came late, now refused before any work
+SILENT = [
+    ("evaluate of NaN images", lambda: nadlib.evaluate(nadlib.seeded_model("logreg", 0), _nan_images()[:4],
+                                                       torch.tensor([0, 1, 0, 1])), ValueError, "NaN"),
+    ("evaluate of no samples", lambda: nadlib.evaluate(nadlib.seeded_model("logreg", 0), torch.zeros(0, 1, 32, 32),
+                                                        torch.zeros(0, dtype=torch.long)), ValueError, "at least one"),
+    ("evaluate with more labels than images", lambda: nadlib.evaluate(
+        nadlib.seeded_model("logreg", 0), torch.zeros(2, 1, 32, 32), torch.tensor([0, 1, 0, 1])),
+     ValueError, "2 samples but y has 4 labels"),
+    ("save no directions", lambda: _tiny_nads().save("/tmp/never.npz", k=0), ValueError, "k must be an int in"),
+    ("save k=-1", lambda: _tiny_nads().save("/tmp/never.npz", k=-1), ValueError, "k must be an int in"),
+    ("map with an accuracy of 7.5", lambda: nadlib.book.plotting.plot_accuracy_map({(1, 0): 7.5, (2, 0): 0.6}),
+     ValueError, r"accuracies must lie in \[0, 1\].*7\.5"),
+    ("map with a negative accuracy", lambda: nadlib.book.plotting.plot_accuracy_map({(1, 0): -3.0}),
+     ValueError, r"accuracies must lie in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragment", [c[1:] for c in SILENT], ids=[c[0] for c in SILENT])
+def test_formerly_silent_input_is_refused(call, error, fragment):
+    import nadlib.book.plotting  # noqa: F401  (the plotting rows)
+    with pytest.raises(error, match=fragment):
+        call()
+
+
+def test_a_nad_artifact_is_not_read_as_a_grid(tmp_path):
+    path = _tiny_nads().save(tmp_path / "n.npz")
+    with pytest.raises(ValueError, match=r"is not a Fourier grid \(it has \[.*'directions'"):
+        nadlib.GridResult.from_artifact(path)
+    bad = results.save_artifact(tmp_path / "g.npz", {"freqs": np.array([[1, 0]]), "accuracy": np.array([7.5])}, {})
+    with pytest.raises(ValueError, match=r"accuracies outside \[0, 1\]"):
+        nadlib.GridResult.from_artifact(bad)

@@ -41,14 +41,21 @@ def _map_of(grid, size: int | None = None):
     square array (rows ``ky``, columns ``kx``, unshifted)."""
 
     if hasattr(grid, "accuracy") and hasattr(grid, "size"):
-        return np.asarray(grid.map, dtype=float), int(grid.size)
-    if isinstance(grid, dict):
+        out = np.asarray(grid.map, dtype=float), int(grid.size)
+    elif isinstance(grid, dict):
         n = int(size or 32)
-        return fill_symmetric(grid, n), n
-    arr = np.asarray(grid, dtype=float)
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"an accuracy map must be a square 2-D array (rows ky, columns kx), got shape {arr.shape}")
-    return arr, arr.shape[0]
+        out = fill_symmetric(grid, n), n
+    else:
+        arr = np.asarray(grid, dtype=float)
+        if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+            raise ValueError(f"an accuracy map must be a square 2-D array (rows ky, columns kx), got shape "
+                             f"{arr.shape}")
+        out = arr, arr.shape[0]
+    known = out[0][np.isfinite(out[0])]
+    if ((known < 0) | (known > 1)).any() or np.isinf(out[0]).any():
+        bad = out[0][~np.isnan(out[0]) & ((out[0] < 0) | (out[0] > 1) | np.isinf(out[0]))]
+        raise ValueError(f"accuracies must lie in [0, 1] (NaN: not trained), got {sorted(set(bad.tolist()))[:4]}")
+    return out
 
 
 def shifted_accuracy_map(grid, size: int | None = None):

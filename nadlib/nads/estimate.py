@@ -143,6 +143,8 @@ class NADs:
 
     def save(self, path, k: int | None = None) -> Path:
         """Write to ``path`` (.npz, no pickle); ``k`` keeps only the top-k directions (all by default)."""
+        if k is not None and (not is_int(k) or not 1 <= k <= len(self)):
+            raise ValueError(f"k must be an int in [1, {len(self)}] (the directions held) or None, got {k!r}")
         d = self.directions if k is None else self.directions[:k]
         arrays = {"directions": d.to(torch.float32).numpy(),
                   "eigenvalues": self.eigenvalues.to(torch.float64).numpy(),
