@@ -362,8 +362,8 @@ def test_model_checks_before_training():
     with pytest.raises(ValueError, match=r"^the model must return class scores of shape \(N, classes\), got "
                                          r"\(1, 1, 4, 4\)$"):
         train(nn.Conv2d(1, 1, 1), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False, device="cpu"))
-    with pytest.raises(ValueError, match=r"^y_train has label 4 but the model has only 2 outputs \(classes 0..1\): build it "
-                                         r"with 5 outputs, e\.g\. num_classes=5 "):
+    with pytest.raises(ValueError, match=r"^y_train has label 4 but the model has only 2 outputs \(classes 0..1\): "
+                                         r"build it with 5 outputs, e\.g\. num_classes=5 "):
         train(_zero_linear(16), x, y, recipe=Recipe(epochs=1), run=RunControl(progress=False, device="cpu"))
     # the test labels count too
     with pytest.raises(ValueError, match="label 4"):
