@@ -227,11 +227,22 @@ def collapse_metrics(features, labels, weight, bias=None) -> CollapseMetrics:
 # features of a network
 # --------------------------------------------------------------------------------------------------
 
-def penultimate_layer(model: nn.Module) -> nn.Linear:
-    """The last ``nn.Linear`` of ``model`` (in registration order): its input is the last-layer feature
-    vector of every nadlib architecture (for LogReg, the flattened image itself)."""
+def penultimate_layer(model: nn.Module, head: str | None = None) -> nn.Linear:
+    """The classifier of ``model``: the ``nn.Linear`` named ``head`` (as in ``model.named_modules()``, e.g.
+    ``"fc"`` or ``"classifier.2"``), or by default the last ``nn.Linear`` in registration order.  Its input is
+    the last-layer feature vector (of every nadlib architecture; for LogReg, the flattened image itself).
+    Name the head of a model that registers its classifier before other linear layers."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if head is not None:
+        named = dict(model.named_modules())
+        if head not in named:
+            linear = [n for n, m in named.items() if isinstance(m, nn.Linear)]
+            raise ValueError(f"{type(model).__name__} has no module named {head!r}; its linear layers: {linear}")
+        if not isinstance(named[head], nn.Linear):
+            raise ValueError(f"the head {head!r} of {type(model).__name__} is a {type(named[head]).__name__}, "
+                             "not an nn.Linear classifier")
+        return named[head]
     last = None
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -242,9 +253,9 @@ def penultimate_layer(model: nn.Module) -> nn.Linear:
 
 
 @torch.no_grad()
-def _features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Inputs of the last linear layer for all of ``x`` (eval mode, on the model's device), ``N x D``."""
-    layer = penultimate_layer(model)
+def _features(model: nn.Module, x: torch.Tensor, batch_size: int, head: str | None = None) -> torch.Tensor:
+    """Inputs of the classifier for all of ``x`` (eval mode, on the model's device), ``N x D``."""
+    layer = penultimate_layer(model, head)
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0].detach().flatten(1)))
     device = next(model.parameters()).device
@@ -274,11 +285,13 @@ class CollapseTracker:
     (with the classifier's weight and bias) and, when a test set is given, the same measures of the test
     features with the prefix ``test_`` (class means of the *test* features).  ``accuracy`` is the
     network's accuracy on the whole set in eval mode, so ``1 - accuracy`` is the training error.
-    The model is left in the mode it was in.
+    The model is left in the mode it was in.  ``head`` names the classifier (:func:`penultimate_layer`).
     """
 
-    def __init__(self, model: nn.Module, x, y, x_test=None, y_test=None, *, batch_size: int = 1024):
-        self.layer = penultimate_layer(model)
+    def __init__(self, model: nn.Module, x, y, x_test=None, y_test=None, *, batch_size: int = 1024,
+                 head: str | None = None):
+        self.head = head
+        self.layer = penultimate_layer(model, head)
         self.x, self.y = self._check_set(x, y, "")
         if (x_test is None) != (y_test is None):
             raise ValueError("give both x_test and y_test, or neither")
@@ -305,8 +318,8 @@ class CollapseTracker:
         x, y = (self.x_test, self.y_test) if test else (self.x, self.y)
         if x is None:
             raise ValueError("this tracker has no test set")
-        layer = penultimate_layer(model)
-        h = _features(model, x, self.batch_size)
+        layer = penultimate_layer(model, self.head)
+        h = _features(model, x, self.batch_size, self.head)
         return collapse_metrics(h, y.to(h.device), layer.weight, layer.bias)
 
     def __call__(self, epoch: int, model: nn.Module) -> None:

@@ -150,3 +150,30 @@ def test_the_readme_section_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert re.match(r"<lambda> #[0-9a-f]{16}: stability \d\.\d\d; D\(u_0\) \d\.\d\d; affinity \[", out), out
     assert (tmp_path / "stridegap.ckpt.npz").exists()
+
+
+class _HeadFirst(nn.Module):
+    """A model whose classifier is registered before another linear layer (a projection used inside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+        self.proj = nn.Linear(4, 8)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.proj(x.flatten(1))))
+
+
+def test_the_collapse_tracker_takes_the_head_it_is_told():
+    from nadlib.collapse import CollapseTracker, penultimate_layer
+    model = _HeadFirst()
+    assert penultimate_layer(model) is model.proj  # the last registered Linear: not the classifier here
+    assert penultimate_layer(model, "fc") is model.fc
+    x, y = torch.randn(12, 1, 2, 2), torch.arange(12) % 3
+    tracker = CollapseTracker(model, x, y, head="fc")
+    tracker(0, model)
+    assert tracker.history()["epoch"].tolist() == [0]
+    with pytest.raises(ValueError, match=r"has no module named 'head'; its linear layers: \['fc', 'proj'\]"):
+        CollapseTracker(model, x, y, head="head")
+    with pytest.raises(ValueError, match="is a ReLU, not an nn.Linear"):
+        penultimate_layer(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), "1")
