@@ -353,12 +353,14 @@ class _Recorder(TorchFunctionMode):
     Activation modules are seen through forward pre-hooks (the input is cloned there, so an in-place
     activation cannot overwrite it) and forward hooks; functional activations called directly inside
     other modules are seen through this ``TorchFunctionMode`` (input cloned before the call).  Each
-    call is reduced at once to ``B x d`` float64 (mean over height and width for 4-D tensors).
+    call is reduced at once to ``B x d`` float64 (mean over height and width for 4-D tensors; 3-D token
+    tensors flattened, or averaged over the tokens with ``tokens="mean"``).
     """
 
-    def __init__(self, model: nn.Module, keep=None):
+    def __init__(self, model: nn.Module, keep=None, tokens: str = "flatten"):
         super().__init__()
         self.keep = keep  # None: every layer; else a set of names
+        self.tokens = tokens  # N x T x D activations: "flatten" to T*D features, or "mean" over the T tokens
         self.stack: list[tuple[str, nn.Module]] = []
         self.calls: dict[str, int] = {}
         self.records: dict[str, list] = {}  # name -> [kind, [x batches], [y batches]]
@@ -369,11 +371,12 @@ class _Recorder(TorchFunctionMode):
             self.handles.append(module.register_forward_pre_hook(self._enter(path)))
             self.handles.append(module.register_forward_hook(self._leave(path)))
 
-    @staticmethod
-    def _reduce(t: torch.Tensor) -> torch.Tensor:
+    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
         if t.dim() == 4:
             return t.mean(dim=(2, 3), dtype=torch.float64)  # as affinity_score does: float64 first
+        if t.dim() == 3 and self.tokens == "mean":  # N x T x D tokens: their mean, as channels over space
+            return t.mean(dim=1, dtype=torch.float64)
         return t.reshape(len(t), -1).to(torch.float64)
 
     def _name(self, base: str) -> str:
@@ -426,8 +429,9 @@ class _Recorder(TorchFunctionMode):
         self.handles.clear()
 
 
-def _record(model: nn.Module, inputs: torch.Tensor, batch_size: int, keep=None, progress: bool = False):
-    rec = _Recorder(model, keep)
+def _record(model: nn.Module, inputs: torch.Tensor, batch_size: int, keep=None, progress: bool = False,
+            tokens: str = "flatten"):
+    rec = _Recorder(model, keep, tokens)
     try:
         with torch.no_grad():
             starts = range(0, len(inputs), batch_size)
@@ -442,7 +446,7 @@ def _record(model: nn.Module, inputs: torch.Tensor, batch_size: int, keep=None, 
 
 
 def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | None = None,
-                           n_samples: int = 2048, *, batch_size: int = 256,
+                           n_samples: int = 2048, *, batch_size: int = 256, tokens: str = "flatten",
                            run: RunControl | None = None) -> Signature:
     """The affinity score of every activation layer of ``model`` on ``inputs``, in forward order.
 
@@ -454,6 +458,9 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
         n_samples: number of inputs used, drawn without replacement with ``run.seed`` when ``inputs`` has
             more; all of them when it has fewer.  Must exceed the width ``d`` of every scored layer.
         batch_size: inputs per forward pass.
+        tokens: how an ``N x T x D`` activation (tokens of a transformer or MLP-Mixer) becomes features:
+            ``"flatten"`` (``T·D`` features, the default) or ``"mean"`` (the ``D`` features averaged over the
+            tokens, as convolutional maps are averaged over space).  Recorded in ``meta["tokens"]``.
         run: :class:`nadlib.RunControl`: the seed of that draw, the device (default CUDA when available;
             the model is moved there), a progress bar over layers (default on).
 
@@ -475,6 +482,8 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
         raise TypeError(f"inputs must be a torch.Tensor (or numpy array), got {type(inputs).__name__}")
     run = as_run(run)
     seed, progress = run.seed, run.shows_progress(True)
+    if tokens not in ("flatten", "mean"):
+        raise ValueError(f"tokens must be 'flatten' or 'mean', got {tokens!r}")
     for name, value in (("n_samples", n_samples), ("batch_size", batch_size)):
         if not is_int(value):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -498,7 +507,7 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
     was_training = model.training
     model = model.to(device).eval()
     try:
-        probe = _record(model, inputs[:2], 2)
+        probe = _record(model, inputs[:2], 2, tokens=tokens)
         names = probe.order
         if not names:
             raise ValueError(f"{type(model).__name__} has no activation layers that nadlib can see "
@@ -515,7 +524,7 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
                              f"features but only {n} samples are used; pass n_samples > {dims[widest]} "
                              f"(and inputs with that many samples) or choose fewer layers with layers=")
         start = time.perf_counter()
-        rec = _record(model, inputs, batch_size, keep=set(names), progress=progress)
+        rec = _record(model, inputs, batch_size, keep=set(names), progress=progress, tokens=tokens)
         rho = []
         for k in tqdm(names, desc="affinity", unit="layer", disable=not progress, leave=False):
             _, xb, yb = rec.records[k]
@@ -530,4 +539,4 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
     kinds = tuple(probe.records[k][0] for k in names)
     return Signature(names=tuple(names), rho=np.asarray(rho, dtype=np.float64), n_samples=n,
                      dims=tuple(int(dims[k]) for k in names), kinds=kinds,
-                     meta={"seed": seed, "device": str(device), "wall_time": wall})
+                     meta={"seed": seed, "device": str(device), "wall_time": wall, "tokens": tokens})

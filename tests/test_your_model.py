@@ -177,3 +177,33 @@ def test_the_collapse_tracker_takes_the_head_it_is_told():
         CollapseTracker(model, x, y, head="head")
     with pytest.raises(ValueError, match="is a ReLU, not an nn.Linear"):
         penultimate_layer(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), "1")
+
+
+class _TinyTokens(nn.Module):
+    """4x4 patches of a 32x32 image as 64 tokens of width 8, mixed by a GELU MLP: activations N x 64 x 8."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(1, 8, 4, stride=4)
+        self.mlp = nn.Linear(8, 8)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)  # N x 64 x 8
+        return self.act(self.mlp(t)).mean(1)
+
+
+def test_token_activations_are_flattened_or_averaged_as_asked():
+    model, x = _TinyTokens(), torch.randn(300, 1, 32, 32)
+    quick = nadlib.RunControl(progress=False)
+    with pytest.raises(ValueError, match="512 features but only 200 samples"):
+        nadlib.nonlinearity_signature(model, x, n_samples=200, run=quick)  # 64 tokens x 8 = 512 features
+    sig = nadlib.nonlinearity_signature(model, x, n_samples=300, tokens="mean", run=quick)  # all 300 inputs
+    assert sig.dims == (8,) and sig.meta["tokens"] == "mean"
+    # "mean" is the affinity score of the token-averaged activations, computed here by hand
+    with torch.no_grad():
+        pre = model.mlp(model.patch(x).flatten(2).transpose(1, 2))
+    want = nadlib.affinity_score(pre.mean(1).double(), model.act(pre).mean(1).double())
+    assert sig.rho[0] == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="tokens must be 'flatten' or 'mean'"):
+        nadlib.nonlinearity_signature(model, x, tokens="max", run=quick)
