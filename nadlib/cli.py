@@ -9,6 +9,8 @@ reported in one line (``nadlib grid: error: ...``, exit code 2) before any work 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ from .control import RunControl, check_output
 from .directions import fourier_direction
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import profile_grid
-from .models import ARCHITECTURES
+from .models import ARCHITECTURES, describe_model, model_from_spec
 from .nads import METHODS, Stability, estimate_nads, load_nads
 from .paper import published_nads
 from .paper_run import DEVICE_TYPES, default_out_dir, format_plan, paper_plan, parse_budget, parse_only, run_paper
@@ -144,9 +146,43 @@ def _finish(out: Path, arrays: dict, meta: dict) -> None:
 # --------------------------------------------------------------------------------------------------
 # grid
 
+def _arch_spec(text: str) -> str:
+    """``--arch``: a registered name, or ``package.module:Class`` of yours (checked when the command runs)."""
+    if ":" not in text and text.lower() not in ARCHITECTURES:
+        raise argparse.ArgumentTypeError(f"unknown architecture {text!r}: a registered name "
+                                         f"({', '.join(ARCHITECTURES)}) or a model of yours as 'package.module:Class'")
+    return text
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"width\": 64}}', got {text!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"width\": 64}}', got {text!r}")
+    return value
+
+
+def _add_arch(p: argparse.ArgumentParser, *, required: bool, help: str | None = None) -> None:
+    p.add_argument("--arch", required=required, type=_arch_spec, default=None, metavar="ARCH",
+                   help=(help or "the network") + f": {', '.join(ARCHITECTURES)}, or a model of yours as "
+                        "'package.module:Class' (imported from the current folder or PYTHONPATH; the command sets "
+                        "num_classes when the class takes it)")
+    p.add_argument("--arch-kwargs", type=_json_object, default=None, metavar="JSON",
+                   help="keyword arguments of your model's class, e.g. '{\"width\": 64}'")
+
+
+def _model(args, num_classes: int):
+    """The model of ``--arch``/``--arch-kwargs``: a registered name, or a constructor of the user's class."""
+    if ":" in args.arch and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # `nadlib grid --arch mymodels:Net` from the folder of mymodels.py
+    return model_from_spec(args.arch, args.arch_kwargs, num_classes=num_classes)
+
+
 def _add_grid(sub) -> None:
     p = sub.add_parser("grid", help="test accuracy of one architecture over a Fourier grid of D(v)")
-    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    _add_arch(p, required=True)
     p.add_argument("--stride", type=_positive_int, default=None, help="grid step (default: the profile's)")
     p.add_argument("--band", type=_positive_int, default=None,
                    help="only the low-frequency block with signed frequencies in [-B, B-1] (8: the paper's maps)")
@@ -169,7 +205,7 @@ def _run_grid(args) -> None:
                                     ("epsilon", args.epsilon)) if v is not None}
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    result = profile_grid(args.arch, profile, freqs=args.freqs, stride=stride, band=args.band, workers=args.workers,
+    result = profile_grid(_model(args, num_classes=2), profile, freqs=args.freqs, stride=stride, band=args.band, workers=args.workers,
                           recipe=profile.separability.recipe().replace(**overrides),
                           run=RunControl(seed=args.seed, device=device, checkpoint=ckpt))
     meta = provenance(device=device, profile=profile.name, stride=stride, band=args.band, resumed=resumed,
@@ -232,7 +268,7 @@ def _run_pooling(args) -> None:
 def _add_nads(sub) -> None:
     p = sub.add_parser("nads", help="estimate the NADs of an architecture (resumable)",
                        description="Estimate NADs; interrupt with Ctrl-C and rerun the same command to resume.")
-    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    _add_arch(p, required=True)
     p.add_argument("--method", choices=METHODS, default="secant")
     p.add_argument("--networks", type=_positive_int, default=10_000, help="number of random networks")
     p.add_argument("--keep", type=_positive_int, default=None, help="directions to store (default: all)")
@@ -258,7 +294,7 @@ def _run_nads(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else checkpoint_path(args.out)
-    res = estimate_nads(args.arch, args.networks, method=args.method,
+    res = estimate_nads(_model(args, num_classes=1), args.networks, method=args.method,
                         input_shape=(args.channels, args.size, args.size), step=args.step,
                         batch_size=args.batch_size, stability=Stability(stop_at=args.stop_at_stability),
                         run=RunControl(seed=args.seed, device=args.device, progress=not args.quiet, checkpoint=ckpt,
@@ -271,8 +307,8 @@ def _run_nads(args) -> None:
 def _add_trainability(sub) -> None:
     p = sub.add_parser("trainability", help="train on D(u_i) for several NAD indices i (resumable)")
     p.add_argument("--nads", required=True, help="NAD artifact (.npz) written by `nads`")
-    p.add_argument("--arch", default=None, choices=ARCHITECTURES,
-                   help="the network trained on D(u_i) (default: the architecture the NADs were estimated for)")
+    _add_arch(p, required=False, help="the network trained on D(u_i) (default: the architecture the NADs were "
+                                      "estimated for)")
     p.add_argument("--indices", type=_int_list, default=None,
                    help="comma-separated NAD indices (default: the profile's)")
     p.add_argument("--n-train", type=_positive_int, default=None, help="default: the profile's")
@@ -295,7 +331,7 @@ def _run_trainability(args) -> None:
     t0 = time.perf_counter()
     cfg = get_profile(args.profile).nads
     nads = load_nads(args.nads)
-    arch = args.arch or _nads_arch(nads, args.nads)
+    arch = _model(args, num_classes=2) if args.arch else _nads_arch(nads, args.nads)
     indices = args.indices if args.indices is not None else list(cfg.trainability_indices)
     sizes = {"n_train": args.n_train or cfg.n_train, "n_test": args.n_test or cfg.n_test,
              "epochs": args.epochs or cfg.epochs}
@@ -303,7 +339,7 @@ def _run_trainability(args) -> None:
     resumed = ckpt.exists()
     arrays = nad_trainability(nads, indices, arch=arch, recipe=Recipe(**sizes),
                               run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
-    meta = provenance(device=get_device(args.device), arch=arch, nads=str(args.nads),
+    meta = provenance(device=get_device(args.device), arch=describe_model(arch, nads.input_shape), nads=str(args.nads),
                       nads_file_sha256=file_sha256(args.nads), nads_method=nads.method,
                       nads_networks=nads.n_networks, seed=args.seed, resumed=resumed,
                       wall_time_s=round(time.perf_counter() - t0, 1), **sizes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from .config import PAPER_RECIPE, Recipe, get_profile
 from .control import RunControl, as_run
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
-from .models import seeded_model
+from .models import describe_model, model_name, seeded_model
 from .results import (Checkpoint, DeadlineReached, interruptible, load_artifact, past,
                       register_loader)
 from .training import TEST_SEED_OFFSET, class_indices, direction_accuracy, minibatches, sgd_recipe
@@ -83,6 +84,14 @@ def _grid_task(arch: str, freq: tuple[int, int], size: int, settings: dict, devi
     seed = recipe.pop("seed")
     return direction_accuracy(arch, fourier_direction(*freq, size=size), recipe=Recipe(**recipe),
                               run=RunControl(seed=seed, device=device, progress=False))
+
+
+def _picklable(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
 
 
 def _init_worker(threads: int) -> None:
@@ -193,7 +202,9 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
     """Train ``arch`` on D(v) for many Fourier directions ``v`` and return the test-accuracy map.
 
     Args:
-        arch: architecture name (see :data:`nadlib.ARCHITECTURES`).
+        arch: architecture name (see :data:`nadlib.ARCHITECTURES`) or a zero-argument callable building a
+            network with 2 outputs (worker processes need one they can import: a module-level class or
+            function, or ``functools.partial`` of one; a lambda runs with ``workers=1``).
         freqs: frequencies ``(kx, ky)`` to train on; default: :func:`fourier_grid` with ``stride`` and
             ``band`` (one frequency per symmetric pair, since ``v`` and ``-v`` give the same task).
         recipe: data sizes and training of every direction (:class:`nadlib.Recipe`, default the paper's).
@@ -211,9 +222,8 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
             over directions (default on).
     """
     run = as_run(run)
-    if not isinstance(arch, str):
-        raise TypeError("accuracy_grid needs an architecture name (str)")
-    model = seeded_model(arch, 0)  # validates the name early; leaves the global RNG alone
+    model = seeded_model(arch, 0)  # validates the name (or builds the user's model) early; global RNG untouched
+    name = model_name(arch)
     if freqs is None:
         freqs = list(fourier_grid(size, stride, band=band))
     else:
@@ -237,7 +247,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
     done: dict = {}
     ckpt = None
     if checkpoint is not None:
-        ckpt = Checkpoint(checkpoint, {"arch": arch, "size": size, **settings})
+        ckpt = Checkpoint(checkpoint, {"arch": describe_model(arch, (1, size, size)), "size": size, **settings})
         if ckpt.resumed:
             done = {(int(a), int(b)): float(c) for (a, b), c in zip(ckpt.arrays["freqs"], ckpt.arrays["accuracy"])}
     todo = [f for f in freqs if f not in done]
@@ -248,23 +258,26 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
             keys = list(done)
             ckpt.save(freqs=np.array(keys, dtype=np.int64).reshape(-1, 2), accuracy=np.array([done[k] for k in keys]))
         if past(deadline) and len(done) < len(freqs):
-            raise DeadlineReached(f"grid {arch}: directions", sum(f in done for f in freqs), len(freqs), checkpoint)
+            raise DeadlineReached(f"grid {name}: directions", sum(f in done for f in freqs), len(freqs), checkpoint)
 
     start = time.perf_counter()
     uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    with tqdm(total=len(freqs), initial=len(freqs) - len(todo), desc=f"{arch} grid", unit="dir",
+    with tqdm(total=len(freqs), initial=len(freqs) - len(todo), desc=f"{name} grid", unit="dir",
               disable=not run.shows_progress(True)) as bar, interruptible(), torch.random.fork_rng(devices=[]):
         if device.type == "cuda" and not uses_bn and (stack or 16) > 1:
             _run_stacked(arch, todo, size, settings, device, record, bar, stack or 16)
         else:
-            if workers is None:
-                workers = (os.cpu_count() or 1) if device.type == "cpu" else 1
+            if workers is None:  # one per core, when the model can be sent to worker processes
+                workers = (os.cpu_count() or 1) if device.type == "cpu" and _picklable(arch) else 1
             workers = max(1, min(int(workers), len(todo)))
+            if workers > 1 and not _picklable(arch):
+                raise ValueError(f"{name} cannot be sent to worker processes (a lambda or a local function): "
+                                 "define it at module level, or pass workers=1")
             if workers == 1:
                 _run_serial(arch, todo, size, settings, device, record, bar)
             else:
                 _run_pool(arch, todo, size, settings, device, record, bar, workers)
-    return GridResult(arch, {f: done[f] for f in freqs}, size, {"arch": arch, "size": size, **settings},
+    return GridResult(name, {f: done[f] for f in freqs}, size, {"arch": name, "size": size, **settings},
                       time.perf_counter() - start)
 
 

@@ -15,7 +15,9 @@ network is one :func:`register_architecture` call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -420,3 +422,41 @@ def model_name(arch: str | Callable[[], nn.Module]) -> str:
     if name is None and hasattr(arch, "func"):
         name = f"{type(arch).__qualname__}({model_name(arch.func)})"
     return name or type(arch).__qualname__
+
+
+def model_from_spec(spec: str, kwargs: dict | None = None, num_classes: int | None = None):
+    """A model given as text (the command line's ``--arch``): a registered name, returned as it is, or
+    ``"package.module:Class"`` (or a function), imported and returned as a zero-argument constructor
+    ``functools.partial(Class, **kwargs)``.  The task sets the outputs through the documented hook: when the
+    class takes a ``num_classes`` argument and ``kwargs`` does not set it, ``num_classes`` is passed.
+
+    Raises ``ValueError`` with what to write when the spec is neither, or the module or name cannot be found.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"a model is a registered name ({', '.join(REGISTRY)}) or 'package.module:Class', got "
+                         f"{spec!r}")
+    if ":" not in spec:
+        get_model(spec)  # a registered name: validated (with the list of names) here
+        if kwargs:
+            raise ValueError("--arch-kwargs is for a model of yours ('package.module:Class'), not a registered name")
+        return spec.lower()
+    module_name, _, attr = spec.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import {module_name!r} for the model {spec!r}: {err} (is its folder on "
+                         "PYTHONPATH, or the current folder?)") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{module_name!r} has no {attr!r} (model {spec!r})")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"{spec!r} is not a class or function that builds a model")
+    kwargs = dict(kwargs or {})
+    try:
+        takes_classes = "num_classes" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        takes_classes = False
+    if num_classes is not None and takes_classes:
+        kwargs.setdefault("num_classes", int(num_classes))
+    return functools.partial(target, **kwargs)

@@ -207,3 +207,58 @@ def test_token_activations_are_flattened_or_averaged_as_asked():
     assert sig.rho[0] == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match="tokens must be 'flatten' or 'mean'"):
         nadlib.nonlinearity_signature(model, x, tokens="max", run=quick)
+
+
+def test_a_fourier_grid_of_your_own_model(user_models, tmp_path):
+    """accuracy_grid takes a constructor: in this process for a lambda, in worker processes for an importable
+    class (functools.partial of it, as the command line's 'module:Class' gives), with the same accuracies."""
+    import functools
+    m, _ = user_models
+    recipe = nadlib.Recipe(n_train=64, n_test=64, epochs=1)
+    quiet = nadlib.RunControl(progress=False, device="cpu")
+    freqs = [(1, 0), (0, 3)]
+    local = nadlib.accuracy_grid(lambda: m.StrideGAPNet(classes=2), freqs, recipe=recipe, run=quiet)
+    assert local.arch.endswith("<lambda>") and set(local.accuracy) == set(freqs)
+    with pytest.raises(ValueError, match="cannot be sent to worker processes"):
+        nadlib.accuracy_grid(lambda: m.StrideGAPNet(classes=2), freqs, recipe=recipe, workers=2, run=quiet)
+    make = functools.partial(m.StrideGAPNet, classes=2)
+    pooled = nadlib.accuracy_grid(make, freqs, recipe=recipe, workers=2, run=quiet.replace(checkpoint=tmp_path / "g.npz"))
+    assert pooled.accuracy == local.accuracy and pooled.arch == "partial(StrideGAPNet)"
+
+
+def test_a_model_spec_from_the_command_line(user_models):
+    from nadlib.models import model_from_spec
+    make = model_from_spec("mymodels:StrideGAPNet", {"width": 4}, num_classes=2)
+    net = make()
+    assert net.stem.out_channels == 4 and net.head.out_features == 1  # `classes`, not num_classes: not set
+    assert model_from_spec("LeNet") == "lenet"
+    for spec, message in (("mymodels:Nope", "has no 'Nope'"), ("nomodule:X", "cannot import 'nomodule'"),
+                          ("alexnet", "unknown architecture")):
+        with pytest.raises(ValueError, match=message):
+            model_from_spec(spec)
+
+
+def test_the_command_line_takes_your_model(user_models, tmp_path, monkeypatch, capsys):
+    """`--arch mymodels:Class --arch-kwargs JSON` for grid, nads and trainability, from the model's folder."""
+    from nadlib.cli import main
+    _, folder = user_models
+    monkeypatch.chdir(folder)
+    common = ["--device", "cpu", "--arch", "mymodels:StrideGAPNet", "--arch-kwargs"]
+    assert main(["grid", *common, '{"width": 4, "classes": 2}', "--freqs", "1,0;0,2", "--n-train", "64", "--n-test", "64", "--epochs", "1",
+                 "--workers", "1", "--profile", "smoke", "--out", str(tmp_path / "g.npz")]) == 0
+    grid = nadlib.GridResult.from_artifact(tmp_path / "g.npz")
+    assert grid.arch == "partial(StrideGAPNet)" and len(grid.accuracy) == 2
+    assert main(["nads", *common, '{"width": 4}', "--method", "gradient", "--networks", "8", "--quiet",
+                 "--out", str(tmp_path / "n.npz")]) == 0
+    nads = nadlib.load_nads(tmp_path / "n.npz")
+    assert nads.meta["model"].startswith("partial(StrideGAPNet) #")
+    args = ["trainability", "--nads", str(tmp_path / "n.npz"), "--indices", "0", "--n-train", "32", "--n-test",
+            "32", "--epochs", "1", "--device", "cpu", "--profile", "smoke"]
+    assert main([*args, "--out", str(tmp_path / "t.npz")]) == 2  # a user's NADs: which network to train?
+    assert main([*args, "--arch", "mymodels:StrideGAPNet", "--arch-kwargs", '{"classes": 2}',
+                 "--out", str(tmp_path / "t.npz")]) == 0
+    assert nadlib.load_artifact(tmp_path / "t.npz")[1]["arch"].startswith("partial(StrideGAPNet) #")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["grid", "--arch", "alexnet", "--out", str(tmp_path / "x.npz")])
+    assert "a registered name" in capsys.readouterr().err
