@@ -12,11 +12,12 @@ numbers:
   bounds are multiples of the batch size, so only the float64 summation order differs from the serial
   estimate (eigenvalues agree to ~1e-12 relative).
 
-Both keep a checkpoint (``checkpoint=``): finished directions, or the merged statistics of the finished
+Both take a :class:`nadlib.RunControl` (``run=``; ``run.device`` is the workers' device type) and keep a checkpoint
+(``run.checkpoint``): finished directions, or the merged statistics of the finished
 prefix of chunks, so a rerun skips what is done.  A failed task is retried once (``max_retries``, also on
 exceptions) without stopping the others; directions that still fail are reported at the end and retried
 by the next call.  With CUDA every task asks for a fraction of a GPU (``num_gpus=0.25`` by default), so
-several small trainings share one device.  ``deadline`` (a ``time.monotonic()`` value) stops submitting
+several small trainings share one device.  ``run.deadline`` (a ``time.monotonic()`` value) stops submitting
 tasks, waits for those in flight, saves the checkpoint and raises :class:`nadlib.results.DeadlineReached`.
 """
 
