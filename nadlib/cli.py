@@ -643,11 +643,48 @@ def _run_paper(args) -> None:
 
 # --------------------------------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------------------------------
+# card: the three signatures of any architecture on one page
+
+def _add_card(sub) -> None:
+    p = sub.add_parser("card", help="the signature card of an architecture (its NADs, Fourier and NAD-index "
+                                    "trainability, non-linearity signature and neural collapse) as one HTML page")
+    p.add_argument("arch", type=_arch_spec, metavar="ARCH",
+                   help=f"{', '.join(ARCHITECTURES)}, or a model of yours as 'package.module:Class' whose class "
+                        "takes num_classes (the card builds it with 1, 2 and 10 outputs)")
+    p.add_argument("--arch-kwargs", type=_json_object, default=None, metavar="JSON",
+                   help="keyword arguments of your model's class, e.g. '{\"width\": 64}'")
+    p.add_argument("--profile", default="default", choices=PROFILE_NAMES,
+                   help="sizes: smoke (a minute), default (a laptop), paper (a GPU)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--device", default=None, type=_device, help="cpu | cuda (default: CUDA if available)")
+    p.add_argument("--out-dir", type=Path, required=True, help="folder of card.html and card.npz")
+    p.set_defaults(func=_run_card)
+
+
+def _run_card(args) -> None:
+    from .book.card import signature_card  # matplotlib: only for this command
+
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise ValueError(f"--out-dir {str(args.out_dir)!r} is a file, not a folder")
+    if ":" in args.arch:
+        probe = _model(args, num_classes=1)
+        if "num_classes" not in probe.keywords:
+            raise ValueError(f"{args.arch} does not take num_classes: the card builds it with 1 output (NADs), 2 "
+                             "(D(v)) and 10 (the signature); add a num_classes argument to the class")
+        make = lambda k: _model(args, num_classes=k)()  # noqa: E731
+    else:
+        make = args.arch
+    page = signature_card(make, args.out_dir, profile=args.profile,
+                          run=RunControl(seed=args.seed, device=args.device))
+    print(f"wrote {page} (and {page.with_suffix('.npz').name} beside it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nadlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_grid, _add_pooling, _add_nads, _add_trainability, _add_poison_flip, _add_signature,
-                _add_collapse, _add_recipe_sweep, _add_paper):
+                _add_collapse, _add_recipe_sweep, _add_paper, _add_card):
         add(sub)
     return parser
 
