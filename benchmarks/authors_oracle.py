@@ -178,6 +178,18 @@ def secant_nads(code, networks: int, ks=(1, 5, 10)) -> dict:
             "networks": np.array(networks), "networks_per_s": np.array([networks / t_theirs, networks / t_ours])}
 
 
+def add_seeds(old: dict, new: dict) -> dict:
+    """``old`` (an artifact's arrays) with the trainings of ``new`` appended as more seeds; the tasks must match."""
+    if list(np.asarray(old["names"])) != list(np.asarray(new["names"])):
+        raise ValueError("the new trainings are of other tasks than the artifact's")
+    out = dict(old)
+    for key in ("authors_acc", "nadlib_acc"):
+        out[key] = np.concatenate([np.asarray(old[key]), np.asarray(new[key])])
+    out["seeds"] = np.concatenate([np.asarray(old["seeds"]), np.asarray(new["seeds"])])
+    out["train_seconds"] = np.asarray(old["train_seconds"]) + np.asarray(new["train_seconds"])
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--authors-code", required=True, type=Path, help="a checkout of LTS4/neural-anisotropy-directions")
@@ -187,10 +199,20 @@ def main(argv=None) -> int:
     p.add_argument("--networks", type=int, default=256, help="networks of each secant NAD estimate")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("results/authors_oracle_lenet.npz"))
+    p.add_argument("--add-seeds", action="store_true",
+                   help="add the trainings of --seeds to the existing --out (same tasks and sizes; its NAD rows kept)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.out.suffix != ".npz" or not args.out.parent.is_dir():
         p.error(f"--out must be a .npz file in an existing folder, got {args.out}")
+    before = None
+    if args.add_seeds:
+        if not args.out.is_file():
+            p.error(f"--add-seeds needs an existing --out, {args.out} does not exist")
+        before = nadlib.load_artifact(args.out)
+        same = (before[1].get("n_train"), before[1].get("epochs")) == (args.n_train, args.epochs)
+        if not same or set(seeds) & set(int(s) for s in before[0]["seeds"]):
+            p.error(f"--add-seeds: {args.out} has other sizes or already holds seed(s) {seeds}")
     try:
         code = load_authors_code(args.authors_code, args.device)
     except AuthorsCodeError as err:
@@ -198,14 +220,18 @@ def main(argv=None) -> int:
     nadlib.use_free_cores()
     t0 = time.perf_counter()
     arrays = trainability(code, seeds, args.n_train, args.epochs)
-    arrays.update(secant_nads(code, args.networks))
-    print(f"secant NADs ({args.networks} networks): overlap authors/nadlib "
+    if before is None:
+        arrays.update(secant_nads(code, args.networks))
+    else:
+        arrays = add_seeds(before[0], arrays)
+        seeds = [int(s) for s in arrays["seeds"]]
+    print(f"secant NADs ({int(arrays['networks'])} networks): overlap authors/nadlib "
           f"{np.round(arrays['overlap_authors_nadlib'], 3)}, nadlib/nadlib {np.round(arrays['overlap_nadlib_nadlib'], 3)}; "
           f"networks/s authors {arrays['networks_per_s'][0]:.1f}, nadlib {arrays['networks_per_s'][1]:.1f}")
     meta = nadlib.provenance(device=args.device, authors_commit=code.commit, accommodations=list(ACCOMMODATIONS),
                              n_train=args.n_train, n_test=args.n_train, epochs=args.epochs, seeds=seeds,
                              recipe="sigma 3, epsilon 1, max_lr 0.5, clip 0.5, batch 128, momentum 0",
-                             wall_time=round(time.perf_counter() - t0, 1))
+                             wall_time=round(time.perf_counter() - t0 + (before[1]["wall_time"] if before else 0), 1))
     nadlib.save_artifact(args.out, arrays, meta)
     print(f"wrote {args.out}")
     return 0

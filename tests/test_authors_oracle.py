@@ -153,3 +153,20 @@ def test_oracle_rows_average_the_seeds_and_give_binomial_errors():
     assert [r["name"] for r in oracle_rows(arrays, meta, "nad")] == ["authors' NAD u_0"]
     table = str(oracle_table(arrays, meta, "fourier"))
     assert "| Fourier (2, 0) | 0.650 | 0.650 | 0.810 | +0.000 ± 0.048 |" in table and "commit 45df872" in table
+
+
+def test_more_seeds_are_added_to_an_artifact(checkout, tmp_path, monkeypatch):
+    oracle = _oracle()
+    monkeypatch.setattr(oracle, "nadlib_accuracy", lambda v, seed, n_train, epochs, device: 0.5 + seed / 100)
+    monkeypatch.setattr(oracle, "secant_nads", lambda code, networks: {
+        "overlap_k": np.array([1]), "overlap_authors_nadlib": np.array([0.5]), "overlap_nadlib_nadlib": np.array([0.4]),
+        "networks": np.array(networks), "networks_per_s": np.array([1.0, 2.0])})
+    out = tmp_path / "o.npz"
+    args = ["--authors-code", str(checkout), "--n-train", "64", "--epochs", "1", "--out", str(out)]
+    assert oracle.main([*args, "--seeds", "0"]) == 0
+    assert oracle.main([*args, "--seeds", "1", "--add-seeds"]) == 0
+    arrays, meta = nadlib.load_artifact(out)
+    assert arrays["seeds"].tolist() == [0, 1] and meta["seeds"] == [0, 1]
+    assert arrays["nadlib_acc"][:, 0].tolist() == [0.5, 0.51] and arrays["authors_acc"].shape[0] == 2
+    with pytest.raises(SystemExit):  # a seed it already holds
+        oracle.main([*args, "--seeds", "1", "--add-seeds"])
