@@ -83,7 +83,7 @@ def _grid_done(ckpt: Path) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_nads_interrupted_then_resumed_equals_uninterrupted(tmp_path, sig):
-    common = ["nads", "--arch", "lenet", "--networks", "200", "--batch-size", "8", "--keep", "20",
+    common = ["nads", "--arch", "lenet", "--networks", "96", "--batch-size", "8", "--keep", "20",
               "--checkpoint-every", "0.1", "--quiet"]
     ref, out = tmp_path / "ref.npz", tmp_path / "int.npz"
     ckpt = tmp_path / "int.ckpt.npz"
@@ -92,12 +92,12 @@ def test_nads_interrupted_then_resumed_equals_uninterrupted(tmp_path, sig):
     _interrupt(proc, sig)
     assert ckpt.exists() and not out.exists()
     done = int(load_artifact(ckpt)[0]["next_index"])
-    assert 0 < done < 200, done
+    assert 0 < done < 96, done
     _run([*common, "--out", str(out)])
     _run([*common, "--out", str(ref)])
     a, meta = load_artifact(out)
     b, _ = load_artifact(ref)
-    assert meta["resumed"] and meta["resumed_from"] == done and meta["n_networks"] == 200
+    assert meta["resumed"] and meta["resumed_from"] == done and meta["n_networks"] == 96
     np.testing.assert_allclose(a["eigenvalues"], b["eigenvalues"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(a["directions"], b["directions"], atol=1e-5)
     assert not ckpt.exists()

@@ -111,7 +111,9 @@ def _fresh_venv(path: Path) -> Path:
     if proc.returncode != 0:
         pytest.skip(f"cannot create a venv with {python}: {proc.stderr.strip()[-500:]}")
     py = path / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", *VENV_DEPS], capture_output=True, text=True,
+    # --no-compile: the byte-code is written on first import instead (what is installed is the same)
+    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-compile", *VENV_DEPS],
+                          capture_output=True, text=True,
                           timeout=VENV_TIMEOUT_S, env=_clean_env())
     if proc.returncode != 0:
         pytest.skip("cannot install nadlib's dependencies into a fresh venv (no package index reachable?): "
@@ -163,7 +165,8 @@ def test_build_then_install_the_wheel_in_a_fresh_venv(tmp_path):
     )
     try:
         chapter = _chapter_script(ROOT / "book" / "03_cifar10.ipynb", elsewhere)
-        extras = subprocess.run([str(py), "-m", "pip", "install", "--quiet", *CHAPTER_DEPS], capture_output=True,
+        extras = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-compile", *CHAPTER_DEPS],
+                                capture_output=True,
                                 text=True, timeout=VENV_TIMEOUT_S, env=_clean_env())
         assert extras.returncode == 0, extras.stderr[-2000:]
         runs = {
