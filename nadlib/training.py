@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import nonneg_int, positive_float, positive_int, real
+from ._checks import nonneg_int
 from .config import PAPER_RECIPE, Recipe
 from .control import RunControl, as_run
 from .data import as_direction, linear_separable
@@ -138,16 +138,9 @@ def check_recipe(*, epochs: int = PAPER_RECIPE.epochs, batch_size: int = PAPER_R
                  lr: float = PAPER_RECIPE.lr, clip: float | None = PAPER_RECIPE.clip,
                  momentum: float = PAPER_RECIPE.momentum, weight_decay: float = PAPER_RECIPE.weight_decay,
                  eval_every: int = 1) -> None:
-    """Validate the arguments of :func:`train` (its defaults are the paper's recipe)."""
-    positive_int(epochs, "epochs", maximum=100_000)
-    positive_int(batch_size, "batch_size")
-    positive_float(lr, "lr", maximum=1e3)
-    if clip is not None:
-        positive_float(clip, "clip")
-    if not 0 <= real(momentum, "momentum") < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    if real(weight_decay, "weight_decay") < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    """Validate SGD settings (the training fields of :class:`nadlib.Recipe`, which checks them) and
+    ``eval_every``; the defaults are the paper's recipe."""
+    Recipe(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, momentum=momentum, weight_decay=weight_decay)
     nonneg_int(eval_every, "eval_every")
 
 
