@@ -1,0 +1,373 @@
+"""Exact oracles for the science measures, at non-degenerate points (issue 20, "tests that reach every module").
+
+Each oracle recomputes the documented definition independently with numpy/scipy on a small hand-made input
+(loops, ``np.linalg.pinv``, ``scipy.linalg.sqrtm``, a brute force over all matchings, ...), never through
+the module's own helpers, at a point where every term matters: features that are *not* collapsed, unequal
+class sizes, a classifier that disagrees with the nearest class mean on some samples, an activation that is
+neither affine nor constant, two halves whose NAD subspaces differ by known angles.  All run in well under a
+second each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from nadlib.affinity import REGULARISATION, affinity_score
+from nadlib.collapse import collapse_metrics
+from nadlib.grid import GridResult
+from nadlib.nads.stats import NADStatistics, eig_desc, split_half_stability, subspace_overlap
+from nadlib import paper
+
+# --------------------------------------------------------------------------------------------------
+# neural collapse: NC1-NC4 by the textbook formulas
+# --------------------------------------------------------------------------------------------------
+
+#: 3 classes of 3, 4 and 5 samples in 3 dimensions: not collapsed, classes of different sizes (so the global
+#: mean is not the mean of the class means and the centred means span all 3 dimensions).
+_H = np.array([[2.0, 0.5, -1.0], [3.0, 1.0, 0.0], [2.5, -0.5, 0.5],
+               [-1.0, 2.0, 1.0], [0.0, 3.0, 0.5], [-0.5, 1.5, 2.0], [-1.5, 2.5, 0.0],
+               [0.5, -1.0, 3.0], [1.0, -2.0, 2.5], [-1.0, 0.0, 3.5], [0.0, -1.5, 2.0], [2.0, 1.0, 1.0]])
+_Y = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2])
+#: a classifier that is not aligned with the means and, with its bias, disagrees with the nearest class
+#: mean on a few samples
+_W = np.array([[1.0, 0.2, -0.3], [-0.4, 1.0, 0.1], [0.3, -0.5, 1.2]])
+_B = np.array([0.0, 2.0, -2.0])
+
+
+def _collapse_by_hand(h, y, w, b):
+    n, d = h.shape
+    c = w.shape[0]
+    means = np.array([h[y == k].mean(0) for k in range(c)])
+    mu_g = h.mean(0)  # of all N samples (Papyan et al.)
+    m = (means - mu_g).T  # D x C
+    sigma_w = sum(np.outer(h[i] - means[y[i]], h[i] - means[y[i]]) for i in range(n)) / n
+    sigma_b = m @ m.T / c
+    nc1 = np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10, hermitian=True)) / c
+    norms = np.array([np.sqrt(np.sum(m[:, k] ** 2)) for k in range(c)])
+    equinorm = np.std(norms) / np.mean(norms)
+    gram = np.array([[m[:, i] @ m[:, j] / (norms[i] * norms[j]) for j in range(c)] for i in range(c)])
+    etf = np.full((c, c), -1.0 / (c - 1))
+    np.fill_diagonal(etf, 1.0)
+    equiangular = np.sqrt(np.sum((gram - etf) ** 2)) / np.sqrt(np.sum(etf ** 2))
+    nc3 = np.sum((w / np.sqrt(np.sum(w ** 2)) - m.T / np.sqrt(np.sum(m ** 2))) ** 2)
+    net, ncc = [], []
+    for i in range(n):
+        scores = [w[k] @ h[i] + (0.0 if b is None else b[k]) for k in range(c)]
+        net.append(max(range(c), key=lambda k: (scores[k], -k)))  # ties: lowest index
+        dist = [np.sum((h[i] - means[k]) ** 2) for k in range(c)]
+        ncc.append(min(range(c), key=lambda k: (dist[k], k)))
+    nc4 = np.mean(np.array(net) != np.array(ncc))
+    accuracy = np.mean(np.array(net) == y)
+    return dict(nc1=nc1, nc2_equinorm=equinorm, nc2_equiangular=equiangular, nc3=nc3, nc4=nc4, accuracy=accuracy)
+
+
+def _assert_metrics(got, expected):
+    for key, value in expected.items():
+        assert getattr(got, key) == pytest.approx(value, rel=1e-10, abs=1e-14), key
+
+
+def test_collapse_oracle_unequal_classes_full_rank():
+    expected = _collapse_by_hand(_H, _Y, _W, _B)
+    # a non-degenerate point: nothing is 0, and the classifier disagrees with the nearest mean sometimes
+    assert all(expected[k] > 1e-3 for k in ("nc1", "nc2_equinorm", "nc2_equiangular", "nc3"))
+    # counted by hand from the logits: samples 9 and 11 go to class 1, nearest to the means of 2 and 0
+    assert expected["nc4"] == 2 / 12 and expected["accuracy"] == 10 / 12
+    got = collapse_metrics(torch.from_numpy(_H), torch.from_numpy(_Y), torch.from_numpy(_W), torch.from_numpy(_B))
+    _assert_metrics(got, expected)
+    assert (got.n_samples, got.num_classes, got.dim) == (12, 3, 3)
+    # numpy float32 inputs: the same definitions, computed in float64 from the float32 values
+    h32, w32, b32 = _H.astype(np.float32), _W.astype(np.float32), _B.astype(np.float32)
+    _assert_metrics(collapse_metrics(h32, _Y, w32, b32),
+                    _collapse_by_hand(h32.astype(float), _Y, w32.astype(float), b32.astype(float)))
+
+
+def test_collapse_oracle_without_bias_and_balanced_classes():
+    """4 classes x 3 samples in 5 dimensions, no bias: the centred means sum to zero (rank C - 1 = 3), so
+    NC1 uses the pseudo-inverse on a rank-deficient Sigma_B."""
+    rng = np.random.default_rng(7)
+    centres = np.array([[3.0, 0, 0, 1, 0], [0, 3.0, 0, 0, 1], [0, 0, 3.0, 1, 1], [-1, -1, -1, 0, 2.0]])
+    y = np.repeat(np.arange(4), 3)
+    h = centres[y] + rng.normal(0, 1.0, (12, 5))
+    w = centres + rng.normal(0, 0.8, (4, 5))
+    expected = _collapse_by_hand(h, y, w, None)
+    assert np.linalg.matrix_rank(np.array([h[y == k].mean(0) for k in range(4)]) - h.mean(0)) == 3
+    assert all(expected[k] > 1e-3 for k in ("nc1", "nc2_equinorm", "nc2_equiangular", "nc3"))
+    _assert_metrics(collapse_metrics(h, y, w), expected)
+
+
+def test_collapse_oracle_nc4_counts_disagreements_with_ties():
+    """NC4 and accuracy on a case counted by hand: 1-D features, 2 classes with means -1 and 2.
+
+    Samples ``h = [-2, -1, 0, 0.5, 1, 2, 3]``, labels ``[0, 0, 0, 0, 1, 1, 1]``: class means -0.75 and 2.
+    The nearest class mean is class 0 for h < 0.625 and class 1 above.  The classifier ``W = [[-1], [1]]``,
+    ``b = [0, -1]`` decides class 1 where ``h - 1 > -h``, i.e. h > 0.5 (at h = 0.5 a tie, lowest index 0).
+    Decisions: [0, 0, 0, 0, 1, 1, 1]; nearest means: [0, 0, 0, 0, 1, 1, 1] -> NC4 = 0 and accuracy 1.
+    With ``b = [0, 0]`` the boundary is h > 0: decisions [0, 0, 0, 1, 1, 1, 1] (h = 0 is a tie -> 0):
+    one disagreement (h = 0.5) -> NC4 = 1/7, and accuracy 6/7 (h = 0.5 is labelled 0).
+    """
+    h = np.array([[-2.0], [-1.0], [0.0], [0.5], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 0, 0, 1, 1, 1])
+    w = np.array([[-1.0], [1.0]])
+    m = collapse_metrics(h, y, w, np.array([0.0, -1.0]))
+    assert (m.nc4, m.accuracy) == (0.0, 1.0)
+    m = collapse_metrics(h, y, w, np.array([0.0, 0.0]))
+    assert m.nc4 == pytest.approx(1 / 7, abs=1e-15) and m.accuracy == pytest.approx(6 / 7, abs=1e-15)
+    assert m.nc4 == _collapse_by_hand(h, y, w, np.zeros(2))["nc4"]
+
+
+def test_collapse_oracle_nc2_by_hand_on_two_dimensions():
+    """Class means at distances 1, 1 and 2 from the global mean (centred at the origin, 2-D), by hand:
+
+    means (1, 0), (0, 1), (-2/sqrt(2) ... ) are awkward, so take centred means m1 = (1, 0), m2 = (0, 1),
+    m3 = (-1, -1) with one sample each plus a symmetric pair per class, so every class mean is exact and
+    the global mean is 0.  Norms 1, 1, sqrt(2): mean (2 + sqrt 2)/3, population std sqrt(2) (sqrt 2 - 1)/3
+    ... computed below from the numbers only; cosines: m1.m2 = 0, m1.m3 = m2.m3 = -1/sqrt(2).
+    ||G - G_ETF||_F^2 = 2 (0 + 1/2)^2 + 4 (-1/sqrt 2 + 1/2)^2, ||G_ETF||_F = 3 / sqrt 2.
+    """
+    means = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    offsets = np.array([[0.0, 0.0], [0.3, -0.2], [-0.3, 0.2]])
+    h = np.concatenate([mu + offsets for mu in means])
+    y = np.repeat(np.arange(3), 3)
+    m = collapse_metrics(h, y, means)
+    norms = np.array([1.0, 1.0, math.sqrt(2)])
+    mean = (2 + math.sqrt(2)) / 3
+    std = math.sqrt(((1 - mean) ** 2 * 2 + (math.sqrt(2) - mean) ** 2) / 3)
+    assert m.nc2_equinorm == pytest.approx(std / mean, rel=1e-12)
+    assert np.std(norms) / np.mean(norms) == pytest.approx(std / mean, rel=1e-12)
+    off = 2 * 0.5 ** 2 + 4 * (-1 / math.sqrt(2) + 0.5) ** 2
+    assert m.nc2_equiangular == pytest.approx(math.sqrt(off) / (3 / math.sqrt(2)), rel=1e-12)
+    # W equal to the centred means: NC3 = 0; NC1 by hand: Sigma_W = (2/9) diag(0.09, 0.04) per the offsets
+    # (each class contributes 2 offsets), Sigma_B = M M^T / 3 with M M^T = [[2, 1], [1, 2]]
+    assert m.nc3 == pytest.approx(0.0, abs=1e-15)
+    sigma_w = 3 * (offsets.T @ offsets) / 9
+    sigma_b = np.array([[2.0, 1.0], [1.0, 2.0]]) / 3
+    assert m.nc1 == pytest.approx(np.trace(sigma_w @ np.linalg.inv(sigma_b)) / 3, rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# affinity score: the Gaussian OT map and the exact OT cost by brute force over all matchings
+# --------------------------------------------------------------------------------------------------
+
+def _affinity_by_hand(x, y):
+    n, d = x.shape
+    sx = np.cov(x.T, ddof=1).reshape(d, d) + REGULARISATION * np.eye(d)
+    sy = np.cov(y.T, ddof=1).reshape(d, d) + REGULARISATION * np.eye(d)
+    root = np.real(scipy.linalg.sqrtm(sy))
+    a = root @ np.linalg.inv(np.real(scipy.linalg.sqrtm(root @ sx @ root))) @ root
+    tx = (x - x.mean(0)) @ a.T + y.mean(0)
+    # the exact OT cost between two uniform clouds of equal size is attained at a permutation (Birkhoff)
+    cost = min(np.mean(np.sum((tx - y[list(p)]) ** 2, axis=1)) for p in itertools.permutations(range(n)))
+    return 1 - math.sqrt(cost / (2 * np.trace(sy)))
+
+
+def test_affinity_oracle_two_dimensions_brute_force():
+    """A 2-D layer on 6 samples (720 matchings): a leaky, shifted, mixing non-linearity, neither affine
+    nor constant, so 0 < rho < 1 and the multi-dimensional OT path (POT's emd2) is used."""
+    x = np.array([[-1.2, 0.4], [0.3, -0.8], [1.5, 1.1], [-0.4, -1.6], [0.9, 0.2], [-2.0, 1.3]])
+    y = np.where(x > 0, x, 0.1 * x) @ np.array([[1.0, 0.5], [-0.3, 1.0]]) + np.array([0.2, -0.1])
+    expected = _affinity_by_hand(x, y)
+    assert 0.05 < expected < 0.95
+    assert affinity_score(x, y) == pytest.approx(expected, abs=1e-9)
+    assert affinity_score(torch.from_numpy(x).float(), torch.from_numpy(y).float()) == pytest.approx(
+        _affinity_by_hand(x.astype(np.float32).astype(float), y.astype(np.float32).astype(float)), abs=1e-6)
+
+
+def test_affinity_oracle_one_dimension_closed_form():
+    """1-D, by hand: x = [0, 1, 2, 3], y = relu(x - 1) = [0, 0, 1, 2].
+
+    var x = 5/3, var y = (sum y^2 - 4 mean^2) / 3 = (5 - 2.25) / 3 = 11/12 (each + 1e-6).  T(x) = a (x - 1.5)
+    + 0.75 with a = sqrt(var y / var x); the sorted matching pairs T(x_i) with y_i; rho = 1 - sqrt(W /
+    (2 var y))."""
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = np.array([0.0, 0.0, 1.0, 2.0])
+    vx, vy = 5 / 3 + REGULARISATION, 11 / 12 + REGULARISATION
+    tx = math.sqrt(vy / vx) * (x - 1.5) + 0.75
+    w = np.mean((tx - y) ** 2)
+    assert affinity_score(x, y) == pytest.approx(1 - math.sqrt(w / (2 * vy)), abs=1e-12)
+    # the same on a shuffled order (OT is over the clouds, not the pairs given)
+    perm = [2, 0, 3, 1]
+    assert affinity_score(x[perm], y[perm]) == pytest.approx(1 - math.sqrt(w / (2 * vy)), abs=1e-12)
+
+
+def test_affinity_oracle_four_d_is_averaged_over_space():
+    """N x C x H x W inputs: the score of the spatial means, checked against the brute-force oracle."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 2, 2, 3))
+    y = np.tanh(2 * x) + 0.3 * x ** 2
+    expected = _affinity_by_hand(x.mean(axis=(2, 3)), y.mean(axis=(2, 3)))
+    assert 0.02 < expected < 0.98
+    assert affinity_score(x, y) == pytest.approx(expected, abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------------------
+# NAD statistics: covariance per half, eigenvectors, split-half stability at known angles
+# --------------------------------------------------------------------------------------------------
+
+def _rotations(theta, phi):
+    """Orthonormal rows b1..b4 of R^4: e1 turned towards e3 by theta, e2 towards e4 by phi."""
+    c, s, cp, sp = math.cos(theta), math.sin(theta), math.cos(phi), math.sin(phi)
+    return np.array([[c, 0, s, 0], [0, cp, 0, sp], [-s, 0, c, 0], [0, -sp, 0, cp]])
+
+
+def _gradients(basis, scales, offset):
+    """Gradients +-scale_j * basis_j (+ offset): mean offset, covariance sum_j 2 scale_j^2 / (n - 1) b_j b_j^T."""
+    rows = []
+    for b, a in zip(basis, scales):
+        rows += [offset + a * b, offset - a * b]
+    return np.array(rows)
+
+
+def test_split_half_stability_oracle_at_known_angles():
+    """Even networks: eigenvectors e1..e4; odd networks: e1, e2 turned by theta = 0.5, phi = 0.9 towards e3,
+    e4 (eigenvalues 9 : 4 : 1 : 0.25 on both halves).  The top-k overlaps are then, by hand,
+    k=1: cos^2 theta; k=2: (cos^2 theta + cos^2 phi) / 2; k=3: A_3 B_3^T = [[c, 0, -s], [0, c_phi, 0],
+    [s, 0, c]] with squared singular values 1, 1, cos^2 phi -> (2 + cos^2 phi) / 3; k=4: 1."""
+    theta, phi = 0.5, 0.9
+    scales = np.array([3.0, 2.0, 1.0, 0.5])
+    even = _gradients(np.eye(4), scales, offset=np.array([1.0, -2.0, 0.5, 3.0]))
+    odd = _gradients(_rotations(theta, phi), scales, offset=np.array([-1.0, 0.0, 2.0, 1.0]))
+    grads = np.empty((16, 4))
+    grads[0::2], grads[1::2] = even, odd
+    stats = NADStatistics(4)
+    stats.add(torch.from_numpy(grads[:5]), first_index=0)
+    stats.add(torch.from_numpy(grads[5:]), first_index=5)  # a chunk starting at an odd network index
+    assert stats.count.tolist() == [8, 8] and stats.n_networks == 16
+    np.testing.assert_allclose(stats.covariance(0).numpy(), np.cov(even.T), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(stats.covariance(1).numpy(), np.cov(odd.T), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(stats.covariance().numpy(), np.cov(grads.T), rtol=0, atol=1e-12)
+    c2, p2 = math.cos(theta) ** 2, math.cos(phi) ** 2
+    expected = {1: c2, 2: (c2 + p2) / 2, 3: (2 + p2) / 3, 4: 1.0}
+    got = split_half_stability(stats, ks=(1, 2, 3, 4, 5))
+    assert set(got) == {1, 2, 3, 4}  # k = 5 exceeds the dimension
+    for k, value in expected.items():
+        assert got[k] == pytest.approx(value, abs=1e-12), k
+    # merging two partial statistics gives the same numbers
+    part_a, part_b = NADStatistics(4), NADStatistics(4)
+    part_a.add(torch.from_numpy(grads[:7]), 0)
+    part_b.add(torch.from_numpy(grads[7:]), 7)
+    merged = NADStatistics.merge([part_a, part_b])
+    assert merged.count.tolist() == [8, 8]
+    assert split_half_stability(merged, ks=(1, 2, 3)) == pytest.approx({k: expected[k] for k in (1, 2, 3)}, abs=1e-12)
+    # fewer than 2 networks in a half: no stability
+    small = NADStatistics(4)
+    small.add(torch.from_numpy(grads[:3]), 0)
+    assert split_half_stability(small) == {}
+
+
+def test_eig_desc_oracle_order_and_sign():
+    """A 3 x 3 covariance with eigenvalues 5, 2, 0.5 on known eigenvectors, the largest entry of each made
+    negative: eig_desc returns them in descending order, each with its largest-magnitude entry positive."""
+    q = np.array([[2.0, -1.0, 2.0], [-1.0, 2.0, 2.0], [2.0, 2.0, -1.0]]) / 3  # orthogonal, symmetric
+    vals = np.array([2.0, 0.5, 5.0])
+    cov = q @ np.diag(vals) @ q.T
+    got_vals, got_vecs = eig_desc(torch.from_numpy(cov))
+    np.testing.assert_allclose(got_vals.numpy(), [5.0, 2.0, 0.5], rtol=1e-12)
+    expected = np.array([q[:, 2], q[:, 0], q[:, 1]])
+    for row in expected:
+        row *= np.sign(row[np.argmax(np.abs(row))])
+    np.testing.assert_allclose(got_vecs.numpy(), expected, atol=1e-12)
+    # a slightly negative eigenvalue (rounding) is reported as 0
+    neg = q @ np.diag([-1e-14, 1.0, 3.0]) @ q.T
+    assert float(eig_desc(torch.from_numpy(neg))[0][-1]) == 0.0
+
+
+def test_subspace_overlap_oracle_principal_angles():
+    """Two 2-dim subspaces of R^3 with principal angles 0 and alpha: overlap (1 + cos^2 alpha) / 2."""
+    alpha = 0.7
+    a = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    b = np.array([[1.0, 0, 0], [0, math.cos(alpha), math.sin(alpha)]])
+    rot = np.array([[math.cos(0.3), math.sin(0.3)], [-math.sin(0.3), math.cos(0.3)]])  # another basis of B
+    assert subspace_overlap(a, rot @ b) == pytest.approx((1 + math.cos(alpha) ** 2) / 2, abs=1e-12)
+    assert subspace_overlap(a, b, k=1) == pytest.approx(1.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# grid results: the accuracy map, mirrored
+# --------------------------------------------------------------------------------------------------
+
+def test_grid_result_map_oracle():
+    """size 4: (1, 0) and its mirror (3, 0); (1, 2) and its mirror (3, 2); (0, 0) is its own mirror; (2, 3)
+    with (2, 1).  Rows are ky, columns kx."""
+    grid = GridResult("lenet", {(1, 0): 0.7, (1, 2): 0.6, (0, 0): 0.9, (2, 3): 0.55}, size=4)
+    nan = np.nan
+    expected = np.array([[0.9, 0.7, nan, 0.7],
+                         [nan, nan, 0.55, nan],
+                         [nan, 0.6, nan, 0.6],
+                         [nan, nan, 0.55, nan]])
+    np.testing.assert_array_equal(grid.map, expected)
+    arrays = grid.to_arrays()
+    assert arrays["freqs"].tolist() == [[0, 0], [1, 0], [1, 2], [2, 3]]
+    assert arrays["accuracy"].tolist() == [0.9, 0.7, 0.6, 0.55]
+    np.testing.assert_array_equal(arrays["map"], expected)
+
+
+# --------------------------------------------------------------------------------------------------
+# published-data comparisons
+# --------------------------------------------------------------------------------------------------
+
+def test_chance_threshold_and_failing_share_oracle():
+    assert paper.chance_threshold(10_000) == pytest.approx(0.515, abs=1e-15)
+    assert paper.chance_threshold(400, sigmas=2) == pytest.approx(0.5 + 2 * 0.5 / 20, abs=1e-15)
+    # at 100 test samples the threshold is 0.65: 0.6 and 0.649 fail, 0.65 and 0.9 do not
+    assert paper.failing_share([0.6, 0.649, 0.65, 0.9], 100) == 0.5
+    assert math.isnan(paper.failing_share([], 100))
+
+
+def test_compare_with_paper_oracle_pearson():
+    """Four directions, one matched through its mirror, one with no published value: Pearson by hand."""
+    published = {(2, 0): 0.9, (0, 2): 0.6, (4, 4): 0.5, (2, 2): 0.8}
+    grid = GridResult("lenet", {(2, 0): 0.95, (0, 30): 0.7, (4, 4): 0.52, (6, 6): 0.99, (2, 2): 0.7}, size=32)
+    out = paper.compare_with_paper(grid, published=published)
+    assert out["freqs"] == [(2, 0), (0, 30), (4, 4), (2, 2)]
+    ours, pub = np.array([0.95, 0.7, 0.52, 0.7]), np.array([0.9, 0.6, 0.5, 0.8])
+    np.testing.assert_array_equal(out["ours"], ours)
+    np.testing.assert_array_equal(out["paper"], pub)
+    do, dp = ours - ours.mean(), pub - pub.mean()
+    assert out["pearson"] == pytest.approx((do @ dp) / math.sqrt((do @ do) * (dp @ dp)), abs=1e-12)
+    # a constant side: NaN
+    flat = GridResult("lenet", {(2, 0): 0.7, (0, 2): 0.7, (4, 4): 0.7}, size=32)
+    assert math.isnan(paper.compare_with_paper(flat, published=published)["pearson"])
+
+
+def test_fourier_map_entries_agreement_oracle():
+    """The agreement numbers of one book map against a hand-made published one (n_test 100: threshold 0.65)."""
+    pub = {(2, 0): 0.9, (0, 2): 0.6, (4, 4): 0.5, (2, 2): 0.8}
+    published = {a: pub for a in paper.FOURIER_MAP_ARCHS}
+    part1 = GridResult("lenet", {(2, 0): 0.95, (4, 4): 0.6}, settings={"n_test": 100, "stride": 2})
+    part2 = GridResult("lenet", {(30, 0): 0.85, (2, 2): 0.7, (8, 8): 0.5}, settings={"n_test": 100, "band": 3})
+    entries = paper.fourier_map_entries({"lenet": [part1, part2]}, published=published)
+    book = next(e for e in entries if e["arch"] == "lenet" and e["source"] == "this book")
+    # (30, 0) is the mirror of (2, 0): the two runs are averaged under (2, 0)
+    assert book["accuracy"] == pytest.approx({(2, 0): 0.9, (4, 4): 0.6, (2, 2): 0.7, (8, 8): 0.5}, abs=1e-15)
+    ag = book["agreement"]
+    assert ag["shared"] == 3
+    ours, theirs = np.array([0.9, 0.6, 0.7]), np.array([0.9, 0.5, 0.8])
+    assert ag["mean_abs"] == pytest.approx(np.mean(np.abs(ours - theirs)), abs=1e-12)
+    assert ag["pearson"] == pytest.approx(np.corrcoef(ours, theirs)[0, 1], abs=1e-12)
+    assert ag["failing_ours"] == pytest.approx(1 / 3) and ag["failing_published"] == pytest.approx(1 / 3)
+    assert ag["threshold_ours"] == pytest.approx(0.65) and ag["threshold_published"] == pytest.approx(0.515)
+    assert book["failing"] == pytest.approx(2 / 4)  # 0.6 and 0.5 of the four book directions
+    pub_entry = next(e for e in entries if e["arch"] == "lenet" and e["source"] == "published")
+    assert pub_entry["agreement"] is ag and pub_entry["failing"] == pytest.approx(1 / 4)  # only 0.5 < 0.515
+
+
+def test_oracle_rows_standard_errors():
+    """Two seeds, 400 test samples: mean accuracies and the binomial standard error of their difference."""
+    arrays = {"authors_acc": np.array([[0.8, 0.5], [0.9, 0.6]]), "nadlib_acc": np.array([[0.7, 0.55], [0.75, 0.65]]),
+              "names": np.array(["a", "b"]), "kinds": np.array(["fourier", "nad"]),
+              "published_acc": np.array([0.88, 0.52]), "seeds": np.array([0, 1])}
+    rows = paper.oracle_rows(arrays, {"n_test": 400})
+    a, b = 0.85, 0.725
+    se_a, se_b = math.sqrt(a * (1 - a) / 400 / 2), math.sqrt(b * (1 - b) / 400 / 2)
+    assert rows[0]["authors"] == pytest.approx(a) and rows[0]["nadlib"] == pytest.approx(b)
+    assert rows[0]["difference"] == pytest.approx(b - a)
+    assert rows[0]["se"] == pytest.approx(math.sqrt(se_a ** 2 + se_b ** 2), rel=1e-12)
+    assert rows[0]["se_authors"] == pytest.approx(se_a, rel=1e-12)
+    assert rows[0]["published"] == 0.88
+    assert [r["name"] for r in paper.oracle_rows(arrays, {"n_test": 400}, kind="nad")] == ["b"]
