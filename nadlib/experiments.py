@@ -9,6 +9,7 @@ is repeated, so an interrupted sweep (Ctrl-C, or SIGTERM from a cluster) resumes
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -21,6 +22,7 @@ from ._checks import integer, positive_float, positive_int, unit_interval
 from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, poison_assignment, poison_with_nads
 from .config import PAPER_RECIPE, Recipe, get_profile
 from .control import RunControl, as_run
+from .grid import default_stack, stacked_direction_accuracies
 from .models import describe_model, seeded_model
 from .nads import NADs, load_nads
 from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
@@ -95,14 +97,17 @@ def _digest(a) -> str:
 # --------------------------------------------------------------------------------------------------
 
 def nad_trainability(nads, indices, arch: str = "lenet", *, recipe: Recipe = PAPER_RECIPE,
-                     run: RunControl | None = None) -> dict:
+                     stack: int | None = None, run: RunControl | None = None) -> dict:
     """Test accuracy of ``arch`` trained on D(u_i) (:func:`nadlib.direction_accuracy`) for each NAD index.
 
     ``recipe`` defaults to the paper's (10,000 training and test samples, 20 epochs).  Returns
     ``{"indices": int array, "test_acc": float array, "nads_sha256": str}``.  ``run``
     (:class:`nadlib.RunControl`): with ``run.checkpoint`` (an ``.npz`` path) finished indices are stored and
     skipped when the same call is repeated; ``run.deadline``: see :class:`ResumableRuns`; a bar over indices
-    (default on).
+    (default on).  ``stack``: how many indices to train at once in one model stack
+    (:func:`nadlib.grid.stacked_direction_accuracies`, batch norm included; the same accuracies up to
+    floating-point rounding); default :func:`nadlib.grid.default_stack` (16 on CUDA, 1 on the CPU).  A
+    model that cannot be stacked (``vmap`` fails) is trained one index at a time, with a warning.
     """
     run = as_run(run)
     d = getattr(nads, "directions", nads)
@@ -120,13 +125,30 @@ def nad_trainability(nads, indices, arch: str = "lenet", *, recipe: Recipe = PAP
     if recipe.replace(n_train=PAPER_RECIPE.n_train, n_test=PAPER_RECIPE.n_test,
                       epochs=PAPER_RECIPE.epochs) != PAPER_RECIPE:
         settings["recipe"] = asdict(recipe)  # (the paper's training is implied when absent)
+    stack = default_stack(run.torch_device()) if stack is None else positive_int(stack, "stack", maximum=4096)
     inner = run.replace(progress=False, checkpoint=None, deadline=None)
+    runs = ResumableRuns(run.checkpoint, settings)
+    keys = [f"nad_{i}" for i in indices]
+    pending: dict[str, float] = {}  # accuracies of a stacked group not yet handed to the runner
 
     def work(key: str) -> dict:
+        nonlocal stack
+        if key not in pending and stack > 1:
+            group = [k for k in keys if k not in runs.done and k not in pending][:stack]
+            try:
+                accs = stacked_direction_accuracies(arch, [d[int(k.removeprefix("nad_"))] for k in group],
+                                                    recipe=recipe, run=inner)
+                pending.update(zip(group, accs))
+            except (RuntimeError, NotImplementedError) as err:  # a model vmap cannot batch: one at a time
+                warnings.warn(f"training a model stack failed ({type(err).__name__}: {err}); training one "
+                              "direction at a time", RuntimeWarning)
+                stack = 1
+        if key in pending:
+            return {"test_acc": pending.pop(key)}
         i = int(key.removeprefix("nad_"))
         return {"test_acc": direction_accuracy(arch, d[i], recipe=recipe, run=inner)}
 
-    done = ResumableRuns(run.checkpoint, settings).run([f"nad_{i}" for i in indices], work,
+    done = runs.run(keys, work,
                                                        desc=f"train {arch} on D(u_i)",
                                                        progress=run.shows_progress(True), deadline=run.deadline)
     return {"indices": np.array(indices), "test_acc": np.array([float(r["test_acc"]) for r in done.values()]),

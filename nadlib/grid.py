@@ -5,9 +5,10 @@
 * in this process, one direction after another (``workers=1``);
 * worker processes, one direction each (the CPU default: one thread per worker uses small
   convolutions better than intra-op threads);
-* CUDA: several models trained at once with ``torch.func.vmap`` (models without batch norm), the same
-  optimiser and batch order as :func:`nadlib.train` (:func:`nadlib.training.sgd_recipe`,
-  :func:`nadlib.training.minibatches`), batched.
+* a model stack (the CUDA default, ``stack=`` on any device): several models trained at once with
+  ``torch.func.vmap`` (:func:`train_stacked`; batch norm included, with per-model batch and running
+  statistics), the same optimiser and batch order as :func:`nadlib.train`
+  (:func:`nadlib.training.sgd_recipe`, :func:`nadlib.training.minibatches`), batched.
 
 Finished directions go to an optional checkpoint, so an interrupted grid resumes where it stopped.
 """
@@ -27,18 +28,19 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ._checks import positive_int
 from .config import PAPER_RECIPE, Recipe, get_profile
 from .control import RunControl, as_run
-from .data import linear_separable
+from .data import as_direction, linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
 from .models import describe_model, model_name, seeded_model
 from .results import (Checkpoint, DeadlineReached, interruptible, load_artifact, past,
                       register_loader)
-from .training import TEST_SEED_OFFSET, class_indices, direction_accuracy, minibatches, sgd_recipe
+from .training import (TEST_SEED_OFFSET, class_indices, direction_accuracy, evaluate, minibatches,
+                       sgd_recipe)
 
 
 @dataclass
@@ -105,42 +107,79 @@ def _grid_job(job: tuple) -> tuple[tuple[int, int], float]:
     return freq, _grid_task(arch, freq, size, settings, device)
 
 
-def stacked_accuracies(arch: str, freqs: Sequence[tuple[int, int]], size: int, settings: dict,
-                       device: torch.device) -> list[float]:
-    """Train one model per direction *at once* with ``torch.func.vmap``; same recipe as :func:`nadlib.train`.
+#: Directions per model stack on CUDA (:func:`default_stack`).
+CUDA_STACK = 16
 
-    Every model starts from the same initialisation and sees the same batch order as the sequential
-    runs, and the parameters are updated by the same optimiser (:func:`nadlib.training.sgd_recipe`,
-    gradient clipping per model), so the results agree with :func:`nadlib.direction_accuracy` up to
-    floating-point rounding.  Models with batch norm are not supported (their statistics would mix).
+
+def default_stack(device) -> int:
+    """How many directions the grid and the trainability curve train at once by default: ``CUDA_STACK``
+    on CUDA (one stacked launch keeps the card busy), 1 on the CPU (one model per direction is faster
+    there: see ``benchmarks/bench_gpu_paths.py``)."""
+    return CUDA_STACK if torch.device(device).type == "cuda" else 1
+
+
+def train_stacked(models: Sequence[nn.Module], x_train, y_train, *, recipe: Recipe = PAPER_RECIPE,
+                  run: RunControl | None = None) -> list[nn.Module]:
+    """Train several models *at once* (one ``vmap``-ed step over stacked parameters), each on its own data.
+
+    Model ``j`` is trained on ``(x_train[j], y_train[j])`` exactly as :func:`nadlib.train` would train it
+    alone (same optimiser :func:`nadlib.training.sgd_recipe`, same batch order
+    :func:`nadlib.training.minibatches` from ``run.seed``, gradient clipping per model), so the trained
+    parameters agree with sequential training up to floating-point rounding.  Batch norm is supported:
+    in training mode every model normalises with the statistics of *its own* mini-batch, and its running
+    mean, variance and batch count (stacked buffers, one row per model) are updated in place as
+    ``nn.BatchNorm2d`` updates them.  The models are updated in place and returned (in training mode).
+
+    Args:
+        models: at least one model, all of the same architecture (same parameter and buffer names and
+            shapes), e.g. :func:`nadlib.seeded_model` called once per direction.
+        x_train: ``(M, N, C, H, W)`` floating-point inputs, one data set per model (``M == len(models)``).
+        y_train: ``(M, N)`` labels (``+-1`` or class indices).
+        recipe: the SGD recipe (only its training fields are used, as in :func:`nadlib.train`).
+        run: :class:`nadlib.RunControl` (``seed``: the batch order; ``device``).
+
+    Raises:
+        ValueError: no models, models of different structure, data of the wrong shape or non-finite, all
+            before training; ``FloatingPointError`` when a model's loss becomes non-finite.
     """
-    s = dict(settings)
-    seed, epochs = s.pop("seed"), s.pop("epochs")
-    n_train, n_test = s.pop("n_train"), s.pop("n_test")
-    sigma, epsilon = s.pop("sigma", 3.0), s.pop("epsilon", 1.0)
-    clip, batch_size = s.pop("clip", PAPER_RECIPE.clip), s.pop("batch_size", PAPER_RECIPE.batch_size)
-    optim = {k: s.pop(k) for k in ("lr", "momentum", "weight_decay") if k in s}
-    if s:
-        raise ValueError(f"settings not supported by the stacked runner: {sorted(s)}")
-    xs, ys = [], []
-    for f in freqs:
-        x, y = linear_separable(fourier_direction(*f, size=size), n_train, sigma, epsilon, seed=seed, device=device)
-        xs.append(x)
-        ys.append(class_indices(y))
-    xs, ys = torch.stack(xs), torch.stack(ys)
-    models = [seeded_model(arch, seed, 1).to(device) for _ in freqs]
+    run = as_run(run)
+    models = list(models)
+    if not models or not all(isinstance(m, nn.Module) for m in models):
+        raise ValueError("models must be a non-empty sequence of nn.Module")
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
+    shapes = [{k: tuple(v.shape) for k, v in m.state_dict().items()} for m in models]
+    if any(s != shapes[0] for s in shapes[1:]):
+        raise ValueError("all models must have the same architecture (parameter and buffer names and shapes)")
+    x_train, y_train = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    if x_train.dim() != 5 or len(x_train) != len(models):
+        raise ValueError(f"x_train must have shape (models={len(models)}, N, C, H, W), got {tuple(x_train.shape)}")
+    if tuple(y_train.shape) != tuple(x_train.shape[:2]):
+        raise ValueError(f"y_train must have shape {tuple(x_train.shape[:2])}, got {tuple(y_train.shape)}")
+    if not x_train.is_floating_point() or not torch.isfinite(x_train).all():
+        raise ValueError("x_train must be finite floating-point inputs")
+    if x_train.shape[1] == 0:
+        raise ValueError("the training sets are empty")
+    device = run.torch_device()
+    x_train = x_train.to(device)
+    y_train = torch.stack([class_indices(y, "y_train") for y in y_train.to(device)])
+    models = [m.to(device).train() for m in models]
     params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
+    base = copy.deepcopy(models[0]).to("meta").train()
 
     def loss_fn(p, b, xb, yb):
         return nn.functional.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
 
-    grad_fn = vmap(grad(loss_fn))
-    opt, sched = sgd_recipe(list(params.values()), epochs * math.ceil(n_train / batch_size), **optim)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    for _ in range(epochs):
-        for idx in minibatches(n_train, batch_size, gen):
-            grads = grad_fn(params, buffers, xs[:, idx], ys[:, idx])
+    step = vmap(grad_and_value(loss_fn))  # BN buffers (stacked, batched) are updated in place per model
+    n, batch_size, clip = x_train.shape[1], recipe.batch_size, recipe.clip
+    opt, sched = sgd_recipe(list(params.values()), recipe.epochs * math.ceil(n / batch_size), lr=recipe.lr,
+                            momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    gen = torch.Generator(device=device).manual_seed(run.seed)
+    for epoch in range(1, recipe.epochs + 1):
+        total = torch.zeros(len(models), device=device)
+        for idx in minibatches(n, batch_size, gen):
+            grads, loss = step(params, buffers, x_train[:, idx], y_train[:, idx])
+            total += loss.detach() * len(idx)
             if clip is not None:  # per-model clipping, as clip_grad_norm_ does for one model
                 norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))
                 scale = (clip / (norms + 1e-6)).clamp(max=1.0)
@@ -149,16 +188,60 @@ def stacked_accuracies(arch: str, freqs: Sequence[tuple[int, int]], size: int, s
                 p.grad = grads[k]
             opt.step()
             sched.step()
+        bad = (~torch.isfinite(total)).nonzero().flatten().tolist()
+        if bad:
+            raise FloatingPointError(f"training diverged at epoch {epoch} for model(s) {bad}; lower lr or set clip")
+    with torch.no_grad():
+        for j, m in enumerate(models):
+            for k, v in m.named_parameters():
+                v.copy_(params[k][j])
+            for k, v in m.named_buffers():
+                v.copy_(buffers[k][j])
+    return models
+
+
+def stacked_direction_accuracies(arch, directions, *, recipe: Recipe = PAPER_RECIPE,
+                                 run: RunControl | None = None) -> list[float]:
+    """Test accuracies of ``arch`` trained on D(v) for several directions ``v`` at once (:func:`train_stacked`).
+
+    The same data, initialisation and batch order as ``[direction_accuracy(arch, v, recipe=recipe, run=run)
+    for v in directions]`` (:func:`nadlib.direction_accuracy`), so the accuracies agree up to floating-point
+    rounding (a test sample near the boundary may flip); models with batch norm included.  One model stack
+    holds all the directions: pass a few (e.g. 16) at a time.
+    """
+    run = as_run(run)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a nadlib.Recipe, got {type(recipe).__name__}: {recipe!r}")
+    vs = [as_direction(v) for v in directions]
+    if not vs:
+        raise ValueError("directions is empty")
+    if any(v.shape != vs[0].shape for v in vs):
+        raise ValueError(f"all directions must have the same shape, got {sorted({tuple(v.shape) for v in vs})}")
+    device, seed = run.torch_device(), run.seed
+    data = [linear_separable(v, recipe.n_train, recipe.sigma, recipe.epsilon, seed=seed, device=device) for v in vs]
+    models = [seeded_model(arch, seed, in_channels=vs[0].shape[0]) for _ in vs]
+    train_stacked(models, torch.stack([x for x, _ in data]), torch.stack([y for _, y in data]), recipe=recipe,
+                  run=run.replace(device=device))
     accs = []
-    with torch.inference_mode():
-        for j, f in enumerate(freqs):
-            x_te, y_te = linear_separable(fourier_direction(*f, size=size), n_test, sigma, epsilon,
-                                          seed=seed + TEST_SEED_OFFSET, device=device)
-            p = {k: v[j] for k, v in params.items()}
-            b = {k: v[j] for k, v in buffers.items()}
-            out = torch.cat([functional_call(base, (p, b), (x_te[i:i + 1024],)) for i in range(0, n_test, 1024)])
-            accs.append((out.argmax(1) == class_indices(y_te)).float().mean().item())
+    for v, m in zip(vs, models):
+        x_te, y_te = linear_separable(v, recipe.n_test, recipe.sigma, recipe.epsilon, seed=seed + TEST_SEED_OFFSET,
+                                      device=device)
+        accs.append(evaluate(m, x_te, y_te))
     return accs
+
+
+def stacked_accuracies(arch: str, freqs: Sequence[tuple[int, int]], size: int, settings: dict,
+                       device: torch.device) -> list[float]:
+    """:func:`stacked_direction_accuracies` of Fourier directions ``freqs``, with the grid's ``settings``
+    (a :class:`nadlib.Recipe` as a dict plus ``seed``)."""
+    s = dict(settings)
+    seed = s.pop("seed")
+    try:
+        recipe = Recipe(**s)
+    except TypeError as err:
+        raise ValueError(f"settings not supported by the stacked runner: {err}") from None
+    return stacked_direction_accuracies(arch, [fourier_direction(*f, size=size) for f in freqs], recipe=recipe,
+                                        run=RunControl(seed=seed, device=device, progress=False))
 
 
 Record = Callable[[Sequence[tuple[int, int]], Sequence[float]], None]
@@ -210,8 +293,9 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
         recipe: data sizes and training of every direction (:class:`nadlib.Recipe`, default the paper's).
         workers: CPU worker processes (default: one per core, at most one per direction); 1 runs in
             this process.
-        stack: CUDA only: how many models to train at once with ``vmap`` (default 16; models with
-            batch norm are trained one at a time).
+        stack: how many directions to train at once in one model stack (:func:`train_stacked`, batch
+            norm included); 1: one model per direction.  Default :func:`default_stack`: 16 on CUDA, 1 on
+            the CPU (where worker processes are faster).
         run: :class:`nadlib.RunControl`.  ``run.seed`` as in :func:`direction_accuracy`, the same for every
             direction (same initial network and batch order: a common-random-numbers design that makes
             differences between directions stand out).  ``run.device``: default CUDA if available.
@@ -261,11 +345,11 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
             raise DeadlineReached(f"grid {name}: directions", sum(f in done for f in freqs), len(freqs), checkpoint)
 
     start = time.perf_counter()
-    uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    stack = default_stack(device) if stack is None else stack
     with tqdm(total=len(freqs), initial=len(freqs) - len(todo), desc=f"{name} grid", unit="dir",
               disable=not run.shows_progress(True)) as bar, interruptible(), torch.random.fork_rng(devices=[]):
-        if device.type == "cuda" and not uses_bn and (stack or 16) > 1:
-            _run_stacked(arch, todo, size, settings, device, record, bar, stack or 16)
+        if stack > 1:
+            _run_stacked(arch, todo, size, settings, device, record, bar, stack)
         else:
             if workers is None:  # one per core, when the model can be sent to worker processes
                 workers = (os.cpu_count() or 1) if device.type == "cpu" and _picklable(arch) else 1
