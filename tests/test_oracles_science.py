@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from torch import nn
 
 from nadlib.affinity import REGULARISATION, affinity_score
 from nadlib.collapse import collapse_metrics
 from nadlib.grid import GridResult
+from nadlib.models import LeNet
+from nadlib.nads.lenet_secant import LeNetSecant, lenet_layers
 from nadlib.nads.stats import NADStatistics, eig_desc, split_half_stability, subspace_overlap
 from nadlib import paper
 
@@ -285,6 +288,61 @@ def test_subspace_overlap_oracle_principal_angles():
     rot = np.array([[math.cos(0.3), math.sin(0.3)], [-math.sin(0.3), math.cos(0.3)]])  # another basis of B
     assert subspace_overlap(a, rot @ b) == pytest.approx((1 + math.cos(alpha) ** 2) / 2, abs=1e-12)
     assert subspace_overlap(a, b, k=1) == pytest.approx(1.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# the LeNet fast secant path: every pixel against central differences of the whole network
+# --------------------------------------------------------------------------------------------------
+
+def _central_differences(net, x, step, pixels):
+    eye = torch.zeros(len(pixels), x.numel())
+    eye[torch.arange(len(pixels)), pixels] = step
+    with torch.no_grad():
+        plus = net((x.reshape(1, -1) + eye).view(len(pixels), *x.shape))[:, 0]
+        minus = net((x.reshape(1, -1) - eye).view(len(pixels), *x.shape))[:, 0]
+    return (plus - minus) / (2 * step)
+
+
+@pytest.mark.parametrize("channels, step", [(1, 100.0), (3, 0.5)])
+def test_lenet_secant_oracle_every_pixel(channels, step):
+    """Two LeNets (different weights): the windowed path gives (f(x + h e_j) - f(x - h e_j)) / 2h for pixel j,
+    checked here by plain forward passes on 300 pixels drawn at random plus the four corners and edges of
+    every channel (float32: agreement to 1e-4 of the largest entry, as in tests/test_nads.py)."""
+    x = torch.randn(channels, 32, 32, generator=torch.Generator().manual_seed(1))
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        nets.append(LeNet(channels, 1).eval())
+    fast = LeNetSecant(nets[0].features[0], nets[0].features[3], (channels, 32, 32), torch.device("cpu"))
+    with torch.no_grad():
+        got = fast(nets, x, step)
+    assert got.shape == (2, channels * 1024)
+    edges = [c * 1024 + r * 32 + q for c in range(channels) for r in (0, 1, 15, 30, 31) for q in (0, 1, 16, 30, 31)]
+    drawn = torch.randperm(channels * 1024, generator=torch.Generator().manual_seed(2))[:300].tolist()
+    pixels = torch.tensor(sorted(set(edges + drawn)))
+    for net, g in zip(nets, got):
+        ref = _central_differences(net, x, step, pixels)
+        assert float(ref.abs().max()) > 0 and float((ref != 0).float().mean()) > 0.5
+        torch.testing.assert_close(g[pixels], ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+def test_lenet_layers_recognises_only_the_pooling_lenet():
+    net = LeNet(1, 2)
+    conv1, conv2, lin = lenet_layers(net)
+    assert conv1 is net.features[0] and conv2 is net.features[3]
+    assert lin == [net.classifier[1], net.classifier[3], net.classifier[5]]
+    assert lenet_layers(LeNet(1, 2, pool=False)) is None
+    assert lenet_layers(nn.Sequential(*net.features, *net.classifier)) is None
+    for change in (lambda n: setattr(n.features[0], "stride", (2, 2)), lambda n: setattr(n.features[3], "padding", (1, 1)),
+                   lambda n: setattr(n.features[0], "bias", None), lambda n: setattr(n.features[2], "kernel_size", 3),
+                   lambda n: setattr(n.features[5], "stride", 1), lambda n: n.classifier.__setitem__(2, nn.Tanh()),
+                   lambda n: n.features.__setitem__(1, nn.Tanh()), lambda n: n.features.__setitem__(5, nn.AvgPool2d(2)),
+                   lambda n: n.features.__setitem__(2, nn.AvgPool2d(2)), lambda n: setattr(n.features[3], "dilation", (2, 2)),
+                   lambda n: setattr(n.features[0], "groups", 2), lambda n: setattr(n.features[2], "padding", 1),
+                   lambda n: n.classifier.__setitem__(5, nn.Identity())):
+        other = LeNet(1, 2)
+        change(other)
+        assert lenet_layers(other) is None
 
 
 # --------------------------------------------------------------------------------------------------
