@@ -60,7 +60,7 @@ def test_class_index_labels_and_multiclass():
     (dict(x=torch.full((4, 1, 32, 32), float("nan"))), ValueError, "NaN"),
     (dict(x=torch.randn(4, 32, 32)), ValueError, "shape"),
     (dict(y=torch.tensor([0, 1, 1])), ValueError, "samples"),
-    (dict(y=torch.tensor([-1, 0, 1, 1])), ValueError, "must be \\+-1"),
+    (dict(y=torch.tensor([-1, 0, 1, 1])), ValueError, "must be [+]-1"),
     (dict(epochs=0), ValueError, "epochs"),
     (dict(lr=-0.1), ValueError, "lr"),
     (dict(x=torch.zeros(4, 1, 32, 32, dtype=torch.long)), TypeError, "floating-point"),
