@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["PEAK_TFLOPS", "PRECISIONS", "forward_flops", "card_of", "peak_tflops", "achieved"]
+__all__ = ["PEAK_TFLOPS", "PRECISIONS", "forward_flops", "training_flops", "card_of", "peak_tflops", "achieved"]
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -49,6 +49,37 @@ def forward_flops(model: nn.Module, input_shape, batch: int = 1) -> int:
             model(torch.zeros(batch, *shape, device=device, dtype=dtype))
     finally:
         model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def training_flops(model: nn.Module, input_shape, batch: int = 2) -> int:
+    """FLOPs of one training step's forward and backward pass (cross-entropy on the model's outputs, gradients
+    of every parameter; the input needs none) on a ``(batch, *input_shape)`` input, in training mode (the
+    model's mode and its gradients and batch-norm statistics are restored).  The optimiser's update is not
+    counted.  Divide by ``batch`` for the cost per training sample."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise ValueError(f"input_shape must be positive integers, e.g. (1, 32, 32), got {input_shape!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    was_training = model.training
+    model.train()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            out = model(torch.zeros(batch, *shape, device=device))
+            target = torch.zeros(batch, dtype=torch.long, device=device)
+            nn.functional.cross_entropy(out.reshape(batch, -1), target).backward()
+    finally:
+        model.train(was_training)
+        model.load_state_dict(state)
+        for n, p in model.named_parameters():
+            p.grad = grads[n]
     return int(counter.get_total_flops())
 
 

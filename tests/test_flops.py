@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nadlib.flops import achieved, card_of, forward_flops, peak_tflops
+from nadlib.flops import achieved, card_of, forward_flops, peak_tflops, training_flops
 
 
 def test_linear_flops_are_two_in_out_batch():
@@ -19,6 +19,16 @@ def test_conv_flops_exact_and_mode_restored():
     conv = 2 * 3 * 3 * 3 * 4 * 8 * 8  # 2 * Cin * k * k * Cout * Hout * Wout per sample
     assert forward_flops(net, (3, 8, 8), batch=2) == 2 * (conv + 2 * 256 * 2)
     assert net.training
+
+
+def test_training_flops_exact():
+    """Forward 2an·b + 2bn·c; backward: weight gradients of both layers, input gradient of the second only."""
+    a, b, c, n = 5, 6, 3, 4
+    net = nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c)).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert training_flops(net, (a,), batch=n) == 2 * a * b * n * 2 + 2 * b * c * n * 3
+    assert not net.training and all(p.grad is None for p in net.parameters())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
 def test_achieved_and_peaks():
@@ -35,6 +45,7 @@ def test_achieved_and_peaks():
     (lambda: forward_flops(nn.Linear(2, 2), (0,)), "input_shape"),
     (lambda: forward_flops(nn.Linear(2, 2), (2,), batch=0), "batch"),
     (lambda: forward_flops("lenet", (1, 32, 32)), "nn.Module"),
+    (lambda: training_flops(nn.Linear(2, 2), (2,), batch=-1), "batch"),
     (lambda: achieved(1.0, 0.0), "positive"),
     (lambda: achieved(float("nan"), 1.0), "flops"),
     (lambda: peak_tflops("h100", "fp8"), "precision"),
