@@ -26,6 +26,9 @@ import torch
 from . import _checks
 from .config import get_device
 
+#: The precisions a :class:`RunControl` may ask for.
+PRECISIONS = ("fp32", "bf16")
+
 #: Seconds between two checkpoint saves of a long computation (also saved on an interruption and at the end).
 CHECKPOINT_EVERY_S = 30.0
 
@@ -81,6 +84,10 @@ class RunControl:
             current unit of work and raises :class:`nadlib.results.DeadlineReached`.
         checkpoint_every: seconds between checkpoint saves.
         tf32: allow TF32 matmuls/convolutions on CUDA (faster, about 1e-3 relative error); ignored on the CPU.
+        precision: ``"fp32"`` (default) or ``"bf16"``: BF16 autocast where a computation offers it behind an
+            accuracy guard -- today the secant NADs of :func:`nadlib.estimate_nads`, which refuse it unless
+            the guard passes (see there); training (:func:`nadlib.train` and what calls it) and
+            :func:`nadlib.nad_statistics` refuse ``"bf16"`` with a ``ValueError``; elsewhere it is ignored.
     """
 
     seed: int = 0
@@ -90,6 +97,7 @@ class RunControl:
     deadline: float | None = None
     checkpoint_every: float = CHECKPOINT_EVERY_S
     tf32: bool = field(default=False, kw_only=True)
+    precision: str = field(default="fp32", kw_only=True)
 
     def __post_init__(self):
         _checks.seed(self.seed)
@@ -105,6 +113,8 @@ class RunControl:
         _checks.positive_float(self.checkpoint_every, "checkpoint_every")
         if not isinstance(self.tf32, bool):
             raise ValueError(f"tf32 must be True or False, got {self.tf32!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def replace(self, **changes) -> "RunControl":
         """A copy with some fields changed (e.g. ``run.replace(progress=False)`` for an inner loop)."""
@@ -121,6 +131,13 @@ class RunControl:
     def checkpoint_path(self) -> Path | None:
         """``checkpoint`` as a :class:`~pathlib.Path` (None without one)."""
         return None if self.checkpoint is None else Path(self.checkpoint)
+
+    def require_fp32(self, what: str) -> None:
+        """Raise ``ValueError`` when ``precision`` is not ``"fp32"``: ``what`` has no guarded reduced-precision
+        path."""
+        if self.precision != "fp32":
+            raise ValueError(f"{what} runs in float32 only (no accuracy-guarded {self.precision} path); "
+                             "use RunControl(precision='fp32')")
 
     def past_deadline(self) -> bool:
         """True once the deadline has passed."""

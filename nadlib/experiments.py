@@ -110,6 +110,7 @@ def nad_trainability(nads, indices, arch: str = "lenet", *, recipe: Recipe = PAP
     model that cannot be stacked (``vmap`` fails) is trained one index at a time, with a warning.
     """
     run = as_run(run)
+    run.require_fp32("training")
     d = getattr(nads, "directions", nads)
     d = torch.as_tensor(d)
     if d.dim() < 2:

@@ -143,6 +143,7 @@ def train_stacked(models: Sequence[nn.Module], x_train, y_train, *, recipe: Reci
             before training; ``FloatingPointError`` when a model's loss becomes non-finite.
     """
     run = as_run(run)
+    run.require_fp32("training")
     models = list(models)
     if not models or not all(isinstance(m, nn.Module) for m in models):
         raise ValueError("models must be a non-empty sequence of nn.Module")
@@ -306,6 +307,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
             over directions (default on).
     """
     run = as_run(run)
+    run.require_fp32("training")
     model = seeded_model(arch, 0)  # validates the name (or builds the user's model) early; global RNG untouched
     name = model_name(arch)
     if freqs is None:

@@ -361,7 +361,11 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
             existing checkpoint with the same settings is resumed (identical result).  ``run.deadline``: the
             estimate stops after the current batch of networks, saves the checkpoint and raises
             :class:`nadlib.results.DeadlineReached` (calling again continues).  ``run.tf32``: allow TF32 on
-            CUDA (faster, ~1e-3 relative error; off by default).
+            CUDA (faster, ~1e-3 relative error; off by default).  ``run.precision="bf16"`` (secant only):
+            the gradients under BF16 autocast, allowed only behind an accuracy guard: before the estimate,
+            the first :data:`GUARD_NETWORKS` networks are evaluated in float32 and in BF16, and unless the
+            top-:data:`GUARD_K` NAD subspaces of the two overlap by at least :data:`GUARD_MIN_OVERLAP` the
+            call raises ``ValueError``; the overlap is recorded in ``meta`` (``precision_guard``).
 
     The global torch RNG is left as it was.
 
@@ -378,16 +382,30 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
     run = as_run(run)
     req = _validate(n_networks, method, input_shape, k, run.seed, step, batch_size, stability, run.checkpoint_every)
     device, checkpoint, progress, tf32 = run.torch_device(), run.checkpoint, run.shows_progress(True), run.tf32
+    bf16 = run.precision == "bf16"
+    if bf16 and req.method != "secant":
+        raise ValueError("precision='bf16' is offered for method='secant' only (the gradient method is cheap in "
+                         "float32)")
     x_cpu = _eval_point(eval_point, req.input_shape, req.seed)
+    guard = None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         setup = _Setup(model, req, device, x_cpu)
+        if bf16:
+            setup.settings["precision"] = "bf16"  # a float32 checkpoint is not continued in BF16
         work = setup.run()
+        if bf16:
+            with _tf32(device, tf32):
+                guard = precision_guard(work)
+            if not guard["passed"]:
+                raise ValueError(f"precision='bf16' refused by its accuracy guard: the top-{GUARD_K} NADs of "
+                                 f"networks 0..{guard['networks'] - 1} in BF16 overlap the float32 ones by "
+                                 f"{guard['overlap']:.4f} < {GUARD_MIN_OVERLAP}; use precision='fp32'")
         ckpt = Checkpoint(checkpoint, setup.settings) if checkpoint is not None else None
         if ckpt is not None and ckpt.resumed:
             work.resume(ckpt.arrays)
         start = work.next_index
         t_grad = time.perf_counter()
-        with _tf32(device, tf32):
+        with _tf32(device, tf32), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             work.execute(ckpt, progress, deadline=run.deadline)
         t_grad = time.perf_counter() - t_grad
     meta = provenance(device=device, arch=setup.arch_name, method=req.method, seed=req.seed,
@@ -396,8 +414,11 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
                       if eval_point is None else "given", stopped_early=work.stopped,
                       requested_networks=req.n_networks, wall_time_s=round(time.perf_counter() - t0, 3),
                       gradient_time_s=round(t_grad, 3), resumed=start > 0, resumed_from=start, bn_mode="eval",
-                      precision="tf32" if tf32 and device.type == "cuda" else "float32",
+                      precision=("bf16 autocast" if bf16 else "tf32" if tf32 and device.type == "cuda"
+                                 else "float32"),
                       model=setup.settings.get("model", setup.arch_name))
+    if guard is not None:
+        meta["precision_guard"] = guard
     if ckpt is not None:
         work.save(ckpt)
     return nads_from_statistics(work.stats, req.input_shape, req.method, k=req.k, stability_ks=req.stability_ks,
@@ -434,6 +455,7 @@ def nad_statistics(model, start: int, stop: int, method: str = "secant", input_s
     ``run`` (:class:`nadlib.RunControl`) gives the seed, device, progress bar (default off) and TF32 switch;
     a chunk has no checkpoint or deadline of its own."""
     run = as_run(run)
+    run.require_fp32("nad_statistics")
     if not is_int(start) or not is_int(stop) or not 0 <= start < stop <= MAX_NETWORKS:
         raise ValueError(f"need ints 0 <= start < stop <= {MAX_NETWORKS:,}, got start={start!r}, stop={stop!r}")
     req = _validate(max(int(stop), 2), method, input_shape, None, run.seed, step, batch_size, Stability(ks=(1,)),
@@ -455,6 +477,39 @@ def nad_run_settings(model, method: str = "secant", input_shape=(1, 32, 32), see
     device = get_device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         return dict(_Setup(model, req, device, _eval_point(eval_point, req.input_shape, req.seed)).settings)
+
+
+#: The BF16 accuracy guard of :func:`estimate_nads`: networks compared, subspace size, least overlap.
+GUARD_NETWORKS, GUARD_K, GUARD_MIN_OVERLAP = 32, 10, 0.99
+
+
+def _top_directions(g: torch.Tensor, k: int) -> torch.Tensor:
+    g = g.double().cpu()
+    return torch.linalg.svd(g - g.mean(0), full_matrices=False).Vh[:k]
+
+
+def precision_guard(work: "_Run", n: int | None = None) -> dict:
+    """The BF16 guard: input gradients of networks ``0 .. n - 1`` of an estimate in float32 and under BF16
+    autocast, by the estimate's own path and batch size; the top-:data:`GUARD_K` eigenvectors of the
+    covariance of each set (the NADs of these networks) and the overlap of the two subspaces
+    (:func:`subspace_overlap`; ``n`` defaults to :data:`GUARD_NETWORKS`).  Returns ``{"networks", "k",
+    "overlap", "min_overlap", "passed"}``."""
+    device, n = work.device, GUARD_NETWORKS if n is None else n
+
+    def gradients() -> torch.Tensor:
+        rows = []
+        for i in range(0, n, work.batch_size):
+            rows.append(work.gradients(work.maker(range(i, min(i + work.batch_size, n)))).float())
+        return torch.cat(rows)
+    with torch.inference_mode():
+        g32 = gradients()
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            g16 = gradients()
+    if not torch.isfinite(g16).all():
+        return {"networks": n, "k": GUARD_K, "overlap": 0.0, "min_overlap": GUARD_MIN_OVERLAP, "passed": False}
+    overlap = subspace_overlap(_top_directions(g32, GUARD_K), _top_directions(g16, GUARD_K), GUARD_K)
+    return {"networks": n, "k": GUARD_K, "overlap": round(float(overlap), 6), "min_overlap": GUARD_MIN_OVERLAP,
+            "passed": bool(overlap >= GUARD_MIN_OVERLAP)}
 
 
 @contextmanager
