@@ -224,11 +224,20 @@ _LENET_TRAIN = {  # LeNet on D(u_i): smoke tiny; default = the bundled runs (CPU
     "paper": _paper_trainability("paper"),
 }
 
+#: The chapter of the signature card (``nadlib.book.card``), which draws a reader's model beside the bundled
+#: LeNet and ResNet-18 results: the entries it reads list it too.
+_CARD = 6
+
+
+def _card_too(arch: str, *chapters: int) -> tuple[int, ...]:
+    return (*chapters, _CARD) if arch in ("lenet", "resnet18") else chapters
+
+
 ENTRIES: tuple[Entry, ...] = (
     # ---- Chapter 2 first: the NADs everything else reads
     _nads("lenet", "secant", {"smoke": 16, "default": 4_000, "paper": _GPU_NADS}, key="lenet/nads/secant",
-          chapters=(2,), bundled="nads_lenet_secant.npz", label="secant NADs", priority=10),
-    *(_nads(a, "secant", {"paper": _GPU_NADS}, key=f"{a}/nads/secant", chapters=(2,),
+          chapters=(2, _CARD), bundled="nads_lenet_secant.npz", label="secant NADs", priority=10),
+    *(_nads(a, "secant", {"paper": _GPU_NADS}, key=f"{a}/nads/secant", chapters=_card_too(a, 2),
             bundled=f"nads_{a}_secant_gpu.npz", label="secant NADs", priority=11) for a in _DEEP),
     _nads("lenet", "secant", {"smoke": 256, "default": 2_048, "paper": _GPU_NADS}, key="lenet/nads/cifar-basis",
           what="LeNet's secant NADs used as the basis of the CIFAR-10 experiments (poisoning, flip), the "
@@ -249,14 +258,14 @@ ENTRIES: tuple[Entry, ...] = (
     # ---- trainability against the NAD index (Chapter 2)
     _trainability("lenet", "lenet/nads/secant", _LENET_TRAIN, key="lenet/trainability/secant",
                   what="LeNet's test accuracy on D(u_i) against the index i of its own secant NADs",
-                  chapters=(2,), bundled="trainability_lenet_secant.npz", label="accuracy vs NAD index"),
+                  chapters=(2, _CARD), bundled="trainability_lenet_secant.npz", label="accuracy vs NAD index"),
     _trainability("lenet", "lenet/nads/gradient", _LENET_TRAIN, key="lenet/trainability/gradient",
                   what="LeNet's test accuracy on D(u_i) against the index i of its gradient NADs (contrast)",
                   chapters=(2,), bundled="trainability_lenet_gradient.npz"),
     _trainability("resnet18", "resnet18/nads/secant", {"paper": _paper_trainability("paper")},
                   key="resnet18/trainability/secant",
                   what="ResNet-18's test accuracy on D(u_i) against the index i of its own secant NADs",
-                  chapters=(2,), bundled="trainability_resnet18_secant_gpu.npz", label="accuracy vs NAD index"),
+                  chapters=(2, _CARD), bundled="trainability_resnet18_secant_gpu.npz", label="accuracy vs NAD index"),
     _trainability("resnet18", None, {"paper": dict(indices=[0, 1, 2, 5, 10, 50], **_PAPER_DV)},
                   key="resnet18/trainability/published",
                   what="ResNet-18's test accuracy on D(u_i) for the authors' published ResNet-18 NADs (first 64)",
@@ -269,13 +278,13 @@ ENTRIES: tuple[Entry, ...] = (
           bundled="grid_logreg_paper_s2.npz", label="Fourier accuracy map"),
     # smoke: the directions the chapters name in their text (the published grid's (2, 0), (0, 2), (12, 0), ...)
     _grid("lenet", {"freqs": [[0, 0], [2, 0], [0, 2], [12, 0], [0, 12], [8, 8], [16, 0], [4, 4]]}, {"stride": 4},
-          {"stride": 2}, key="lenet/grid", chapters=(1, 2),
+          {"stride": 2}, key="lenet/grid", chapters=(1, 2, _CARD),
           bundled="grid_lenet_paper_s4.npz", label="Fourier accuracy map"),
     _grid("lenet", {"band": 1}, {"band": 4}, {"band": 4}, key="lenet/grid/band4", chapters=(1, 2),
           bundled="grid_lenet_paper_band4.npz", label="low-frequency block"),
     _grid("lenet_nopool", {"stride": 16}, {"stride": 8}, {"stride": 2}, key="lenet_nopool/grid", chapters=(1,),
           bundled="grid_lenet_nopool_paper_s8.npz"),
-    _grid("resnet18", None, None, {"stride": 2}, key="resnet18/grid", chapters=(1,),
+    _grid("resnet18", None, None, {"stride": 2}, key="resnet18/grid", chapters=(1, _CARD),
           label="Fourier accuracy map"),
     *(_grid(a, None, None, {"stride": 2}, key=f"{a}/grid") for a in ("vgg11", "densenet121", *_NOPOOL)),
     # ---- the pooling ablation (Chapter 1)
@@ -311,7 +320,7 @@ ENTRIES: tuple[Entry, ...] = (
     # ---- non-linearity signatures (Chapter 4)
     Entry("cnns/signatures", "non-linearity signatures (affinity score per activation layer) of random networks "
           "of the four CNNs and their pooling-free twins on CIFAR-10 test images", kind="signatures",
-          step="signatures", archs=("lenet", "vgg11", "resnet18", "densenet121"), chapters=(4,),
+          step="signatures", archs=("lenet", "vgg11", "resnet18", "densenet121"), chapters=(4, _CARD),
           bundled="signatures_default.npz", label="non-linearity signature (and its pooling-free twin)",
           priority=70, make={
               # smoke: the networks of the chapter's live fallback, one each, just more images than the widest

@@ -83,6 +83,31 @@ def test_a_card_of_a_user_model(folder, spec, capsys):
     assert arrays["nad_eigenvalues"].shape == (1024,) and arrays["trainability_indices"].tolist() == [0, 4, 16]
     assert ((arrays["grid_accuracy"] >= 0) & (arrays["grid_accuracy"] <= 1)).all()
     assert np.isfinite(arrays["signature_rho"]).all() and len(arrays["collapse_epoch"]) == 3  # epochs 0, 1, 2
+    assert arrays["nad_stability_k"].tolist() == [1, 5, 10, 50]
+    assert ((arrays["nad_stability"] >= 0) & (arrays["nad_stability"] <= 1)).all()
+
+
+def test_a_card_from_python_under_its_own_name_shown_inline(tmp_path):
+    """Chapter 6's path: a constructor defined in a notebook (a lambda), a name for the page, the card read back
+    and embedded in an inline frame that holds the whole page."""
+    from torch import nn
+
+    from nadlib.book.card import card_frame, load_card, signature_card
+
+    make = lambda k: nn.Sequential(nn.Conv2d(1, 4, 5, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),  # noqa: E731
+                                   nn.Flatten(), nn.Linear(4, k))
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        signature_card(make, tmp_path / "bad", profile="smoke", name=" ")
+    assert not (tmp_path / "bad").exists()
+    page = signature_card(make, tmp_path / "card", profile="smoke", name="StrideGAP",
+                          run=nadlib.RunControl(progress=False))
+    arrays, meta = load_card(page)
+    assert meta["model"].startswith("StrideGAP #") and "<h1>Signature card: StrideGAP</h1>" in page.read_text()
+    frame = card_frame(page, height=700).data
+    assert frame.startswith("<div><iframe") and "height:700px" in frame and "&lt;h1&gt;Signature card: StrideGAP" in frame
+    assert "<h1>" not in frame  # escaped into srcdoc, not spliced into the book's page
+    with pytest.raises(ValueError, match="not a card page"):
+        card_frame(tmp_path / "card" / "card.npz")
 
 
 def test_a_class_without_num_classes_is_refused_before_any_work(folder, capsys):

@@ -356,6 +356,10 @@ def test_every_key_a_chapter_uses_exists_and_no_file_name_remains(path):
             matched |= hits
             if "*" not in s:
                 literal.add(s)
+    if "signature_card" in text:  # the card reads its references itself (nadlib.book.card.READS)
+        from nadlib.book.card import READS
+        literal |= set(READS)
+        matched |= set(READS)
     chapter = int(path.name[:2])
     listed = {e.key for e in C.entries(chapter)}
     assert literal and literal <= listed, f"{path.name} uses {sorted(literal - listed)}, not listed for it"

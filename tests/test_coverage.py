@@ -67,4 +67,4 @@ def test_absent_networks_say_why():
     assert "| LogReg | not in the book's CIFAR-10 experiments |" in table
     assert "| VGG-11 | not computed: needs a GPU" in table
     with pytest.raises(ValueError, match="chapter"):
-        C.coverage_table(6)
+        C.coverage_table(7)

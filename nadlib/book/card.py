@@ -72,6 +72,9 @@ CARD_SIZES = {
 
 #: The networks a card is drawn beside (their bundled results).
 REFERENCES = {"lenet": "LeNet", "resnet18": "ResNet-18"}
+#: The catalogue entries a card reads (those of :data:`REFERENCES`; the reader's own results first, as in the book).
+READS = (*(f"{a}/{what}" for what in ("nads/secant", "grid", "trainability/secant") for a in REFERENCES),
+         "cnns/signatures")
 
 
 def maker(arch) -> Callable[[int], torch.nn.Module]:
@@ -92,6 +95,7 @@ def _png(fig) -> str:
 
 
 def _bundled(key: str):
+    assert key in READS, key  # the catalogue lists the card's chapter for each entry it reads
     try:
         return results.load(key, missing_ok=True)
     except Exception:  # noqa: BLE001 -- a reference that cannot be read is left out, and the page says so
@@ -129,9 +133,11 @@ class _Card:
                 + f"<section><h2>Provenance</h2><table>{rows}</table></section></body></html>")
 
 
-def signature_card(arch, out_dir, *, profile: str = "default", run: RunControl | None = None) -> Path:
+def signature_card(arch, out_dir, *, profile: str = "default", name: str | None = None,
+                   run: RunControl | None = None) -> Path:
     """Measure ``arch`` (a registered name or ``make(num_classes)``) and write ``out_dir/card.html`` and
-    ``out_dir/card.npz``; returns the page's path.  ``run``: seed, device and a progress bar over the five
+    ``out_dir/card.npz``; returns the page's path.  ``name``: the model's name on the page (default: the registered
+    name, or the class of the model ``arch`` builds).  ``run``: seed, device and a progress bar over the five
     sections (default on)."""
     run = as_run(run)
     if profile not in CARD_SIZES:
@@ -141,7 +147,9 @@ def signature_card(arch, out_dir, *, profile: str = "default", run: RunControl |
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is a file, not a folder")
-    name = arch.lower() if isinstance(arch, str) else type(make(1)).__name__  # the class, not "<lambda>"
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    name = name or (arch.lower() if isinstance(arch, str) else type(make(1)).__name__)  # the class, not "<lambda>"
     quiet = run.replace(progress=False, checkpoint=None)
     card = _Card(name, sizes, run)
     recipe = PAPER_RECIPE.replace(n_train=sizes.n_train, n_test=sizes.n_train, epochs=sizes.epochs)
@@ -162,13 +170,15 @@ def signature_card(arch, out_dir, *, profile: str = "default", run: RunControl |
                  "step 100, as the authors) and the spectrum of the gradient covariance beside LeNet's and "
                  f"ResNet-18's.  Split-half stability: {stability}.", fig, t0,
                  f"{nads.n_networks} random networks")
-    card.arrays.update(nad_eigenvalues=nads.eigenvalues.numpy(), nad_directions=nads.directions[:8].numpy())
+    ks = sorted(nads.stability)
+    card.arrays.update(nad_eigenvalues=nads.eigenvalues.numpy(), nad_directions=nads.directions[:8].numpy(),
+                       nad_stability_k=np.array(ks, dtype=np.int64),
+                       nad_stability=np.array([nads.stability[k] for k in ks], dtype=float))
     steps.update()
 
     t0 = time.perf_counter()
     grid = accuracy_grid(lambda: make(2), stride=sizes.grid_stride, recipe=recipe, workers=1, run=quiet)
-    maps = {f"{name}": grid, "LeNet (bundled)": _bundled("lenet/grid"),
-            "ResNet-18 (bundled)": _bundled("resnet18/grid")}
+    maps = {f"{name}": grid, **{f"{label} (bundled)": _bundled(f"{key}/grid") for key, label in REFERENCES.items()}}
     fig = plotting.plot_accuracy_maps(maps, missing_text="not bundled (needs a GPU)", captions=False)
     card.section("2. Trainability over Fourier directions", "Test accuracy on D(v) for Fourier directions v "
                  "(grey: not trained; chance is 0.5).", fig, t0,
@@ -233,3 +243,21 @@ def signature_card(arch, out_dir, *, profile: str = "default", run: RunControl |
     page = out_dir / "card.html"
     page.write_text(card.page(meta), encoding="utf-8")
     return page
+
+
+def card_frame(page, height: int = 900):
+    """The card at ``page`` (a path to ``card.html``) as an inline frame for a notebook or the static book: the
+    page is embedded (``srcdoc``), so it needs no server and no file beside the book."""
+    from IPython.display import HTML
+
+    text = Path(page).read_bytes().decode("utf-8", errors="replace")
+    if not text.lstrip().startswith("<!DOCTYPE html>"):
+        raise ValueError(f"{str(page)!r} is not a card page written by signature_card")
+    return HTML(f"<div><iframe title='signature card' style='width:100%;height:{int(height)}px;border:1px solid #ccc' "
+                f"srcdoc=\"{html.escape(text, quote=True)}\"></iframe></div>")
+
+
+def load_card(page) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of the card whose page is ``page`` (the ``card.npz`` written beside ``card.html``,
+    checksums verified)."""
+    return results.load_artifact(Path(page).with_name("card.npz"))
