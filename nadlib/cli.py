@@ -351,7 +351,7 @@ def _run_trainability(args) -> None:
 # CIFAR-10: poison, flip
 
 def _add_cifar(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    _add_arch(p, required=True, help="the network (3 input channels, 10 outputs)")
     p.add_argument("--nads", required=True, help="NAD file (.npz) of this architecture, or 'fourier'")
     p.add_argument("--npz", default=None, help=f"local CIFAR-10 .npz (default: ${NPZ_ENV}, else torchvision)")
     p.add_argument("--root", default=None, help="torchvision cache folder (default: $NADLIB_DATA/cifar10 "
@@ -404,7 +404,7 @@ def _run_poison(args) -> None:
     profile, start, u, data = _cifar_setup(args)
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays, settings = run_poison_sweep(args.arch, u, data, indices=args.indices, epsilon=args.epsilon,
+    arrays, settings = run_poison_sweep(_model(args, 10), u, data, indices=args.indices, epsilon=args.epsilon,
                                         epochs=args.epochs, profile=profile,
                                         run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     wall = float(arrays["wall_time"].sum() + arrays.get("clean_wall_time", 0.0))
@@ -423,7 +423,7 @@ def _run_flip(args) -> None:
     profile, start, u, data = _cifar_setup(args)
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays, settings = run_flip(args.arch, u, data, epochs=args.epochs, profile=profile,
+    arrays, settings = run_flip(_model(args, 10), u, data, epochs=args.epochs, profile=profile,
                                 until_train_acc=args.until_train_acc, max_epochs=args.max_epochs,
                                 run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     wall = float(arrays["wall_time"].sum())
@@ -438,7 +438,9 @@ def _run_flip(args) -> None:
 
 def _add_collapse(sub) -> None:
     p = sub.add_parser("collapse", help="neural collapse (NC1-NC4 per epoch) on CIFAR-10 or D(v)")
-    p.add_argument("--arch", default=None, choices=ARCHITECTURES, help="default: the profile's collapse.arch")
+    _add_arch(p, required=False, help="the network (default: the profile's collapse.arch)")
+    p.add_argument("--head", default=None, metavar="NAME",
+                   help="the classifier layer whose inputs are the features (default: the last nn.Linear)")
     p.add_argument("--freq", type=int, nargs=2, metavar=("KX", "KY"), default=None,
                    help="train on D(v) for this Fourier direction instead of CIFAR-10")
     p.add_argument("--epsilon", type=_positive_float, default=None, help="margin of D(v) (default: the profile's)")
@@ -456,7 +458,6 @@ def _add_collapse(sub) -> None:
 def _run_collapse(args) -> None:
     profile = get_profile(args.profile)
     cfg = profile.collapse
-    arch = args.arch or cfg.arch
     if args.freq is not None:  # D(v) for one Fourier direction
         data = separable_data(fourier_direction(*args.freq), args.n_train or cfg.nad_n_train,
                               args.n_test or cfg.nad_n_test, sigma=cfg.nad_sigma,
@@ -469,10 +470,13 @@ def _run_collapse(args) -> None:
     hp = CIFARHyperParams(lr=args.lr or cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay if args.weight_decay is None else args.weight_decay,
                           batch_size=args.batch_size or cfg.batch_size)
-    run = run_collapse(arch, data, epochs, hp=hp, out=args.out, profile=profile.name,
+    if args.arch is None:
+        args.arch = cfg.arch
+    arch = _model(args, 2 if args.freq is not None else 10)
+    run = run_collapse(arch, data, epochs, hp=hp, out=args.out, head=args.head, profile=profile.name,
                        run=RunControl(seed=args.seed, device=args.device, progress=True))
     zero = run.zero_error_epoch
-    print(f"wrote {args.out}: {arch}, {epochs} epochs, {run.wall_time:.0f} s; zero training error "
+    print(f"wrote {args.out}: {run.arch}, {epochs} epochs, {run.wall_time:.0f} s; zero training error "
           f"{'from epoch ' + str(zero) if zero is not None else 'not reached'}; final NC1 "
           f"{run.final('nc1'):.3g} (test {run.final('test_nc1'):.3g}), NC3 {run.final('nc3'):.3g}, "
           f"NC4 {run.final('nc4'):.3g}")
@@ -484,8 +488,11 @@ def _run_collapse(args) -> None:
 def _add_signature(sub) -> None:
     p = sub.add_parser("signature", help="non-linearity signatures (affinity scores) of random networks on "
                                          "CIFAR-10 test images (resumable)")
-    p.add_argument("--archs", nargs="+", required=True, choices=ARCHITECTURES, metavar="ARCH",
-                   help=f"one or more of: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--archs", nargs="+", required=True, type=_arch_spec, metavar="ARCH",
+                   help=f"one or more of: {', '.join(ARCHITECTURES)}, or models of yours as 'package.module:Class' "
+                        "(3 input channels; the command sets num_classes=10 when the class takes it)")
+    p.add_argument("--arch-kwargs", type=_json_object, default=None, metavar="JSON",
+                   help="keyword arguments of your models' classes, e.g. '{\"width\": 64}'")
     p.add_argument("--n-samples", type=_positive_int, default=None,
                    help="test images per signature; must exceed the widest layer (default: the profile's)")
     p.add_argument("--seeds", type=_positive_int, default=None,
@@ -496,11 +503,18 @@ def _add_signature(sub) -> None:
 
 
 def _run_signature(args) -> None:
+    models = {}  # label: the registered name, or the class name of a model of yours; resolved before any work
+    for spec in args.archs:
+        label = spec.rpartition(":")[2] if ":" in spec else spec.lower()
+        if label in models:
+            raise ValueError(f"--archs names {label!r} twice")
+        mine = argparse.Namespace(arch=spec, arch_kwargs=args.arch_kwargs if ":" in spec else None)
+        models[label] = _model(mine, 10)
     profile = get_profile(args.profile)
     n = args.n_samples or profile.signature.artifact_n_samples
     inputs, source = signature_inputs(profile, n, synthetic=True if args.synthetic else None)
     seeds = range(args.seeds) if args.seeds else None  # None: the profile's (fewer for costly networks)
-    results = run_signatures(args.archs, inputs, profile=profile, n_samples=n, init_seeds=seeds, out=args.out,
+    results = run_signatures(models, inputs, profile=profile, n_samples=n, init_seeds=seeds, out=args.out,
                              data_source=source, run=RunControl(seed=args.seed, device=args.device,
                                                                 checkpoint=checkpoint_path(args.out)))
     checkpoint_path(args.out).unlink(missing_ok=True)

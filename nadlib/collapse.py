@@ -55,9 +55,9 @@ from .config import PAPER_RECIPE
 from .control import RunControl, as_run
 from .data import as_direction, linear_separable
 from .experiments import CIFARHyperParams, Normaliser
-from .models import seeded_model
+from .models import describe_model, model_name, seeded_model
 from .results import load_artifact, provenance, register_loader, save_artifact
-from .training import TEST_SEED_OFFSET, TrainResult, train
+from .training import TEST_SEED_OFFSET, TrainResult, check_fits, train
 
 __all__ = ["CollapseMetrics", "collapse_metrics", "penultimate_layer", "CollapseTracker", "CollapseRun",
            "run_collapse", "separable_data", "first_zero_error_epoch", "METRICS"]
@@ -403,15 +403,16 @@ def separable_data(v, n_train: int, n_test: int, *, sigma: float = PAPER_RECIPE.
 
 
 def run_collapse(arch: str, data: dict, epochs: int, *, hp: CIFARHyperParams | None = None,
-                 standardise: bool = True, out=None,
+                 standardise: bool = True, out=None, head: str | None = None,
                  on_epoch_end: Callable[[int, nn.Module, "CollapseTracker"], None] | None = None,
                  run: RunControl | None = None, **meta) -> CollapseRun:
     """Train ``arch`` on ``data`` for ``epochs`` epochs and record NC1-NC4 before training and after
     every epoch (train and test features).
 
     Args:
-        arch: a name of :data:`nadlib.ARCHITECTURES`; initialised from ``run.seed`` (``num_classes`` and
-            input channels from the data).
+        arch: a name of :data:`nadlib.ARCHITECTURES` (``num_classes`` and input channels from the data), or
+            a zero-argument constructor of your model (with as many outputs as ``data`` has classes);
+            initialised from ``run.seed``.  Provenance names it by :func:`nadlib.describe_model`.
         data: ``{"x_train", "y_train"}`` and optionally ``{"x_test", "y_test", "source"}``, e.g. from
             :func:`nadlib.cifar_data` or :func:`separable_data`.
         epochs: epochs of SGD with a linear learning-rate decay to 0 (:func:`nadlib.train`).
@@ -420,6 +421,8 @@ def run_collapse(arch: str, data: dict, epochs: int, *, hp: CIFARHyperParams | N
         standardise: standardise inputs per channel with the training set's mean and std (test likewise).
         out: optional ``.npz`` path: the history is written there with :func:`nadlib.save_artifact` and
             :func:`nadlib.provenance` (settings, data source, zero-error epoch, wall time, ``meta``).
+        head: the name of the classifier layer (``dict(model.named_modules())``) whose input are the features
+            (:class:`CollapseTracker`); default: the last ``nn.Linear``.
         on_epoch_end: optional ``f(epoch, model, tracker)`` called after the tracker (live plots).
         run: :class:`nadlib.RunControl`: seed (initialisation and batch order), device (default CUDA if
             available), progress bar over epochs (default on).
@@ -453,7 +456,8 @@ def run_collapse(arch: str, data: dict, epochs: int, *, hp: CIFARHyperParams | N
         x_te = norm(x_te.float()) if has_test else None
     num_classes = max(2, int(y_tr.max()) + 1)
     model = seeded_model(arch, seed, in_channels=x_tr.shape[1], num_classes=num_classes).to(device)
-    tracker = CollapseTracker(model, x_tr, y_tr, x_te, y_te)
+    check_fits(model, x_tr[:1].to(device), y_tr, "train")  # a clear error before any work, naming the shape
+    tracker = CollapseTracker(model, x_tr, y_tr, x_te, y_te, head=head)
 
     def callback(epoch: int, net: nn.Module) -> None:
         tracker(epoch, net)
@@ -467,10 +471,10 @@ def run_collapse(arch: str, data: dict, epochs: int, *, hp: CIFARHyperParams | N
     history = tracker.history()
     history["loss"] = np.array([np.nan, *result.loss]) if len(result.loss) == epochs else \
         np.full(len(history["epoch"]), np.nan)
-    settings = {"arch": arch, "epochs": epochs, **hp.train_kwargs(), "seed": seed, "standardise": standardise,
+    settings = {"arch": describe_model(arch, tuple(x_tr.shape[1:])), "head": head, "epochs": epochs, **hp.train_kwargs(), "seed": seed, "standardise": standardise,
                 "n_train": len(x_tr), "n_test": len(x_te) if has_test else 0, "num_classes": num_classes,
                 "source": str(data.get("source", "?"))}
-    collapse = CollapseRun(arch, history, settings, wall, result)
+    collapse = CollapseRun(model_name(arch), history, settings, wall, result)
     if out is not None:
         info = provenance(device=device, wall_time=wall, zero_error_epoch=collapse.zero_error_epoch,
                           **settings, **meta)

@@ -23,7 +23,7 @@ from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, 
 from .config import PAPER_RECIPE, Recipe, get_profile
 from .control import RunControl, as_run
 from .grid import default_stack, stacked_direction_accuracies
-from .models import describe_model, seeded_model
+from .models import describe_model, model_name, seeded_model
 from .nads import NADs, load_nads
 from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
 from .training import direction_accuracy, evaluate, train
@@ -210,8 +210,8 @@ def _train_cifar(arch: str, x_tr, y_tr, x_te, y_te, *, epochs: int, hp: CIFARHyp
 
 
 def _cifar_settings(arch, data, epochs, seed, hp, **extra) -> dict:
-    return {"arch": arch, "n_train": data["n_train"], "n_test": data["n_test"], "source": data["source"],
-            "epochs": epochs, "seed": seed, **asdict(hp), **extra}
+    return {"arch": describe_model(arch, (3, 32, 32)), "n_train": data["n_train"], "n_test": data["n_test"],
+            "source": data["source"], "epochs": epochs, "seed": seed, **asdict(hp), **extra}
 
 
 def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: float | None = None,
@@ -233,6 +233,9 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
     * ``test_curve``: clean test accuracy after every epoch.
 
     Args:
+        arch: a name of :data:`nadlib.ARCHITECTURES` (built with 3 input channels and 10 outputs), or a
+            zero-argument constructor of your model taking 3 x 32 x 32 images to 10 outputs; checkpoints and
+            provenance name it by :func:`nadlib.describe_model` (a fingerprint, never a memory address).
         nads: the NAD basis (:func:`nadlib.as_nad_basis`), indices refer to its rows.
         data: from :func:`nadlib.cifar_data`.
         indices: NAD indices (default: ``profile.cifar.poison_indices``).
@@ -279,7 +282,7 @@ def run_poison_sweep(arch: str, nads, data: dict, *, indices=None, epsilon: floa
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
     inner = run.replace(device=device, checkpoint=None, deadline=None)
-    done = ResumableRuns(run.checkpoint, settings).run(keys, work, desc=f"{arch} poisoning",
+    done = ResumableRuns(run.checkpoint, settings).run(keys, work, desc=f"{model_name(arch)} poisoning",
                                                        progress=run.shows_progress(True), deadline=run.deadline)
     runs = [done[f"nad_{i}"] for i in indices]
     arrays = {"indices": np.array(indices, dtype=np.int64)}
@@ -305,7 +308,8 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, hp: CIFARHy
 
     Returns ``(arrays, settings)`` with ``variants = ["original", "flipped"]`` and, per variant,
     ``train_acc`` (eval mode, after training), ``test_acc`` and ``test_curve`` (per epoch), ``epochs``
-    and ``wall_time``.  The flipped test set is the flip of the clean test set (same ``U``).
+    and ``wall_time``.  The flipped test set is the flip of the clean test set (same ``U``).  ``arch``: a name
+    or a constructor of your model, as in :func:`run_poison_sweep`.
     ``run`` (seed, device, checkpoint, deadline, progress): as in :func:`run_poison_sweep`.
 
     With ``until_train_acc`` (e.g. 0.99) each variant is trained to that training accuracy, so that test
@@ -350,7 +354,7 @@ def run_flip(arch: str, U, data: dict, *, epochs: int | None = None, hp: CIFARHy
         return {"train_acc": train_acc, "test_acc": result.final_test_acc, "epochs": n_epochs,
                 "test_curve": np.array(result.test_acc), "wall_time": time.perf_counter() - start}
 
-    done = ResumableRuns(run.checkpoint, settings).run(variants, work, desc=f"{arch} flip",
+    done = ResumableRuns(run.checkpoint, settings).run(variants, work, desc=f"{model_name(arch)} flip",
                                                        progress=run.shows_progress(True), deadline=run.deadline)
     arrays = {"variants": np.array(variants)}
     for name in ("train_acc", "test_acc", "wall_time"):

@@ -7,9 +7,10 @@ one artifact that :func:`load_signatures` reads back.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from .cifar10 import cifar_data
 from .config import get_profile
 from .control import RunControl, as_run
 from .experiments import Normaliser
-from .models import ARCHITECTURES, seeded_model
+from .models import ARCHITECTURES, describe_model, model_name, seeded_model
 from .results import Checkpoint, load_artifact, provenance, register_loader, save_artifact
 
 
@@ -60,13 +61,50 @@ def _seeds_for(arch: str, init_seeds, profile) -> list[int]:
     return seeds
 
 
-def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples: int | None = None,
+#: A label of a model in a signature artifact (array names ``rho_<label>``, checkpoint keys ``<label>__<seed>``).
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(_[A-Za-z0-9.-]+)*")
+
+
+def _named_models(archs) -> dict[str, str | Callable]:
+    """``{label: registered name or constructor}`` of ``run_signatures``' ``archs``, checked before any work."""
+    if isinstance(archs, str):
+        archs = [archs]
+    if isinstance(archs, Mapping):
+        items = list(archs.items())
+    else:
+        archs = list(archs)
+        items = [(a.lower() if isinstance(a, str) else model_name(a), a) for a in archs]
+    models = {}
+    for label, a in items:
+        if isinstance(a, str):
+            if a.lower() not in ARCHITECTURES:
+                raise ValueError(f"unknown architecture {a!r}; known: {', '.join(ARCHITECTURES)}, or give a model "
+                                 "of yours as {label: constructor}")
+            a = a.lower()
+        elif isinstance(a, torch.nn.Module) or not callable(a):
+            raise TypeError(f"{label!r}: a model is a registered name or a zero-argument constructor that builds a "
+                            f"fresh network with 10 outputs (e.g. `lambda: Net(num_classes=10)`), got "
+                            f"{type(a).__name__}")
+        if not isinstance(label, str) or not _LABEL.fullmatch(label):
+            raise ValueError(f"model label {label!r} must be letters, digits, '.', '-' and single '_' (it names "
+                             "arrays of the artifact); give models as {label: constructor}")
+        if label in models:
+            raise ValueError(f"two models are labelled {label!r}")
+        models[label] = a
+    if not models:
+        raise ValueError("archs must name at least one architecture")
+    return models
+
+
+def run_signatures(archs: Sequence[str] | Mapping[str, str | Callable], inputs=None, *, profile=None, n_samples: int | None = None,
                    init_seeds=None, out=None, run: RunControl | None = None, **meta) -> dict:
     """Signatures of randomly initialised networks of several architectures; optionally saved.
 
     Args:
         archs: names from :data:`nadlib.ARCHITECTURES` (built with ``in_channels`` from ``inputs`` and
-            10 outputs, PyTorch's default initialisation).
+            10 outputs, PyTorch's default initialisation), or ``{label: model}`` where a model is a registered
+            name or a zero-argument constructor of yours (taking ``inputs``' images; ``label`` names its arrays
+            in the artifact).  Checkpoints and provenance name a constructor by :func:`nadlib.describe_model`.
         inputs: ``N x C x 32 x 32`` images; default: :func:`signature_inputs` of the profile (CIFAR-10
             test images, or the synthetic stand-in when CIFAR-10 is not available).
         profile: sizes (default: :func:`nadlib.get_profile`): ``signature.artifact_n_samples`` and the
@@ -91,14 +129,8 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
     run = as_run(run)
     seed, checkpoint = run.seed, run.checkpoint
     profile = profile or get_profile()
-    if isinstance(archs, str):
-        archs = [archs]
-    archs = [a.lower() if isinstance(a, str) else a for a in archs]
-    for a in archs:
-        if not isinstance(a, str) or a not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {a!r}; known: {', '.join(ARCHITECTURES)}")
-    if not archs:
-        raise ValueError("archs must name at least one architecture")
+    models = _named_models(archs)
+    archs = list(models)
     seeds = {a: _seeds_for(a, init_seeds, profile) for a in archs}
     n_samples = profile.signature.artifact_n_samples if n_samples is None else n_samples
     source = meta.pop("data_source", "inputs given by the caller")
@@ -106,11 +138,12 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
         inputs, source = signature_inputs(profile, n_samples)
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
         raise TypeError("inputs must be an N x C x H x W torch.Tensor of images")
+    described = {a: describe_model(m, tuple(inputs.shape[1:])) for a, m in models.items()}
     device = run.torch_device()
     results: dict[str, list[Signature]] = {}
     ckpt = None
     if checkpoint is not None:
-        ckpt = Checkpoint(checkpoint, {"n_samples": n_samples, "seed": seed, "source": source,
+        ckpt = Checkpoint(checkpoint, {"n_samples": n_samples, "seed": seed, "source": source, "models": described,
                                        "inputs": list(inputs.shape), "input_sum": float(inputs.double().sum())})
     start = time.perf_counter()
     bar = tqdm([(a, s) for a in archs for s in seeds[a]], desc="signatures", unit="net",
@@ -125,7 +158,7 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
                             meta={"arch": arch, "init_seed": s, "seconds": float(a[f"seconds__{key}"])})
             results.setdefault(arch, []).append(sig)
             continue
-        model = seeded_model(arch, s, in_channels=inputs.shape[1], num_classes=10)
+        model = seeded_model(models[arch], s, in_channels=inputs.shape[1], num_classes=10)
         t0 = time.perf_counter()
         sig = nonlinearity_signature(model, inputs, n_samples=n_samples,
                                      run=RunControl(seed=seed, device=device, progress=False))
@@ -147,7 +180,7 @@ def run_signatures(archs: Sequence[str], inputs=None, *, profile=None, n_samples
     if out is not None:
         save_artifact(Path(out), arrays, provenance(
             device=device, profile=profile.name, seed=seed, init_seeds={a: seeds[a] for a in archs},
-            n_samples=int(arrays["n_samples"]), archs=archs, data_source=source,
+            n_samples=int(arrays["n_samples"]), archs=archs, models=described, data_source=source,
             wall_time=time.perf_counter() - start, **meta))
         if ckpt is not None:
             ckpt.remove()

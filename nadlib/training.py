@@ -144,7 +144,7 @@ def check_recipe(*, epochs: int = PAPER_RECIPE.epochs, batch_size: int = PAPER_R
     nonneg_int(eval_every, "eval_every")
 
 
-def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -> None:
+def check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -> None:
     """One forward pass on one sample: the model must take ``x``'s shape and have an output per class."""
     was_training = model.training
     model.eval()
@@ -222,7 +222,7 @@ def train(model: nn.Module, x_train, y_train, x_test=None, y_test=None, *, recip
     model = model.to(memory_format=fmt)
     x_train = x_train.to(device).contiguous(memory_format=fmt)
     y_train = y_train.to(device)
-    _check_fits(model, x_train, torch.cat([y_train, y_test.to(device)]) if has_test else y_train, "train")
+    check_fits(model, x_train, torch.cat([y_train, y_test.to(device)]) if has_test else y_train, "train")
     if has_test:
         x_test, y_test = x_test.to(device).contiguous(memory_format=fmt), y_test.to(device)
 

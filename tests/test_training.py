@@ -377,7 +377,7 @@ def test_model_checks_before_training():
               recipe=Recipe(epochs=1), run=RunControl(progress=False, device="cpu"))
     model = _zero_linear(16).train()
     with pytest.raises(ValueError):
-        T._check_fits(model, x, y, "train")
+        T.check_fits(model, x, y, "train")
     assert model.training  # the check leaves the mode as it was
 
 

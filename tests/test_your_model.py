@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -262,3 +263,66 @@ def test_the_command_line_takes_your_model(user_models, tmp_path, monkeypatch, c
     with pytest.raises(SystemExit):
         main(["grid", "--arch", "alexnet", "--out", str(tmp_path / "x.npz")])
     assert "a registered name" in capsys.readouterr().err
+
+
+COLOUR_MODELS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class ColourGAP(nn.Module):  # CIFAR-10 images: 3 channels in, num_classes out, its classifier named "out"
+        def __init__(self, num_classes=10, width=4):
+            super().__init__()
+            self.stem = nn.Conv2d(3, width, 5, stride=2)
+            self.act = nn.ReLU()
+            self.out = nn.Linear(width, num_classes)
+
+        def forward(self, x):
+            return self.out(self.act(self.stem(x)).mean((2, 3)))
+''')
+
+
+def test_the_cifar_signature_and_collapse_commands_take_your_model(tmp_path, monkeypatch, capsys):
+    """poison, flip, signature and collapse with `--arch mymodels:Class` (num_classes set by each command, 10 or 2);
+    the artifacts name the model by spec and fingerprint, and a mistyped class is refused before any work."""
+    from nadlib.cli import main
+    (tmp_path / "colour.py").write_text(COLOUR_MODELS)
+    monkeypatch.chdir(tmp_path)
+    sys.modules.pop("colour", None)
+    sizes = ["--n-train", "60", "--n-test", "30", "--epochs", "1", "--device", "cpu", "--profile", "smoke"]
+    mine = ["--arch", "colour:ColourGAP", "--arch-kwargs", '{"width": 3}']
+    cifar = [*mine, "--nads", "fourier", "--synthetic", *sizes]
+    assert main(["poison", *cifar, "--indices", "0", "--out", str(tmp_path / "p.npz")]) == 0
+    assert main(["flip", *cifar, "--out", str(tmp_path / "f.npz")]) == 0
+    for name in ("p", "f"):
+        settings = nadlib.load_artifact(tmp_path / f"{name}.npz")[1]["settings"]
+        assert re.fullmatch(r"partial\(ColourGAP\) #[0-9a-f]{16}", settings["arch"]), settings["arch"]
+    assert main(["signature", "--archs", "colour:ColourGAP", "lenet", "--arch-kwargs", '{"width": 3}', "--seeds", "1",
+                 "--n-samples", "130", "--synthetic", "--profile", "smoke", "--device", "cpu",
+                 "--out", str(tmp_path / "s.npz")]) == 0
+    sigs, meta = nadlib.load_signatures(tmp_path / "s.npz")
+    assert list(sigs) == ["ColourGAP", "lenet"] and len(sigs["ColourGAP"][0].rho) == 1  # one ReLU
+    assert meta["models"]["ColourGAP"].startswith("partial(ColourGAP) #") and meta["models"]["lenet"] == "lenet"
+    assert main(["collapse", *mine, "--head", "out", "--synthetic", *sizes, "--out", str(tmp_path / "c.npz")]) == 0
+    meta = nadlib.load_artifact(tmp_path / "c.npz")[1]
+    assert meta["arch"].startswith("partial(ColourGAP) #") and meta["head"] == "out" and meta["num_classes"] == 10
+    capsys.readouterr()
+    for extra, error in ((["--head", "stem", "--synthetic"], "is a Conv2d, not an nn.Linear"),
+                         (["--freq", "1", "0"], "does not accept x_train of shape (N, 1, 32, 32)")):  # D(v): 1 channel
+        assert main(["collapse", *mine, *extra, *sizes, "--out", str(tmp_path / "x.npz")]) == 2
+        assert error in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+    for command in (["signature", "--archs", "colour:Nope"], ["poison", "--arch", "colour:Nope", "--nads", "fourier"]):
+        assert main([*command, "--synthetic", "--out", str(tmp_path / "y.npz")]) == 2
+        assert "has no 'Nope'" in capsys.readouterr().err
+
+
+def test_signatures_of_your_models_are_labelled_and_keyed_on_what_they_are(tmp_path):
+    from nadlib.signature_runs import run_signatures
+    x = torch.randn(130, 1, 32, 32)  # more samples than LeNet's widest layer (120)
+    quick = dict(n_samples=130, init_seeds=[0], run=nadlib.RunControl(progress=False, checkpoint=tmp_path / "c.npz"))
+    make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(1024, 16), nn.ReLU(), nn.Linear(16, 10))  # noqa: E731
+    out = run_signatures({"mlp": make, "lenet": "LeNet"}, x, **quick)
+    assert list(out) == ["mlp", "lenet"] and len(out["mlp"][0].rho) == 1
+    for archs, error in (([make], r"model label '.*<lambda>' must be letters"), ({"a__b": make}, "model label 'a__b'"),
+                         ({"net": nn.Linear(2, 2)}, "got Linear"), (["alexnet"], "unknown architecture")):
+        with pytest.raises((ValueError, TypeError), match=error):
+            run_signatures(archs, x, **quick)
