@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from nadlib.affinity import REGULARISATION, affinity_score
-from nadlib.collapse import collapse_metrics
+from nadlib.collapse import CollapseRun, collapse_metrics
 from nadlib.grid import GridResult
 from nadlib.models import LeNet
 from nadlib.nads.lenet_secant import LeNetSecant, lenet_layers
@@ -429,3 +429,125 @@ def test_oracle_rows_standard_errors():
     assert rows[0]["se_authors"] == pytest.approx(se_a, rel=1e-12)
     assert rows[0]["published"] == 0.88
     assert [r["name"] for r in paper.oracle_rows(arrays, {"n_test": 400}, kind="nad")] == ["b"]
+
+
+# --------------------------------------------------------------------------------------------------
+# collapse runs: what run_collapse measures and records (gaps shown by surviving mutants)
+# --------------------------------------------------------------------------------------------------
+
+def _collapse_data(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(24, 3, 32, 32, generator=g) * torch.tensor([2.0, 0.5, 1.0]).view(1, 3, 1, 1) + 1.5
+    xt = torch.randn(12, 3, 32, 32, generator=g) + 1.0
+    return {"x_train": x, "y_train": torch.arange(24) % 3, "x_test": xt, "y_test": torch.arange(12) % 3,
+            "source": "hand-made"}
+
+
+def test_run_collapse_measures_the_seeded_network_on_standardised_inputs(tmp_path):
+    """LogReg's last-layer features are the flattened (standardised) image, so epoch 0 is known exactly: the
+    measures of seeded_model("logreg", seed, 3 channels, 3 classes) on the inputs standardised per channel
+    with the *training* mean and standard deviation (the test set too)."""
+    from nadlib.collapse import run_collapse
+    from nadlib.experiments import CIFARHyperParams
+    from nadlib.models import seeded_model
+    from nadlib import RunControl
+
+    data = _collapse_data()
+    hp = CIFARHyperParams(lr=0.05, momentum=0.5, weight_decay=0.0, batch_size=8)
+    calls = []
+    res = run_collapse("logreg", data, 2, hp=hp, on_epoch_end=lambda e, net, tr: calls.append((e, net, tr)),
+                       out=tmp_path / "c.npz", profile="oracle", run=RunControl(seed=5, progress=False, device="cpu"))
+    assert [c[0] for c in calls] == [0, 1, 2] and all(c[2].rows is calls[0][2].rows for c in calls)
+    x, xt = data["x_train"], data["x_test"]
+    mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
+    net0 = seeded_model("logreg", 5, in_channels=3, num_classes=3)
+    head = [m for m in net0.modules() if isinstance(m, nn.Linear)][-1]
+    w, b = head.weight.detach(), head.bias.detach()
+    train0 = collapse_metrics(((x - mean) / std).flatten(1), data["y_train"], w, b)
+    test0 = collapse_metrics(((xt - mean) / std).flatten(1), data["y_test"], w, b)
+    for key in ("nc1", "nc2_equinorm", "nc3", "nc4", "accuracy"):
+        assert res.history[key][0] == pytest.approx(getattr(train0, key), rel=1e-5, abs=1e-6), key
+        assert res.history[f"test_{key}"][0] == pytest.approx(getattr(test0, key), rel=1e-5, abs=1e-6), key
+    assert list(res.history["epoch"]) == [0, 1, 2] and res.history["num_classes"][0] == 3
+    assert math.isnan(res.history["loss"][0])
+    np.testing.assert_array_equal(res.history["loss"][1:], res.train_result.loss)
+    assert res.settings["profile"] == "oracle" and res.settings["wall_time"] == pytest.approx(res.wall_time)
+    expected = {"arch": "logreg", "epochs": 2, **hp.train_kwargs(), "seed": 5, "standardise": True, "n_train": 24,
+                "n_test": 12, "num_classes": 3, "source": "hand-made"}
+    assert {k: res.settings[k] for k in expected} == expected
+    assert res.settings["zero_error_epoch"] == res.zero_error_epoch
+    loaded = CollapseRun.from_artifact(tmp_path / "c.npz")
+    assert loaded.arch == "logreg" and loaded.wall_time == pytest.approx(res.wall_time)
+    assert loaded.at(1, "nc3") == pytest.approx(float(res.history["nc3"][1])) and loaded.final("loss") == res.history["loss"][-1]
+    with pytest.raises(KeyError, match="epoch 7 was not recorded"):
+        loaded.at(7, "nc1")
+
+    # without standardisation and without a test set: the raw images, no test_ columns, n_test 0
+    raw = run_collapse("logreg", {k: data[k] for k in ("x_train", "y_train")}, 1, standardise=False,
+                       run=RunControl(seed=5, progress=False, device="cpu"))
+    assert raw.history["nc1"][0] == pytest.approx(collapse_metrics(x.flatten(1), data["y_train"], w, b).nc1, rel=1e-5)
+    assert not [k for k in raw.history if k.startswith("test_")]
+    assert raw.settings["n_test"] == 0 and raw.settings["standardise"] is False and raw.settings["source"] == "?"
+    # the default recipe is the book's CIFAR one
+    assert {k: raw.settings[k] for k in CIFARHyperParams().train_kwargs()} == CIFARHyperParams().train_kwargs()
+
+
+def test_run_collapse_messages():
+    from nadlib.collapse import run_collapse
+    from nadlib import RunControl
+
+    data = _collapse_data()
+    run = RunControl(progress=False, device="cpu")
+    cases = [((data["x_train"], data["y_train"]), 1, {}, TypeError, r"data must be a dict with at least 'x_train' and 'y_train'"),
+             ({"x_train": data["x_train"]}, 1, {}, TypeError, r"data must be a dict with at least 'x_train' and 'y_train'"),
+             ({"y_train": data["y_train"]}, 1, {}, TypeError, r"data must be a dict with at least 'x_train' and 'y_train'"),
+             (data, 0, {}, ValueError, "epochs"),
+             (data, 1, {"hp": {"lr": 0.1}}, TypeError, r"hp must be a nadlib.CIFARHyperParams, got dict: \{'lr': 0.1\}"),
+             (data, 1, {"on_epoch_end": 3}, TypeError, r"on_epoch_end must be callable as f\(epoch, model, tracker\)"),
+             (dict(data, x_train=data["x_train"].flatten(1)), 1, {}, ValueError,
+              r"x_train must have shape \(N, C, H, W\), got \(24, 3072\)"),
+             (dict(data, y_train=data["y_train"].float()), 1, {}, TypeError, "y_train must hold integer class indices"),
+             (dict(data, x_train=[[1.0]]), 1, {}, TypeError, "x_train must be a torch.Tensor or numpy array"),
+             (dict(data, x_test=[[1.0]]), 1, {}, TypeError, "x_test must be a torch.Tensor or numpy array"),
+             (dict(data, y_test=data["y_test"].float()), 1, {}, TypeError, "y_test must hold integer class indices")]
+    for d, epochs, kwargs, err, message in cases:
+        with pytest.raises(err, match=message):
+            run_collapse("logreg", d, epochs, run=run, **kwargs)
+
+
+def test_separable_data_is_two_draws_of_d_v():
+    from nadlib.collapse import separable_data
+    from nadlib.config import PAPER_RECIPE
+    from nadlib.data import linear_separable
+    from nadlib.directions import fourier_direction
+    from nadlib.training import TEST_SEED_OFFSET
+
+    v = fourier_direction(2, 1)
+    d = separable_data(v, 10, 6, sigma=2.0, epsilon=0.5, seed=3, device="cpu")
+    x, y = linear_separable(v, 10, 2.0, 0.5, seed=3, device="cpu")
+    xt, yt = linear_separable(v, 6, 2.0, 0.5, seed=3 + TEST_SEED_OFFSET, device="cpu")
+    assert torch.equal(d["x_train"], x) and torch.equal(d["x_test"], xt)
+    assert d["y_train"].tolist() == [int(t > 0) for t in y] and d["y_test"].tolist() == [int(t > 0) for t in yt]
+    assert set(d["y_train"].tolist()) == {0, 1} and d["y_train"].dtype == torch.long
+    assert (d["n_train"], d["n_test"], d["source"]) == (10, 6, "D(v), sigma 2.0, epsilon 0.5, seed 3")
+    default = separable_data(v, 4, 4)
+    x0, _ = linear_separable(v, 4, PAPER_RECIPE.sigma, PAPER_RECIPE.epsilon, seed=0)
+    assert torch.equal(default["x_train"], x0)
+    assert default["source"] == f"D(v), sigma {PAPER_RECIPE.sigma}, epsilon {PAPER_RECIPE.epsilon}, seed 0"
+
+
+def test_collapse_run_loading_and_zero_error_epoch(tmp_path):
+    from nadlib.collapse import first_zero_error_epoch
+    from nadlib.results import save_artifact
+
+    save_artifact(tmp_path / "bare.npz", {"epoch": np.arange(3), "nc1": np.ones(3)}, {})
+    bare = CollapseRun.from_artifact(tmp_path / "bare.npz")
+    assert (bare.arch, bare.wall_time) == ("?", 0.0) and bare.zero_error_epoch is None
+    for arrays in ({"epoch": np.arange(3)}, {"nc1": np.ones(3)}):
+        save_artifact(tmp_path / "other.npz", arrays, {})
+        with pytest.raises(ValueError, match=r"other.npz' is not a collapse artifact \(missing 'nc1' or 'epoch'\)"):
+            CollapseRun.from_artifact(tmp_path / "other.npz")
+    hist = {"epoch": np.array([0, 2, 4, 6]), "accuracy": np.array([0.5, 0.99, 1.0, 1.0])}
+    assert first_zero_error_epoch(hist) == 4
+    assert first_zero_error_epoch({"epoch": np.array([0])}) is None and first_zero_error_epoch({}) is None
+    assert first_zero_error_epoch({"epoch": np.array([1, 2]), "accuracy": np.array([0.5, 0.9])}) is None
