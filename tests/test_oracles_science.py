@@ -551,3 +551,125 @@ def test_collapse_run_loading_and_zero_error_epoch(tmp_path):
     assert first_zero_error_epoch(hist) == 4
     assert first_zero_error_epoch({"epoch": np.array([0])}) is None and first_zero_error_epoch({}) is None
     assert first_zero_error_epoch({"epoch": np.array([1, 2]), "accuracy": np.array([0.5, 0.9])}) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# non-linearity signatures: token activations, functional keyword arguments, settings, messages
+# --------------------------------------------------------------------------------------------------
+
+class _Tokens(nn.Module):
+    """N x T x D tokens (T = 3, D = 2) through a linear map and a GELU, then a leaky ReLU with a keyword slope."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return nn.functional.leaky_relu(self.act(self.lin(x)), negative_slope=0.3)
+
+
+def test_signature_of_token_activations_by_hand():
+    """tokens="mean": each layer's features are the token means (D = 2), so 5 samples suffice; "flatten": the
+    T x D = 6 features of each sample, which need more than 6.  Each score equals affinity_score of the
+    (input, output) pair computed here, the leaky ReLU with its keyword slope 0.3 (not the default 0.01)."""
+    from nadlib.affinity import nonlinearity_signature
+    from nadlib import RunControl
+
+    torch.manual_seed(0)
+    model = _Tokens()
+    x = torch.randn(40, 3, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pre = model.lin(x)
+        mid = nn.functional.gelu(pre)
+        out = torch.where(mid > 0, mid, 0.3 * mid)
+    sig = nonlinearity_signature(model, x[:5], n_samples=5, tokens="mean", run=RunControl(progress=False, seed=3))
+    assert sig.names == ("act", "leaky_relu") and sig.dims == (2, 2) and sig.kinds == ("GELU", "leaky_relu")
+    assert sig.meta["tokens"] == "mean" and sig.n_samples == 5
+    assert sig.rho[0] == pytest.approx(affinity_score(pre[:5].double().mean(1), mid[:5].double().mean(1)), abs=1e-9)
+    assert sig.rho[1] == pytest.approx(affinity_score(mid[:5].double().mean(1), out[:5].double().mean(1)), abs=1e-9)
+    with pytest.raises(ValueError, match=r"layer 'act' has 6 features but only 5 samples"):
+        nonlinearity_signature(model, x[:5], n_samples=5, run=RunControl(progress=False))
+    flat = nonlinearity_signature(model, x, n_samples=40, run=RunControl(progress=False))
+    assert flat.dims == (6, 6) and flat.meta["tokens"] == "flatten"
+    assert flat.rho[1] == pytest.approx(affinity_score(mid.flatten(1).double(), out.flatten(1).double()), abs=1e-9)
+    with pytest.raises(ValueError, match=r"tokens must be 'flatten' or 'mean', got 'MEAN'"):
+        nonlinearity_signature(model, x, tokens="MEAN")
+
+
+class _Narrow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+        self.act = nn.Tanh()
+
+    def forward(self, x):
+        return self.act(self.lin(x))
+
+
+def test_signature_settings_sampling_and_messages():
+    from nadlib.affinity import Signature, nonlinearity_signature
+    from nadlib import RunControl
+
+    torch.manual_seed(0)
+    model = _Narrow()
+    x = torch.randn(3000, 3, generator=torch.Generator().manual_seed(2))
+    run = RunControl(progress=False, seed=7)
+    sig = nonlinearity_signature(model, x, run=run)  # default: 2,048 of the 3,000 inputs, drawn with run.seed
+    assert sig.n_samples == 2048
+    idx = torch.randperm(3000, generator=torch.Generator().manual_seed(7))[:2048].sort().values
+    with torch.no_grad():
+        pre = model.lin(x[idx])
+    assert sig.rho[0] == pytest.approx(affinity_score(pre, torch.tanh(pre)), abs=1e-9)
+    assert set(sig.meta) == {"seed", "device", "wall_time", "tokens"}
+    assert (sig.meta["seed"], sig.meta["device"], sig.meta["tokens"]) == (7, "cpu", "flatten")
+    assert 0 <= sig.meta["wall_time"] < 60
+    # numpy inputs give the same signature; a width of 4 needs n_samples > 4 (5 is enough, 4 is not)
+    assert nonlinearity_signature(model, x[:5].numpy(), n_samples=5, run=run).rho[0] == pytest.approx(
+        nonlinearity_signature(model, x[:5], n_samples=5, run=run).rho[0], abs=1e-12)
+    with pytest.raises(ValueError, match=r"layer 'act' has 4 features but only 4 samples are used; pass n_samples > 4"):
+        nonlinearity_signature(model, x[:4], n_samples=4, run=run)
+    # 1-D inputs (one number per sample) and the smallest sizes allowed: n_samples 2 of a 1-wide layer, batch 1
+    one = nn.Sequential(nn.Unflatten(0, (-1, 1)), nn.ReLU())
+    assert len(nonlinearity_signature(one, torch.tensor([-1.0, 2.0]), n_samples=2, batch_size=1, run=run)) == 1
+    cases = [(dict(model=3), TypeError, "model must be a torch.nn.Module, got int"),
+             (dict(inputs=[[1.0, 2.0, 3.0]]), TypeError, r"inputs must be a torch.Tensor \(or numpy array\), got list"),
+             (dict(n_samples=2.0), TypeError, "n_samples must be an int, got float"),
+             (dict(batch_size="8"), TypeError, "batch_size must be an int, got str"),
+             (dict(n_samples=1), ValueError, "need n_samples >= 2 and batch_size >= 1, got 1 and 256"),
+             (dict(batch_size=0), ValueError, "need n_samples >= 2 and batch_size >= 1, got 2048 and 0"),
+             (dict(inputs=x[:1]), ValueError, r"inputs must hold at least 2 samples along dimension 0, got shape \(1, 3\)"),
+             (dict(inputs=torch.tensor(1.0)), ValueError, r"inputs must hold at least 2 samples along dimension 0, got shape \(\)"),
+             (dict(inputs=torch.full((10, 3), float("inf"))), ValueError, "^inputs contain NaN or infinite values$"),
+             (dict(layers=[1]), TypeError, r"^layers must be a sequence of layer names \(str\), e.g. \['features.1'\]$"),
+             (dict(model=nn.Linear(3, 3), inputs=x[:10]), ValueError,
+              r"^Linear has no activation layers that nadlib can see \(activation modules or functional activations such as torch.relu\)$"),
+             (dict(model=nn.Sequential(nn.Linear(3, 3), nn.Threshold(0.0, float("inf"))), inputs=x[:10]), ValueError,
+              r"^layer '1' produced NaN or infinite values$")]
+    for kwargs, err, message in cases:
+        args = dict(model=model, inputs=x, run=run)
+        args.update(kwargs)
+        with pytest.raises(err, match=message):
+            nonlinearity_signature(**args)
+    # 1 < n_samples: with 2 samples and a 4-wide layer the message is about the width, not the count
+    with pytest.raises(ValueError, match="too few samples"):
+        nonlinearity_signature(model, x[:2], n_samples=2, run=run)
+
+
+def test_signature_repr_by_hand():
+    from nadlib.affinity import Signature
+
+    names = tuple(f"layer{i}" for i in range(14))
+    sig = Signature(names, np.linspace(0.2, 0.9, 14), 100, dims=tuple(range(1, 15)), kinds=("ReLU",) * 14,
+                    meta={"arch": "toy"})
+    lines = repr(sig).split("\n")
+    assert lines[0] == "Signature(toy: 14 activation layers, n_samples=100, rho mean 0.550, min 0.200, max 0.900)"
+    assert lines[1] == "    0 layer0                   ReLU     d=1     rho=0.2000"
+    assert lines[7] == "  ... (4 more)" and len(lines) == 12
+    assert lines[-1] == "   13 layer13                  ReLU     d=14    rho=0.9000"
+    assert repr(Signature((), np.zeros(0), 10)) == "Signature(network: no activation layers)"
+    short = Signature(("a", "b"), np.array([0.5, 0.25]), 10, dims=(3, 4), kinds=("Tanh", "relu"))
+    assert repr(short).split("\n") == ["Signature(network: 2 activation layers, n_samples=10, rho mean 0.375, min 0.250, max 0.500)",
+                                       "    0 a                        Tanh     d=3     rho=0.5000",
+                                       "    1 b                        relu     d=4     rho=0.2500"]
+    np.testing.assert_array_equal(short.depth, [0.5, 1.0])
