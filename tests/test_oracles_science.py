@@ -673,3 +673,28 @@ def test_signature_repr_by_hand():
                                        "    0 a                        Tanh     d=3     rho=0.5000",
                                        "    1 b                        relu     d=4     rho=0.2500"]
     np.testing.assert_array_equal(short.depth, [0.5, 1.0])
+
+
+def test_nad_statistics_round_trip_dtypes_and_merge_messages():
+    """from_arrays restores float64 sums and int64 counts even from float32 / int32 arrays (a checkpoint
+    written elsewhere); merge of a single part is that part; its messages name the problem."""
+    g = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    st = NADStatistics(3)
+    st.add(g, 0)
+    arrays = {"count": st.count.astype(np.int32), "s1": st.s1.numpy().astype(np.float32),
+              "s2": st.s2.numpy().astype(np.float32)}
+    back = NADStatistics.from_arrays(arrays)
+    assert back.count.dtype == np.int64 and back.s1.dtype == torch.float64 and back.s2.dtype == torch.float64
+    assert back.count.tolist() == [3, 3] and back.dim == 3
+    np.testing.assert_array_equal(back.s1.numpy(), arrays["s1"].astype(np.float64))
+    back.add(g[:1], 6)  # float64 sums: adding a float64 gradient keeps full precision
+    assert back.s1.dtype == torch.float64 and back.count.tolist() == [4, 3]
+    one = NADStatistics.merge([st])
+    assert torch.equal(one.s2, st.s2) and one.count.tolist() == [3, 3] and one is not st
+    for parts, message in (([], r"^merge needs a non-empty list of NADStatistics$"),
+                           ([st, "x"], r"^merge needs a non-empty list of NADStatistics$"),
+                           ([st, NADStatistics(4)], r"^cannot merge statistics of different dimensions \[3, 4\]$")):
+        with pytest.raises(ValueError, match=message):
+            NADStatistics.merge(parts)
+    with pytest.raises(ValueError, match="a covariance needs at least 2 networks"):
+        NADStatistics(3).covariance(0)
