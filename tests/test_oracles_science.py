@@ -698,3 +698,41 @@ def test_nad_statistics_round_trip_dtypes_and_merge_messages():
             NADStatistics.merge(parts)
     with pytest.raises(ValueError, match="a covariance needs at least 2 networks"):
         NADStatistics(3).covariance(0)
+
+
+class _HeadFirst(nn.Module):
+    """The classifier is registered *before* the body, so only ``head="head"`` finds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.body = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
+def test_collapse_tracker_measures_the_named_head_on_train_and_test_sets():
+    from nadlib.collapse import CollapseTracker
+
+    torch.manual_seed(0)
+    model = _HeadFirst()
+    g = torch.Generator().manual_seed(1)
+    x, xt = torch.randn(30, 5, generator=g), torch.randn(15, 5, generator=g)
+    y, yt = torch.arange(30) % 3, torch.arange(15) % 3
+    tracker = CollapseTracker(model, x, y, xt, yt, batch_size=7, head="head")
+    tracker(4, model)
+    with torch.no_grad():
+        h, ht = torch.relu(model.body(x)), torch.relu(model.body(xt))
+    w, b = model.head.weight.detach(), model.head.bias.detach()
+    train_m, test_m = collapse_metrics(h, y, w, b), collapse_metrics(ht, yt, w, b)
+    hist = tracker.history()
+    assert hist["epoch"].tolist() == [4] and len(tracker.rows) == 1
+    for key in ("nc1", "nc2_equinorm", "nc2_equiangular", "nc3", "nc4", "accuracy"):
+        assert hist[key][0] == pytest.approx(getattr(train_m, key), rel=1e-6, abs=1e-7), key
+        assert hist[f"test_{key}"][0] == pytest.approx(getattr(test_m, key), rel=1e-6, abs=1e-7), key
+    assert hist["test_n_samples"][0] == 15 and hist["n_samples"][0] == 30 and hist["dim"][0] == 4
+    no_test = CollapseTracker(model, x, y, head="head")
+    with pytest.raises(ValueError, match="^this tracker has no test set$"):
+        no_test.measure(model, test=True)
+    assert no_test.history() == {} and no_test.zero_error_epoch is None
