@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -157,12 +158,22 @@ def affinity_score(x, y) -> float:
     (``ot.emd2``, uniform weights, squared Euclidean cost; ``ot.emd2_1d`` in 1-D); and
     ``rho = 1 - sqrt(W / (2 tr S_Y))``, clipped to ``[0, 1]``.
 
+    Degenerate pairs: a constant ``y`` is an affine (constant) function of any ``x``, so ``rho = 1``; a constant
+    ``x`` with a varying ``y`` is no function at all and raises; when both are constant the score is undefined
+    and is ``nan``, with a ``RuntimeWarning``.
+
     Raises:
         TypeError: ``x`` or ``y`` is not a real tensor/array.
-        ValueError: shapes differ or are not 1-, 2- or 4-D, ``N <= d``, or values are NaN/infinite.
+        ValueError: shapes differ or are not 1-, 2- or 4-D, ``N <= d``, values are NaN/infinite, or ``x`` is
+            constant while ``y`` varies.
     """
     xs, ys = _check_pair(x, y)
     return _affinity(xs, ys)
+
+
+def _constant(s_raw: torch.Tensor, scale: float) -> bool:
+    """A covariance whose trace is negligible next to ``scale`` (the sum of both traces, at least 1)."""
+    return float(torch.trace(s_raw)) <= 1e-12 * max(scale, 1.0)
 
 
 def _affinity(xs: torch.Tensor, ys: torch.Tensor, return_map: bool = False):
@@ -173,7 +184,15 @@ def _affinity(xs: torch.Tensor, ys: torch.Tensor, return_map: bool = False):
     sx_raw, sy_raw = xc.T @ xc / (n - 1), yc.T @ yc / (n - 1)
     sx, sy = sx_raw + REGULARISATION * eye, sy_raw + REGULARISATION * eye
     scale = float(torch.trace(sx_raw)) + float(torch.trace(sy_raw))
-    if float(torch.trace(sy_raw)) <= 1e-12 * max(scale, 1.0):
+    if _constant(sx_raw, scale):
+        if not _constant(sy_raw, scale):
+            raise ValueError("x is constant but y varies: no function maps these inputs to these outputs (were "
+                             "x and y taken from the same samples?)")
+        warnings.warn("affinity score of a constant input and a constant output is undefined: nan",
+                      RuntimeWarning, stacklevel=3)
+        nan = float("nan")
+        return (nan, torch.zeros_like(sy), mx, my) if return_map else nan
+    if _constant(sy_raw, scale):
         a = torch.zeros_like(sy)  # constant output: T maps everything to m_Y
     else:
         sy_half = _sym_pow(sy, 0.5)
@@ -471,8 +490,9 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``, ``inputs`` not a tensor, or bad argument types.
-        ValueError: too few samples for a layer's width, NaN inputs, unknown layer names, no
-            activation layers, or non-positive sizes.
+        ValueError: too few samples for a layer's width, NaN or identical inputs, unknown layer names, no
+            activation layers, or non-positive sizes.  A layer whose inputs are all the same (e.g. dead units
+            everywhere before it) scores ``nan`` with a ``RuntimeWarning`` (:func:`affinity_score`).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -503,6 +523,9 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
     if n < len(inputs):
         idx = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))[:n].sort().values
         inputs = inputs[idx]
+    if bool((inputs == inputs[:1]).all()):
+        raise ValueError(f"all {n} inputs are the same: every layer would see a constant, and an affinity score "
+                         "needs inputs that vary (e.g. test images or Gaussian noise)")
     inputs = inputs.to(device)
     was_training = model.training
     model = model.to(device).eval()

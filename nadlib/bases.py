@@ -220,13 +220,20 @@ def nad_energy(x: torch.Tensor, nads, centre: bool = True) -> torch.Tensor:
     normalised to sum to 1 over the directions given (``centre`` subtracts the mean image ``m`` first).
 
     Computed in float64; returned as a float32 tensor of length ``k`` (one value per direction), whatever
-    the dtype of ``x`` and ``nads``."""
+    the dtype of ``x`` and ``nads``.
+
+    Raises ``ValueError`` when the images carry no energy along the directions (e.g. ``centre=True`` with
+    identical images, or all-zero images): the shares would be 0/0."""
     x = check_images(x)
     if centre:
         x = x - x.mean(dim=0, keepdim=True)
     coef = nad_coefficients(x.to(torch.float64), as_nad_basis(nads).to(torch.float64))
     energy = (coef ** 2).sum(dim=1).mean(dim=0)
-    return (energy / energy.sum()).to(torch.float32)
+    total = float(energy.sum())
+    if not total > 0:
+        why = "the images are all the same once their mean image is subtracted" if centre else "the images are 0"
+        raise ValueError(f"the images carry no energy along these directions ({why}): energy shares are undefined")
+    return (energy / total).to(torch.float32)
 
 
 def fourier_energy_by_radius(x: torch.Tensor, centre: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -172,6 +173,9 @@ def collapse_metrics(features, labels, weight, bias=None) -> CollapseMetrics:
     arrays; everything is computed in float64.  Labels are class indices ``0..C-1`` (``+-1`` labels
     of D(v) are mapped to ``0/1`` as in :func:`nadlib.train`).
 
+    Degenerate features: when all class means coincide NC1-NC3 are ``nan`` (no between-class spread), and
+    when any two coincide NC4 is ``nan`` with a ``RuntimeWarning`` (every sample ties between them).
+
     Raises:
         TypeError: non-array input, non-float features/weight/bias, non-integer labels.
         ValueError: wrong shapes, NaN/inf, labels out of range, fewer than 2 classes, a class without
@@ -194,9 +198,15 @@ def collapse_metrics(features, labels, weight, bias=None) -> CollapseMetrics:
         logits = logits + bias.to(dev, torch.float64)
     net = logits.argmax(1)
     accuracy = (net == y).double().mean().item()
-    # nearest class mean: argmin ||h - mu_c||^2 = argmin (||mu_c||^2 - 2 h.mu_c)
+    # nearest class mean: argmin ||h - mu_c||^2 = argmin (||mu_c||^2 - 2 h.mu_c); undefined (a tie for every
+    # sample between them) when two class means coincide
     ncc = ((means * means).sum(1) - 2 * h @ means.T).argmin(1)
     nc4 = (ncc != net).double().mean().item()
+    gaps = torch.cdist(means, means) + torch.eye(c, dtype=torch.float64, device=dev)
+    if bool((gaps == 0).any()):
+        warnings.warn("two class means coincide: the nearest class mean is a tie, NC4 is undefined (nan)",
+                      RuntimeWarning, stacklevel=2)
+        nc4 = float("nan")
 
     m_norm = torch.linalg.norm(m)
     if m_norm == 0:

@@ -135,7 +135,13 @@ def fourier_energy(v, shift: bool = True) -> torch.Tensor:
 
 def fill_symmetric(values: dict, size: int = 32, fill=np.nan) -> np.ndarray:
     """A ``size x size`` map (rows ``ky``, columns ``kx``) from ``{(kx, ky): value}``, mirrored to both members
-    of each symmetric pair; missing frequencies get ``fill``."""
+    of each symmetric pair; missing frequencies get ``fill``.  Raises ``ValueError`` for a frequency outside
+    ``0..size-1``."""
+    _check_size(size)
+    outside = [f for f in values if not all(is_int(k) and 0 <= k < size for k in f)]
+    if outside:
+        raise ValueError(f"frequencies must be (kx, ky) with 0 <= kx, ky < {size} (the map's size), got "
+                         f"{outside[:4]}")
     grid = np.full((size, size), fill, dtype=float)
     for (kx, ky), value in values.items():
         grid[ky, kx] = value

@@ -387,7 +387,56 @@ SILENT = [
      ValueError, r"accuracies must lie in \[0, 1\].*7\.5"),
     ("map with a negative accuracy", lambda: nadlib.book.plotting.plot_accuracy_map({(1, 0): -3.0}),
      ValueError, r"accuracies must lie in \[0, 1\]"),
+    ("map with a frequency outside the grid", lambda: nadlib.book.plotting.plot_accuracy_map({(40, 0): 0.9}),
+     ValueError, r"0 <= kx, ky < 32 .*\(40, 0\)"),
+    ("fill_symmetric outside the grid", lambda: nadlib.fill_symmetric({(1, -2): 1.0}, 8), ValueError, r"< 8"),
+    # energies of images that carry none: 0/0
+    ("NAD energy of identical images", lambda: nadlib.nad_energy(torch.ones(4, 1, 32, 32), U8),
+     ValueError, "carry no energy .* all the same"),
+    ("Fourier energy of zero images", lambda: nadlib.fourier_energy_by_radius(torch.zeros(3, 1, 32, 32), centre=False),
+     ValueError, "carry no energy .* are 0"),
+    # degenerate statistics: an error instead of a plausible number
+    ("affinity of a constant input and a varying output", lambda: nadlib.affinity_score(
+        torch.zeros(50, 3), torch.randn(50, 3, generator=torch.Generator().manual_seed(0))),
+     ValueError, "x is constant but y varies"),
+    ("signature of identical inputs", lambda: nadlib.nonlinearity_signature(
+        nadlib.get_model("lenet", 1, 10), torch.zeros(200, 1, 32, 32), run=RunControl(progress=False)),
+     ValueError, "all 200 inputs are the same"),
+    # figures of NaN, negative variances or missing directions
+    ("NADs figure of NaN directions", lambda: nadlib.book.plotting.plot_nads(np.full((8, 32, 32), np.nan)),
+     ValueError, "NaN or infinite values in the NADs"),
+    ("NADs figure of an index past the last", lambda: nadlib.book.plotting.plot_nads(U8, indices=[5000]),
+     ValueError, r"NAD indices in 0\.\.7"),
+    ("spectrum with NaN", lambda: nadlib.book.plotting.plot_eigenvalues({"bad": [np.nan, 1.0, 2.0]}),
+     ValueError, "NaN or infinite values in the eigenvalues of 'bad'"),
+    ("spectrum with a negative variance", lambda: nadlib.book.plotting.plot_eigenvalues({"bad": [3.0, -1.0, 2.0]}),
+     ValueError, "must be >= 0"),
+    ("poisoned examples with NaN", lambda: nadlib.book.plotting.plot_poisoned_examples(
+        _nan_images(), IMAGES, LABELS), ValueError, "NaN or infinite values in x"),
+    ("energy figure with NaN", lambda: nadlib.book.plotting.plot_energy_nads_vs_fourier(
+        [np.nan, 0.5], [0.5, 0.5]), ValueError, "NaN or infinite values in nad_energy"),
 ]
+
+
+def test_degenerate_statistics_are_nan_with_a_warning_never_a_plausible_number():
+    """Constant inputs and outputs of a layer, and classes whose means coincide, have no affinity score and no
+    nearest class mean: ``nan`` and a RuntimeWarning (it used to be 1.0 and a tie-broken NC4 = 1.0).  A constant
+    output of varying inputs is a constant, hence affine, function: 1."""
+    with pytest.warns(RuntimeWarning, match="undefined"):
+        assert np.isnan(nadlib.affinity_score(torch.ones(50, 3), torch.ones(50, 3)))
+    assert nadlib.affinity_score(torch.randn(50, 3, generator=torch.Generator().manual_seed(0)),
+                                 torch.ones(50, 3)) == 1.0
+    from nadlib.collapse import collapse_metrics
+    labels = torch.arange(20) % 2
+    with pytest.warns(RuntimeWarning, match="class means coincide"):
+        m = collapse_metrics(torch.ones(20, 5), labels, torch.randn(2, 5))
+    assert np.isnan([m.nc1, m.nc2_equinorm, m.nc2_equiangular, m.nc3, m.nc4]).all()
+    # two of three class means coincide: NC1-NC3 are defined, NC4 is not
+    h = torch.cat([torch.zeros(10, 2), torch.ones(5, 2)])
+    y = torch.tensor([0] * 5 + [1] * 5 + [2] * 5)
+    with pytest.warns(RuntimeWarning, match="class means coincide"):
+        m = collapse_metrics(h, y, torch.randn(3, 2))
+    assert np.isnan(m.nc4) and np.isfinite(m.nc1)
 
 
 @pytest.mark.parametrize("call, error, fragment", [c[1:] for c in SILENT], ids=[c[0] for c in SILENT])

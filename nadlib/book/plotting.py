@@ -36,6 +36,17 @@ NOT_TRAINED_COLOR = "#c8c8c8"
 
 
 
+def _finite(a, name: str, *, nonnegative: bool = False) -> np.ndarray:
+    """``a`` as a float64 array, refused when it holds NaN or infinite (or, with ``nonnegative``, negative)
+    values: a figure of them would be blank or silently clipped."""
+    arr = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=float)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"NaN or infinite values in {name}")
+    if nonnegative and (arr < 0).any():
+        raise ValueError(f"{name} must be >= 0 (energies and variances), got {arr[arr < 0][:3].tolist()}")
+    return arr
+
+
 def _map_of(grid, size: int | None = None):
     """``(map, size)`` for a :class:`~nadlib.training.GridResult`, a ``{(kx, ky): acc}`` dict or a
     square array (rows ``ky``, columns ``kx``, unshifted)."""
@@ -363,7 +374,7 @@ def nad_rows(nads) -> np.ndarray:
         d = d[:, None]
     if d.ndim != 4:
         raise ValueError(f"NADs must be k x C x H x W (or k x H x W), got shape {d.shape}")
-    return d.astype(np.float64)
+    return _finite(d, "the NADs")
 
 
 def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, axes=None):
@@ -372,6 +383,9 @@ def plot_nads(nads, indices=(0, 1, 2, 3, 4, 5, 6, 7), title: str | None = None, 
 
     d = nad_rows(nads)
     indices = [int(i) for i in indices]
+    outside = [i for i in indices if not 0 <= i < len(d)]
+    if outside or not indices:
+        raise ValueError(f"indices must be NAD indices in 0..{len(d) - 1} (at least one), got {outside or indices}")
     if axes is None:
         fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices), 3.4), squeeze=False)
     else:
@@ -402,8 +416,9 @@ def plot_eigenvalues(spectra: dict, ax=None, normalize: bool = True):
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
     for label, ev in spectra.items():
-        ev = getattr(ev, "eigenvalues", ev)
-        ev = np.asarray(ev.detach().cpu() if hasattr(ev, "detach") else ev, dtype=float)
+        ev = _finite(getattr(ev, "eigenvalues", ev), f"the eigenvalues of {label!r}", nonnegative=True)
+        if ev.ndim != 1 or not ev.any():
+            raise ValueError(f"the eigenvalues of {label!r} must be a 1-D spectrum, not all zero; got shape {ev.shape}")
         ev = np.where(ev > ev.max() * 1e-12, ev, np.nan)  # a covariance of n < D networks has rank n - 1
         ax.semilogy(ev / np.nansum(ev) if normalize else ev, label=label)
     ax.set_xlabel("NAD index i")
@@ -462,6 +477,9 @@ def plot_poisoned_examples(x, x_poisoned, y, n: int = 6, amplify: float | None =
     """
 
     names = class_names or CIFAR10_CLASSES
+    if _finite(x, "x").shape != _finite(x_poisoned, "x_poisoned").shape:
+        raise ValueError(f"x and x_poisoned must have the same shape, got {tuple(x.shape)} and "
+                         f"{tuple(x_poisoned.shape)}")
     n = min(int(n), len(x))
     rows = 2 if amplify == 0 else 3
     fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.75 * rows), squeeze=False)
@@ -518,7 +536,8 @@ def plot_energy_nads_vs_fourier(nad_energy, fourier_energy, label: str = "NADs",
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    e_nad, e_f = np.asarray(nad_energy, dtype=float), np.asarray(fourier_energy, dtype=float)
+    e_nad = _finite(nad_energy, "nad_energy", nonnegative=True)
+    e_f = _finite(fourier_energy, "fourier_energy", nonnegative=True)
     k = np.arange(len(e_nad))
     axes[0].semilogy(k, e_nad, lw=0.8, label=f"along {label} (index order)")
     axes[0].semilogy(np.arange(len(e_f)), e_f, lw=0.8, alpha=0.8, label="along Fourier (low to high frequency)")
