@@ -736,3 +736,62 @@ def test_collapse_tracker_measures_the_named_head_on_train_and_test_sets():
     with pytest.raises(ValueError, match="^this tracker has no test set$"):
         no_test.measure(model, test=True)
     assert no_test.history() == {} and no_test.zero_error_epoch is None
+
+
+def test_collapse_messages_in_full():
+    """The exact messages of the collapse inputs (the bad-input tests of test_collapse.py match fragments)."""
+    from nadlib.collapse import CollapseTracker, penultimate_layer
+
+    h, y, w = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]), torch.randn(3, 3)
+    cases = [(dict(features=[[1.0]]), TypeError, r"^features must be a torch.Tensor or numpy array, got list$"),
+             (dict(weight=torch.ones(3, 3, dtype=torch.long)), TypeError, r"^weight must be floating-point, got dtype torch.int64$"),
+             (dict(weight=torch.ones(3)), ValueError, r"^weight must have shape \(C, D\), got \(3,\)$"),
+             (dict(features=torch.ones(0, 3), labels=torch.zeros(0, dtype=torch.long)), ValueError, r"^features is empty \(N = 0\)$"),
+             (dict(weight=torch.randn(13, 3), labels=torch.tensor([0, 1, 0, 1, 0, 1])), ValueError,
+              r"^class\(es\) \[2, 3, 4, 5, 6, 7, 8, 9, 10, 11\] have no samples; every class needs at least one "
+              r"\(class means are undefined otherwise\)$"),
+             (dict(bias=[0.0, 0.0, 0.0]), TypeError, r"^bias must be a torch.Tensor or numpy array, got list$"),
+             (dict(bias=torch.tensor([0.0, float("inf"), 0.0])), ValueError, r"^bias contains NaN or infinite values$"),
+             (dict(labels=torch.tensor([True, False] * 3)), TypeError, r"^labels must hold integer class indices, got dtype torch.bool$"),
+             (dict(labels=torch.zeros(6, dtype=torch.complex64)), TypeError, "^labels must hold integer class indices"),
+             (dict(labels=np.array([0, 1, 2, 0, 1, 2], dtype=object)), TypeError, "^labels must be a numeric array, got dtype object$")]
+    for kwargs, err, message in cases:
+        args = dict(features=h, labels=y, weight=w, bias=None)
+        args.update(kwargs)
+        with pytest.raises(err, match=message):
+            collapse_metrics(**args)
+    # +-1 labels are the classes 0 (for -1) and 1 (for +1)
+    h2, w2 = torch.randn(6, 2, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    pm = torch.tensor([-1, 1, 1, -1, 1, -1])
+    assert collapse_metrics(h2, pm, w2) == collapse_metrics(h2, (pm > 0).long(), w2)
+
+    with pytest.raises(TypeError, match="^model must be an nn.Module, got int$"):
+        penultimate_layer(3)
+    with pytest.raises(ValueError, match=r"^_HeadFirst has no module named 'nope'; its linear layers: \['head', 'body'\]$"):
+        penultimate_layer(_HeadFirst(), "nope")
+    with pytest.raises(ValueError, match=r"^the head '1' of Sequential is a ReLU, not an nn.Linear classifier$"):
+        penultimate_layer(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), "1")
+    with pytest.raises(ValueError, match="^Sequential has no nn.Linear layer, so it has no last-layer features$"):
+        penultimate_layer(nn.Sequential(nn.ReLU()))
+    model = _HeadFirst()
+    assert penultimate_layer(model) is model.body and penultimate_layer(model, "head") is model.head
+
+    x = torch.randn(5, 5)
+    tracker_cases = [(dict(x_test=x), ValueError, "^give both x_test and y_test, or neither$"),
+                     (dict(x=x.long()), TypeError, "^x must be floating-point, got dtype torch.int64$"),
+                     (dict(x=[[1.0]]), TypeError, "^x must be a torch.Tensor or numpy array, got list$"),
+                     (dict(x_test=torch.randn(5), y_test=torch.arange(5)), ValueError,
+                      r"^x_test must be a non-empty batch \(N, ...\), got shape \(5,\)$"),
+                     (dict(x=torch.randn(0, 5), y=torch.zeros(0, dtype=torch.long)), ValueError,
+                      r"^x must be a non-empty batch \(N, ...\), got shape \(0, 5\)$"),
+                     (dict(x_test=x, y_test=torch.arange(4)), ValueError, "^x_test has 5 samples but y_test has 4$"),
+                     (dict(x_test=x, y_test=torch.arange(5).float()), TypeError, "^y_test must hold integer class indices"),
+                     (dict(y=torch.arange(5).float()), TypeError, "^y must hold integer class indices"),
+                     (dict(batch_size=0), ValueError, "batch_size")]
+    for kwargs, err, message in tracker_cases:
+        args = dict(x=x, y=torch.arange(5) % 3)
+        args.update(kwargs)
+        with pytest.raises(err, match=message):
+            CollapseTracker(model, **args)
+    one = CollapseTracker(model, x[:1], torch.tensor([0]), head="head")  # a single sample is a batch
+    assert one.layer is model.head and one.x.shape == (1, 5)
