@@ -795,3 +795,14 @@ def test_collapse_messages_in_full():
             CollapseTracker(model, **args)
     one = CollapseTracker(model, x[:1], torch.tensor([0]), head="head")  # a single sample is a batch
     assert one.layer is model.head and one.x.shape == (1, 5)
+
+
+def test_signature_of_a_bare_activation_module_is_named_by_its_type():
+    """A model that *is* one activation module has the empty path: its layer is named by the module's type."""
+    from nadlib.affinity import nonlinearity_signature
+    from nadlib import RunControl
+
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sig = nonlinearity_signature(nn.Tanh(), x, n_samples=50, run=RunControl(progress=False))
+    assert sig.names == ("Tanh",) and sig.kinds == ("Tanh",) and sig.dims == (2,)
+    assert sig.rho[0] == pytest.approx(affinity_score(x, torch.tanh(x)), abs=1e-12)
