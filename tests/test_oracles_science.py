@@ -806,3 +806,112 @@ def test_signature_of_a_bare_activation_module_is_named_by_its_type():
     sig = nonlinearity_signature(nn.Tanh(), x, n_samples=50, run=RunControl(progress=False))
     assert sig.names == ("Tanh",) and sig.kinds == ("Tanh",) and sig.dims == (2,)
     assert sig.rho[0] == pytest.approx(affinity_score(x, torch.tanh(x)), abs=1e-12)
+
+
+def test_affinity_inputs_in_full():
+    """Exact messages and the smallest sample that is allowed: N = d + 1 (2 samples in 1-D)."""
+    assert 0 <= affinity_score(np.array([0.0, 1.0]), np.array([1.0, 3.0])) <= 1
+    assert affinity_score(np.arange(5), np.arange(5) ** 2) == pytest.approx(
+        affinity_score(np.arange(5.0), np.arange(5.0) ** 2), abs=1e-12)  # integer arrays are numbers too
+    cases = [(np.ones(5, dtype=bool), np.ones(5), TypeError, "^x must hold real numbers, got dtype bool$"),
+             (np.ones(5), np.array(["a"] * 5), TypeError, "^y must hold real numbers, got dtype <U1$"),
+             ([1.0, 2.0], np.ones(2), TypeError, r"^x must be a torch.Tensor or numpy.ndarray, got list$"),
+             (torch.ones(5, dtype=torch.bool), torch.ones(5), TypeError, "^x must hold real numbers, got dtype torch.bool$"),
+             (torch.ones(5), torch.ones(5, dtype=torch.complex64), TypeError, "^y must hold real numbers, got dtype torch.complex64$"),
+             (np.ones((5, 2)), np.ones((5, 3)), ValueError,
+              r"^x and y must have the same shape \(inputs and outputs of one activation\), got \(5, 2\) and \(5, 3\)$"),
+             (np.ones((3, 3)), np.ones((3, 3)), ValueError,
+              r"^too few samples for the dimension: 3 samples of 3 features; the covariances need more samples than "
+              r"features \(at least 4, better many more\)$"),
+             (np.array([0.0, np.nan, 1.0]), np.ones(3), ValueError, "^x contains NaN or infinite values$"),
+             (np.ones(3), np.array([0.0, np.inf, 1.0]), ValueError, "^y contains NaN or infinite values$")]
+    for x, y, err, message in cases:
+        with pytest.raises(err, match=message):
+            affinity_score(x, y)
+
+
+def test_affine_fit_1d_by_hand():
+    """affine_fit_1d("ReLU", mean, std, n, seed): n draws of N(mean, std^2) (torch, float64, seeded), the slope
+    sqrt(var y / var x) (unbiased, + 1e-6 each), the intercept, T(x), the Pearson r and the exact score."""
+    from nadlib.affinity import affine_fit_1d
+
+    fit = affine_fit_1d("ReLU", mean=0.5, std=2.0, n=300, seed=3)
+    x = 0.5 + 2.0 * torch.randn(300, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    np.testing.assert_array_equal(fit.x, x.numpy())
+    xn, yn = x.numpy(), np.maximum(x.numpy(), 0)
+    np.testing.assert_array_equal(fit.y, yn)
+    slope = math.sqrt((yn.var(ddof=1) + REGULARISATION) / (xn.var(ddof=1) + REGULARISATION))
+    assert fit.slope == pytest.approx(slope, rel=1e-9)
+    assert fit.intercept == pytest.approx(yn.mean() - slope * xn.mean(), rel=1e-9)
+    np.testing.assert_allclose(fit.tx, slope * (xn - xn.mean()) + yn.mean(), rtol=1e-9)
+    r = np.corrcoef(xn, yn)[0, 1]
+    assert fit.r == pytest.approx(r, rel=1e-9) and fit.rho_from_r == pytest.approx(1 - math.sqrt(1 - r), rel=1e-9)
+    assert fit.rho == pytest.approx(affinity_score(xn, yn), abs=1e-12)
+    assert (fit.name, fit.mean, fit.std) == ("ReLU", 0.5, 2.0)
+    # a callable is named by its __name__; a constant output has r = 0 and slope 0
+    const = affine_fit_1d(lambda t: torch.zeros_like(t), n=50)
+    assert const.name == "<lambda>" and const.r == 0.0 and const.slope == 0.0 and const.rho == 1.0
+    assert affine_fit_1d(torch.tanh, n=50).name == "tanh"
+    default = affine_fit_1d(n=40)
+    np.testing.assert_array_equal(default.x, torch.randn(40, generator=torch.Generator().manual_seed(0),
+                                                         dtype=torch.float64).numpy())
+    assert default.name == "ReLU" and len(affine_fit_1d().x) == 2000
+    with pytest.raises(ValueError, match="^unknown function 'relu'; choose one of ReLU, leaky ReLU"):
+        affine_fit_1d("relu")
+    with pytest.raises(TypeError, match="^f must be a function name or a callable, got int$"):
+        affine_fit_1d(3)
+    for kwargs in (dict(std=0.0), dict(std=-1.0), dict(mean=float("nan")), dict(std="1")):
+        with pytest.raises(ValueError, match="^need a finite mean and std > 0, got mean="):
+            affine_fit_1d("ReLU", n=50, **kwargs)
+
+
+def test_functions_1d_by_hand():
+    from nadlib.affinity import FUNCTIONS_1D
+
+    t = torch.tensor([-2.0, -0.5, 0.0, 1.5])
+    torch.testing.assert_close(FUNCTIONS_1D["2x + 1"](t), torch.tensor([-3.0, 0.0, 1.0, 4.0]))
+    torch.testing.assert_close(FUNCTIONS_1D["x^3"](t), torch.tensor([-8.0, -0.125, 0.0, 3.375]))
+    torch.testing.assert_close(FUNCTIONS_1D["leaky ReLU (0.1)"](t), torch.tensor([-0.2, -0.05, 0.0, 1.5]))
+
+
+def test_relative_depth_and_relu_reference_by_hand():
+    from nadlib.affinity import gaussian_relu_reference, relative_depth
+
+    np.testing.assert_array_equal(relative_depth(4), [0.25, 0.5, 0.75, 1.0])
+    assert relative_depth(0).size == 0
+    # exact at the grid widths: unique(round(geomspace(1, 10, 3))) = 1, 3, 10; linear in between
+    n = 40
+    gen = torch.Generator().manual_seed(5)
+    exact = {}
+    for d in (1, 3, 10):
+        x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        exact[d] = affinity_score(x, torch.relu(x))
+    got = gaussian_relu_reference(n, [1, 2, 3, 6.5, 10, 7, 8, 9, 4, 5], seed=5, max_points=3)
+    expected = [exact[1], (exact[1] + exact[3]) / 2, exact[3], exact[3] + (exact[10] - exact[3]) * 3.5 / 7, exact[10],
+                exact[3] + (exact[10] - exact[3]) * 4 / 7, exact[3] + (exact[10] - exact[3]) * 5 / 7,
+                exact[3] + (exact[10] - exact[3]) * 6 / 7, exact[3] + (exact[10] - exact[3]) / 7,
+                exact[3] + (exact[10] - exact[3]) * 2 / 7]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    # few widths: every one exact (no interpolation), default max_points 8
+    gen = torch.Generator().manual_seed(0)
+    x1, x2 = (torch.randn(n, d, generator=gen, dtype=torch.float64) for d in (2, 4))
+    np.testing.assert_allclose(gaussian_relu_reference(n, [4, 2]),
+                               [affinity_score(x2, torch.relu(x2)), affinity_score(x1, torch.relu(x1))], atol=1e-12)
+    assert gaussian_relu_reference(n, []).size == 0
+
+
+def test_nad_low_frequency_energy_by_hand():
+    """Directions that are single Fourier waves: all their energy at radius |k|.  (1, 0) and (0, 3) lie within
+    radius 4 of the zero frequency, (8, 0) and (3, 3) (radius 4.24) do not."""
+    from types import SimpleNamespace
+
+    from nadlib.affinity import nad_low_frequency_energy
+    from nadlib.directions import fourier_direction
+
+    d = torch.stack([fourier_direction(*k) for k in ((1, 0), (8, 0), (0, 3), (3, 3))])[:, None]
+    assert nad_low_frequency_energy(d, k=1) == pytest.approx(1.0, abs=1e-6)
+    assert nad_low_frequency_energy(d, k=2) == pytest.approx(0.5, abs=1e-6)
+    assert nad_low_frequency_energy(SimpleNamespace(directions=d), k=4) == pytest.approx(0.5, abs=1e-6)
+    assert nad_low_frequency_energy(d, k=4, radius=4.3) == pytest.approx(0.75, abs=1e-6)
+    assert nad_low_frequency_energy(d, k=4, radius=0.5) == pytest.approx(0.0, abs=1e-6)
+    assert nad_low_frequency_energy(d[[0, 2, 1, 3]]) == pytest.approx(0.5, abs=1e-6)  # default k = 10: all four
