@@ -32,6 +32,7 @@ import torch
 
 from ._checks import is_int, positive_int, seed as _check_seed
 from .config import CIFAR10_CLASSES, get_device, get_profile
+from .results import read_npz
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10NotFoundError", "DATA_ENV", "NPZ_ENV", "NPZ_KEYS", "default_cifar10_root",
            "load_cifar10", "clear_cifar10_cache", "balanced_subset", "synthetic_cifar10", "cifar_data",
@@ -121,11 +122,7 @@ def _read_npz(path: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
             f"CIFAR-10 .npz not found at {str(path)!r} (given by npz= or ${NPZ_ENV}); point it at a file "
             f"with x_train, y_train, x_test, y_test (uint8, N x 32 x 32 x 3), or unset {NPZ_ENV} to use "
             f"the torchvision download")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files if k in NPZ_KEYS}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{str(path)!r} is not a readable .npz without pickles: {err}") from None
+    arrays = read_npz(path, NPZ_KEYS)  # an unreadable file: one ValueError naming it
     check_cifar10_arrays(arrays, str(path))
     split = "train" if train else "test"
     return arrays[f"x_{split}"], arrays[f"y_{split}"]

@@ -25,7 +25,7 @@ from .control import RunControl, as_run
 from .grid import default_stack, stacked_direction_accuracies
 from .models import describe_model, model_name, seeded_model
 from .nads import NADs, load_nads
-from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
+from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past, read_npz
 from .training import direction_accuracy, evaluate, train
 
 __all__ = ["ResumableRuns", "nad_trainability", "CIFARHyperParams", "cifar_hyperparams", "run_poison_sweep",
@@ -388,8 +388,8 @@ def load_basis(spec) -> torch.Tensor:
         return as_nad_basis(load_nads(path))
     except (KeyError, ValueError, TypeError):
         pass
-    with np.load(path, allow_pickle=False) as data:
-        for key in ("nads", "directions", "basis"):
-            if key in data.files:
-                return as_nad_basis(data[key])
-        raise ValueError(f"{str(path)!r} has no array 'nads', 'directions' or 'basis' (found {data.files})")
+    data = read_npz(path)
+    for key in ("nads", "directions", "basis"):
+        if key in data:
+            return as_nad_basis(data[key])
+    raise ValueError(f"{str(path)!r} has no array 'nads', 'directions' or 'basis' (found {sorted(data)})")

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -315,11 +316,22 @@ def _as_array(name: str, value) -> np.ndarray:
     return a
 
 
+#: The metadata entry holding the checksum of the metadata itself (every other entry, ``sha256`` included).
+_META_SUM = "meta_sha256"
+
+
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of ``meta`` without :data:`_META_SUM`, as canonical JSON (sorted keys) of its JSON form."""
+    body = {k: v for k, v in meta.items() if k != _META_SUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def save_artifact(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     """Write ``arrays`` (name -> array-like) and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically.
 
-    ``meta`` gains ``sha256``: the checksum of every array (:func:`array_sha256`), which
-    :func:`load_artifact` checks, and ``git_commit`` when run inside the repository.
+    ``meta`` gains ``sha256``: the checksum of every array (:func:`array_sha256`), ``git_commit`` when run
+    inside the repository, and ``meta_sha256``: the checksum of the metadata itself (settings, sizes,
+    provenance and the array checksums), all of which :func:`load_artifact` checks.
     """
     path = Path(path)
     if path.suffix != ".npz":
@@ -329,7 +341,9 @@ def save_artifact(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     out = {k: _as_array(k, v) for k, v in arrays.items()}
     meta = dict(meta, sha256={k: array_sha256(a) for k, a in out.items()})
     meta.setdefault("git_commit", git_commit())
-    out[_META_KEY] = np.array(json.dumps(meta, default=str))
+    meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != _META_SUM}, default=str))
+    meta[_META_SUM] = _meta_digest(meta)
+    out[_META_KEY] = np.array(json.dumps(meta))
     _atomic_savez(path, out)
     return path
 
@@ -339,26 +353,39 @@ def _corrupt(path: Path, what: str) -> ValueError:
                       "that wrote it again")
 
 
-def load_artifact(path: str | os.PathLike) -> tuple[dict, dict]:
+def read_npz(path: str | os.PathLike, keys=None) -> dict:
+    """The arrays of an ``.npz`` file (only ``keys`` when given), read without pickles.  Any way the file can be
+    unreadable (truncated, not a zip, a damaged compressed stream, a ``.npy`` renamed to ``.npz``, an entry
+    that is not an array) is the one ``ValueError`` that names the file and says it is damaged or edited."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy renamed to .npz loads as one array
+            raise ValueError("it holds a single .npy array, not an .npz archive")
+        with data:
+            return {k: data[k] for k in data.files if keys is None or k in keys}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as err:
+        raise _corrupt(path, f"not a readable .npz: {type(err).__name__}: {err}") from None
+
+
+def load_artifact(path: str | os.PathLike, *, unchecked: bool = False) -> tuple[dict, dict]:
     """Read an artifact written by :func:`save_artifact`; returns ``(arrays, meta)``.
 
-    The arrays are checked against the checksums stored with them (artifacts written before checksums
-    existed have none and load unchecked).
+    The arrays and the metadata are checked against the checksums stored with them.  A file without them
+    (written by another tool or an older nadlib, or with its checksums removed) is refused unless
+    ``unchecked=True``: then whatever checksums it has are still checked, and the rest is taken on trust.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a readable ``.npz``, its metadata is not valid JSON, or an array
-            does not match its checksum (truncated, bit-flipped or edited files).
+        ValueError: the file is not a readable ``.npz`` (truncated, not a zip, a ``.npy`` renamed), its
+            metadata is not valid JSON, an array or the metadata does not match its checksum (bit-flipped or
+            edited files), or it has no checksums and ``unchecked`` is false.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no artifact at {str(path)!r}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files if k != _META_KEY}
-            raw = str(data[_META_KEY]) if _META_KEY in data.files else None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise _corrupt(path, f"not a readable .npz: {type(err).__name__}: {err}") from None
+    arrays = read_npz(path)
+    raw = str(arrays.pop(_META_KEY)) if _META_KEY in arrays else None
     meta = {}
     if raw is not None:
         try:
@@ -367,7 +394,14 @@ def load_artifact(path: str | os.PathLike) -> tuple[dict, dict]:
             raise _corrupt(path, f"its {_META_KEY} is not valid JSON: {err}") from None
         if not isinstance(meta, dict):
             raise _corrupt(path, f"its {_META_KEY} is not a JSON object")
-    sums = meta.get("sha256")
+    sums, meta_sum = meta.get("sha256"), meta.get(_META_SUM)
+    if (sums is None or meta_sum is None) and not unchecked:
+        missing = " and ".join(n for n, v in (("array", sums), ("metadata", meta_sum)) if v is None)
+        raise ValueError(f"{str(path)!r} has no {missing} checksums (written by another tool or an older nadlib, "
+                         "or its checksums were removed), so an edit could not be detected; rewrite it with the "
+                         "command that made it, or read it with load_artifact(path, unchecked=True) if you trust it")
+    if meta_sum is not None and meta_sum != _meta_digest(meta):
+        raise _corrupt(path, "its metadata does not match its checksum")
     if sums is not None:
         if not isinstance(sums, dict) or set(sums) != set(arrays):
             raise _corrupt(path, "its arrays are not the ones it was written with")

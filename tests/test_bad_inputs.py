@@ -241,6 +241,68 @@ def test_bit_flip_is_detected(tmp_path):
         results.load_artifact(path)
 
 
+def test_an_edit_of_the_metadata_is_detected(tmp_path):
+    """Issue 20: __meta__ was not covered (n_networks 4 -> 10000 loaded silently)."""
+    path = results.save_artifact(tmp_path / "m.npz", {"x": np.arange(4.0)}, {"n_networks": 4, "method": "secant"})
+    with np.load(path, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    for edit in ({"n_networks": 10000}, {"method": "gradient"}, {"meta_sha256": "0" * 64}):
+        _rewrite(path, arrays, json.dumps({**meta, **edit}))
+        with pytest.raises(ValueError, match="m.npz.*damaged or was edited .*metadata does not match its checksum"):
+            results.load_artifact(path)
+
+
+def test_an_artifact_without_checksums_is_refused_unless_trusted(tmp_path):
+    path = results.save_artifact(tmp_path / "s.npz", {"x": np.arange(4.0)}, {"k": 1})
+    with np.load(path, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    for removed, what in (("sha256", "array"), ("meta_sha256", "metadata")):
+        _rewrite(path, arrays, json.dumps({k: v for k, v in meta.items() if k != removed}))
+        with pytest.raises(ValueError, match=f"has no {what} checksums .*unchecked=True"):
+            results.load_artifact(path)
+    _rewrite(path, {"x": np.arange(4.0) + 1}, json.dumps({"k": 2}))  # no checksums at all: on trust only
+    got, got_meta = results.load_artifact(path, unchecked=True)
+    assert got["x"].tolist() == [1.0, 2.0, 3.0, 4.0] and got_meta == {"k": 2}
+    _rewrite(path, {"x": np.arange(4.0) + 1}, json.dumps({k: v for k, v in meta.items() if k != "meta_sha256"}))
+    with pytest.raises(ValueError, match="checksum mismatch in x"):  # the checksums it has are still checked
+        results.load_artifact(path, unchecked=True)
+
+
+def test_a_renamed_npy_and_a_damaged_stream_get_the_one_message(tmp_path):
+    npy = tmp_path / "a.npz"
+    with open(npy, "wb") as fh:
+        np.save(fh, np.arange(3))
+    with pytest.raises(ValueError, match="a.npz.*damaged or was edited .*single .npy array"):
+        results.load_artifact(npy)
+    path = results.save_artifact(tmp_path / "z.npz", {"x": np.zeros(20000)}, {})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # a flipped byte inside the compressed stream
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="z.npz.*damaged or was edited"):
+        results.load_artifact(path)
+
+
+def test_a_damaged_cifar10_npz_or_basis_file_gets_the_one_message(tmp_path, monkeypatch):
+    """Issue 20: a truncated CIFAR-10 .npz gave a raw BadZipFile (load_cifar10, poison --npz, the environment
+    variable), a .npy renamed .npz a context-manager TypeError."""
+    path = tmp_path / "cifar.npz"
+    np.savez(path, x_train=np.zeros((10, 32, 32, 3), np.uint8), y_train=np.zeros(10, np.int64))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="cifar.npz.*damaged or was edited .*BadZipFile"):
+        nadlib.load_cifar10(npz=path)
+    monkeypatch.setenv("NADLIB_CIFAR10_NPZ", str(path))
+    with pytest.raises(ValueError, match="cifar.npz.*damaged or was edited"):
+        nadlib.load_cifar10()
+    basis = tmp_path / "basis.npz"
+    with open(basis, "wb") as fh:
+        np.save(fh, np.eye(4))
+    from nadlib.experiments import load_basis
+    with pytest.raises(ValueError, match="basis.npz.*single .npy array"):
+        load_basis(basis)
+
+
 def TINY():
     """A small scalar network on 1 x 4 x 4 inputs (a factory, as estimate_nads wants)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -254,8 +316,12 @@ def test_checkpoint_edited_to_claim_more_networks(tmp_path):
         arrays = {k: d[k] for k in d.files}
     meta = json.loads(str(arrays.pop("__meta__")))
     arrays["next_index"] = np.array(100)
-    meta.pop("sha256")  # an edit that also removes the checksums is still caught by the consistency check
+    meta.pop("sha256")  # an edit that also removes the checksums: refused, it could hide anything
     _rewrite(ckpt, arrays, json.dumps(meta))
+    with pytest.raises(ValueError, match="has no array checksums .* unchecked=True"):
+        nadlib.estimate_nads(TINY, 200, input_shape=(1, 4, 4), run=RunControl(progress=False, checkpoint=ckpt))
+    # the same edit re-checksummed (valid checksums): caught by the consistency of the statistics
+    results.save_artifact(ckpt, arrays, {"settings": meta["settings"]})
     with pytest.raises(ValueError, match="claims 100 networks"):
         nadlib.estimate_nads(TINY, 200, input_shape=(1, 4, 4), run=RunControl(progress=False, checkpoint=ckpt))
 
