@@ -915,3 +915,29 @@ def test_nad_low_frequency_energy_by_hand():
     assert nad_low_frequency_energy(d, k=4, radius=4.3) == pytest.approx(0.75, abs=1e-6)
     assert nad_low_frequency_energy(d, k=4, radius=0.5) == pytest.approx(0.0, abs=1e-6)
     assert nad_low_frequency_energy(d[[0, 2, 1, 3]]) == pytest.approx(0.5, abs=1e-6)  # default k = 10: all four
+
+
+def test_subspace_overlap_inputs_in_full():
+    a, b = np.eye(4)[:3], np.eye(4)[[0, 1, 3]]
+    assert subspace_overlap(a.tolist(), torch.from_numpy(b)) == pytest.approx(2 / 3, abs=1e-12)  # lists and tensors
+    tall = np.eye(10)[:3]  # 3 rows of length 10: k may not exceed the 3 rows
+    cases = [(tall, tall, 5, r"^k=5 but A has only 3 rows$"),
+             (tall, np.eye(10)[:2], 3, r"^k=3 but B has only 2 rows$"),
+             (np.ones(4), np.ones(4), None, r"^A must hold one direction per row \(2-D or more\), got shape \(4,\)$"),
+             (tall, np.ones(3), None, r"^B must hold one direction per row \(2-D or more\), got shape \(3,\)$"),
+             (np.eye(4)[:2], np.eye(4)[:3], None, r"^A and B have different numbers of rows \(2 vs 3\); pass k$"),
+             (np.eye(4)[:2], np.eye(5)[:2], None, r"^A and B live in different dimensions \(4 vs 5\)$"),
+             (np.full((2, 2), np.nan), np.eye(2), None, "^A contains NaN or infinite values$"),
+             (np.eye(2), np.full((2, 2), np.inf), None, "^B contains NaN or infinite values$"),
+             (1.01 * np.eye(3), np.eye(3), None, r"^the rows of A must be orthonormal \(max \|A A\^T - I\| = 0.02\); "
+                                                 r"orthonormalise them first, e.g. with torch.linalg.qr$"),
+             (np.eye(3), 1.01 * np.eye(3), None, r"^the rows of B must be orthonormal")]
+    for x, y, k, message in cases:
+        with pytest.raises(ValueError, match=message):
+            subspace_overlap(x, y, k)
+    with pytest.raises((TypeError, ValueError), match="k"):
+        subspace_overlap(tall, tall, 0)
+    # within the 1e-3 tolerance, nearly orthonormal rows are accepted as they are
+    assert subspace_overlap(1.0004 * np.eye(3), np.eye(3)) == pytest.approx(1.0004 ** 2, rel=1e-12)
+    with pytest.raises(ValueError, match="^a covariance needs at least 2 networks$"):
+        NADStatistics(2).covariance()
