@@ -22,6 +22,8 @@ import pickle
 import signal
 import time
 from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Callable, Iterable, Sequence
 
@@ -261,22 +263,48 @@ def _run_serial(arch, todo, size, settings, device, record: Record, bar) -> None
         bar.update(1)
 
 
-def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: int) -> None:
-    """One direction per worker process; on an interruption the workers are terminated at once (the
-    directions finished so far are already recorded)."""
+class WorkerDied(RuntimeError):
+    """A grid worker process ended without finishing its direction (killed, or out of memory).  The directions
+    finished before are kept (in the checkpoint, when there is one); ``lost`` are the ones that were not."""
+
+    def __init__(self, lost: Sequence[tuple[int, int]], checkpoint=None):
+        self.lost = sorted(lost)
+        where = (f"the finished directions are in {str(checkpoint)!r}: run the same call again to train the rest"
+                 if checkpoint is not None else "pass a checkpoint to keep finished directions across such a failure")
+        super().__init__(f"a grid worker process died (killed, or out of memory?) before finishing "
+                         f"{len(self.lost)} direction(s) {self.lost[:6]}{' ...' if len(self.lost) > 6 else ''}; {where}")
+
+
+def _stop_workers(ex: ProcessPoolExecutor) -> None:
+    """Terminate the executor's worker processes now (an interruption must not wait for their directions)."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    for p in procs:
+        p.terminate()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(5)
+
+
+def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: int, checkpoint=None) -> None:
+    """One direction per worker process.  A worker that dies is noticed at once (its pool breaks) and stops the
+    run with :class:`WorkerDied` naming the unfinished directions; on an interruption the workers are terminated
+    at once.  Either way the directions finished so far are already recorded."""
     ctx = get_context("spawn")  # fork after torch's thread pools started is unsafe
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(1,))
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(1,))
+    futures = {ex.submit(_grid_job, (arch, f, size, settings, str(device))): f for f in todo}
     try:
-        jobs = [(arch, f, size, settings, str(device)) for f in todo]
-        for freq, acc in pool.imap_unordered(_grid_job, jobs):
+        for fut in as_completed(futures):
+            freq, acc = fut.result()
             record([freq], [acc])
             bar.update(1)
-        pool.close()
+    except BrokenProcessPool:
+        _stop_workers(ex)
+        lost = [f for fut, f in futures.items() if not fut.done() or fut.cancelled() or fut.exception() is not None]
+        raise WorkerDied(lost, checkpoint) from None
     except BaseException:
-        pool.terminate()
+        _stop_workers(ex)
         raise
-    finally:
-        pool.join()
+    ex.shutdown(wait=True)
 
 
 def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, size: int = 32,
@@ -362,7 +390,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
             if workers == 1:
                 _run_serial(arch, todo, size, settings, device, record, bar)
             else:
-                _run_pool(arch, todo, size, settings, device, record, bar, workers)
+                _run_pool(arch, todo, size, settings, device, record, bar, workers, run.checkpoint)
     return GridResult(name, {f: done[f] for f in freqs}, size, {"arch": name, "size": size, **settings},
                       time.perf_counter() - start)
 

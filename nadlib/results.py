@@ -297,12 +297,38 @@ def array_sha256(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
+@contextmanager
+def _uninterrupted(what: str):
+    """Hold Ctrl-C and SIGTERM until the block has finished (the write of a result or checkpoint), then deliver
+    them to the handlers that were there before: a second Ctrl-C while the progress of the first is being saved
+    no longer loses that progress.  Outside the main thread it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame):
+        if not received:
+            print(f"\nnadlib: finishing the write of {what} before stopping ...", file=sys.stderr, flush=True)
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for sig in dict.fromkeys(received):  # each held signal once, in order, now that the write is complete
+        os.kill(os.getpid(), sig)
+
+
 def _atomic_savez(path: Path, arrays: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    os.replace(tmp, path)
+    with _uninterrupted(str(path)):
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
 
 
 def _as_array(name: str, value) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""No lost work at the edges of an interruption (issue 20): a second Ctrl-C while a checkpoint is being written
+waits for the write, and a grid worker that dies stops the run at once, naming the directions it did not
+finish, instead of leaving the grid waiting forever."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import nadlib
+from nadlib import Recipe, RunControl, results
+from nadlib.grid import WorkerDied
+
+
+def test_a_signal_during_a_write_waits_for_the_write(tmp_path, monkeypatch, capsys):
+    """The signal arrives in the middle of writing (here: from inside the write itself); the file is written in
+    full, no temporary file is left, and the interruption is delivered afterwards."""
+    write = np.savez_compressed
+
+    def interrupted_write(fh, **arrays):
+        os.kill(os.getpid(), signal.SIGINT)
+        write(fh, **arrays)
+
+    monkeypatch.setattr(np, "savez_compressed", interrupted_write)
+    path = tmp_path / "ck.npz"
+    with pytest.raises(KeyboardInterrupt):
+        results.save_artifact(path, {"x": np.arange(5)}, {"settings": {"k": 1}})
+    monkeypatch.undo()
+    assert results.load_artifact(path)[0]["x"].tolist() == [0, 1, 2, 3, 4]
+    assert not list(tmp_path.glob("*.tmp")) and "finishing the write of" in capsys.readouterr().err
+    # SIGTERM inside interruptible() (a scheduler pre-empting the job) is held the same way
+    monkeypatch.setattr(np, "savez_compressed", lambda fh, **a: (os.kill(os.getpid(), signal.SIGTERM), write(fh, **a)))
+    with pytest.raises(KeyboardInterrupt, match="signal 15"), results.interruptible():
+        results.save_artifact(path, {"x": np.arange(3)}, {})
+    monkeypatch.undo()
+    assert results.load_artifact(path)[0]["x"].tolist() == [0, 1, 2]
+
+
+DYING = textwrap.dedent('''
+    import os
+    from pathlib import Path
+    from torch import nn
+
+    class DiesOnce:
+        """Builds a tiny network, except the first time in a worker process: then the worker dies (as one
+        killed by the out-of-memory killer does, without a word)."""
+
+        def __init__(self, marker):
+            self.marker = marker
+
+        def __call__(self):
+            import multiprocessing
+            if multiprocessing.parent_process() is not None and not Path(self.marker).exists():
+                Path(self.marker).touch()
+                os._exit(9)
+            return nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+''')
+
+
+def test_a_dead_grid_worker_stops_the_run_and_names_what_is_lost(tmp_path, monkeypatch):
+    (tmp_path / "dying.py").write_text(DYING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("dying", None)
+    import dying
+    make = dying.DiesOnce(str(tmp_path / "died"))
+    freqs = [(1, 0), (0, 1), (1, 1)]
+    kw = dict(size=4, recipe=Recipe(n_train=32, n_test=32, epochs=1), workers=2)
+    ckpt = tmp_path / "g.npz"
+    with pytest.raises(WorkerDied, match=r"worker process died .* direction\(s\) \[.*\]; the finished directions"
+                                         r" are in .*g\.npz"):
+        nadlib.accuracy_grid(make, freqs, **kw, run=RunControl(progress=False, device="cpu", checkpoint=ckpt))
+    # the same call again: nothing dies now, and the grid is completed from the checkpoint
+    grid = nadlib.accuracy_grid(make, freqs, **kw, run=RunControl(progress=False, device="cpu", checkpoint=ckpt))
+    assert sorted(grid.accuracy) == sorted(freqs) and all(0 <= a <= 1 for a in grid.accuracy.values())
+    sys.modules.pop("dying", None)
