@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 
 import numpy as np
 import torch
@@ -114,3 +115,21 @@ def choice(value, name: str, options) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}")
     return value
+
+
+def memory_bytes() -> int | None:
+    """The machine's physical memory in bytes (Linux, macOS), or None where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def fits_in_memory(nbytes: float, what: str, hint: str) -> None:
+    """Refuse, before allocating, an array of ``nbytes`` larger than the machine's memory (an allocator error
+    deep inside torch would not say which argument asked for it).  ``what`` names the array and the arguments
+    that size it; ``hint`` says what to do instead."""
+    total = memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} would need {nbytes / 1e9:,.1f} GB, more than this machine's {total / 1e9:,.1f} GB "
+                         f"of memory; {hint}")

@@ -51,7 +51,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
-from ._checks import is_int
+from ._checks import fits_in_memory, is_int
 from .control import RunControl, as_run
 from .directions import fourier_energy
 
@@ -143,6 +143,12 @@ def _ot_cost(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(ot.emd2(w, w, cost, numItermax=max(100_000, 50 * n * n)))
 
 
+def _check_cost_matrix(n: int, what: str, hint: str) -> None:
+    """The exact OT cost needs an ``n x n`` float64 cost matrix (and POT a copy): refused before any work when
+    it cannot fit in memory."""
+    fits_in_memory(2 * 8 * n * n, f"the {n:,} x {n:,} optimal-transport cost matrix of {what}", hint)
+
+
 def affinity_score(x, y) -> float:
     """Affinity score ``rho`` in ``[0, 1]`` of the map ``x -> y`` (1: the layer acts affinely).
 
@@ -168,6 +174,8 @@ def affinity_score(x, y) -> float:
             constant while ``y`` varies.
     """
     xs, ys = _check_pair(x, y)
+    if xs.shape[1] > 1:
+        _check_cost_matrix(len(xs), f"{len(xs):,} samples", "score a subset of the samples")
     return _affinity(xs, ys)
 
 
@@ -511,6 +519,8 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
         raise ValueError(f"need n_samples >= 2 and batch_size >= 1, got {n_samples} and {batch_size}")
     if inputs.dim() < 1 or len(inputs) < 2:
         raise ValueError(f"inputs must hold at least 2 samples along dimension 0, got shape {tuple(inputs.shape)}")
+    _check_cost_matrix(min(n_samples, len(inputs)), f"n_samples={min(n_samples, len(inputs)):,}",
+                       "pass a smaller n_samples")
     if inputs.is_floating_point() and not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or infinite values")
     if layers is not None:
@@ -530,7 +540,17 @@ def nonlinearity_signature(model: nn.Module, inputs, layers: Sequence[str] | Non
     was_training = model.training
     model = model.to(device).eval()
     try:
-        probe = _record(model, inputs[:2], 2, tokens=tokens)
+        params = next(model.parameters(), None)
+        numeric = inputs.is_floating_point() or inputs.dtype == torch.uint8  # not token ids of an embedding
+        if params is not None and numeric and inputs.dtype != params.dtype:
+            raise ValueError(f"inputs are {inputs.dtype} but the model's parameters are {params.dtype}: convert "
+                             f"them first (e.g. inputs.to({params.dtype}), images scaled to [0, 1] or standardised)")
+        try:
+            probe = _record(model, inputs[:2], 2, tokens=tokens)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"the model does not accept inputs of shape (N, {', '.join(map(str, inputs.shape[1:]))})"
+                             f": {first}") from None
         names = probe.order
         if not names:
             raise ValueError(f"{type(model).__name__} has no activation layers that nadlib can see "

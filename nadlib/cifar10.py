@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from ._checks import is_int, positive_int, seed as _check_seed
+from ._checks import fits_in_memory, is_int, positive_int, seed as _check_seed
 from .config import CIFAR10_CLASSES, get_device, get_profile
 from .results import read_npz
 
@@ -257,6 +257,9 @@ def synthetic_cifar10(n_train: int = 500, n_test: int = 200, seed: int = 0, sign
     for name, value in (("n_train", n_train), ("n_test", n_test)):
         if not is_int(value) or value < 10:
             raise ValueError(f"{name} must be an int >= 10 (one image per class), got {value!r}")
+    n = max(n_train, n_test)  # float32 fields of one split and their FFT work space: ~4 copies
+    fits_in_memory(n * 3 * 32 * 32 * 4 * 4, f"synthetic_cifar10 with n_train={n_train:,}, n_test={n_test:,}",
+                   "ask for fewer images")
     gen = torch.Generator().manual_seed(_check_seed(seed))
     templates = _smooth_fields(10, gen, cutoff=2.0)
     out = {}

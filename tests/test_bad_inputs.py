@@ -468,6 +468,24 @@ SILENT = [
     ("signature of identical inputs", lambda: nadlib.nonlinearity_signature(
         nadlib.get_model("lenet", 1, 10), torch.zeros(200, 1, 32, 32), run=RunControl(progress=False)),
      ValueError, "all 200 inputs are the same"),
+    # inputs a model cannot take, named before the first forward; sizes refused before allocation
+    ("signature of uint8 images", lambda: nadlib.nonlinearity_signature(
+        nadlib.get_model("lenet", 3, 10), torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8),
+        run=RunControl(progress=False)),
+     ValueError, "inputs are torch.uint8 but the model's parameters are torch.float32"),
+    ("signature of 28x28 images", lambda: nadlib.nonlinearity_signature(
+        nadlib.get_model("lenet", 3, 10), torch.rand(200, 3, 28, 28), run=RunControl(progress=False)),
+     ValueError, r"does not accept inputs of shape \(N, 3, 28, 28\)"),
+    ("signature of 1-channel images into a 3-channel model", lambda: nadlib.nonlinearity_signature(
+        nadlib.get_model("lenet", 3, 10), torch.rand(200, 1, 32, 32), run=RunControl(progress=False)),
+     ValueError, r"does not accept inputs of shape \(N, 1, 32, 32\)"),
+    ("affinity of 10 million samples", lambda: nadlib.affinity_score(torch.randn(10**7, 2), torch.randn(10**7, 2)),
+     ValueError, r"10,000,000 x 10,000,000 optimal-transport cost matrix .* GB"),
+    ("a signature on 10 million samples", lambda: nadlib.nonlinearity_signature(
+        nadlib.get_model("lenet", 1, 10), torch.zeros(1, 1, 32, 32).expand(10**7, 1, 32, 32), n_samples=10**7,
+        run=RunControl(progress=False)), ValueError, r"cost matrix of n_samples=10,000,000 would need"),
+    ("a billion synthetic images", lambda: nadlib.synthetic_cifar10(10**9), ValueError,
+     r"n_train=1,000,000,000.* GB, more than this machine"),
     # figures of NaN, negative variances or missing directions
     ("NADs figure of NaN directions", lambda: nadlib.book.plotting.plot_nads(np.full((8, 32, 32), np.nan)),
      ValueError, "NaN or infinite values in the NADs"),
