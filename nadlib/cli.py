@@ -22,7 +22,7 @@ from ._checks import positive_float, unit_interval
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse, separable_data
 from .config import PROFILE_NAMES, Recipe, get_device, get_profile
-from .control import RunControl, check_output
+from .control import RunControl, check_folder, check_output
 from .directions import fourier_direction
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import profile_grid
@@ -84,6 +84,14 @@ def _npz_path(text: str) -> Path:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return path
+
+
+def _folder(text: str) -> Path:
+    """An output folder (``--out-dir``), checked before any work starts."""
+    try:
+        return check_folder(text, "the output folder")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _device(text: str) -> str:
@@ -617,7 +625,7 @@ def _add_paper(sub) -> None:
     p.add_argument("--only", type=_only, default=None,
                    help="comma-separated catalogue keys (lenet/nads/secant), patterns (lenet/*, */grid) or steps "
                         "(nads, trainability, grid, pooling, poison, flip, signatures, collapse)")
-    p.add_argument("--out-dir", type=Path, default=None,
+    p.add_argument("--out-dir", type=_folder, default=None,
                    help="output folder (default: your results folder, $NADLIB_RESULTS, else ./nadlib-results)")
     p.add_argument("--device", default=None, type=_device, help="cpu | cuda (default: CUDA if available)")
     p.add_argument("--device-type", choices=DEVICE_TYPES, default=None,
@@ -672,15 +680,13 @@ def _add_card(sub) -> None:
                    help="sizes: smoke (a minute), default (a laptop), paper (a GPU)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", default=None, type=_device, help="cpu | cuda (default: CUDA if available)")
-    p.add_argument("--out-dir", type=Path, required=True, help="folder of card.html and card.npz")
+    p.add_argument("--out-dir", type=_folder, required=True, help="folder of card.html and card.npz")
     p.set_defaults(func=_run_card)
 
 
 def _run_card(args) -> None:
     from .book.card import signature_card  # matplotlib: only for this command
 
-    if args.out_dir.exists() and not args.out_dir.is_dir():
-        raise ValueError(f"--out-dir {str(args.out_dir)!r} is a file, not a folder")
     if ":" in args.arch:
         probe = _model(args, num_classes=1)
         if "num_classes" not in probe.keywords:

@@ -53,6 +53,24 @@ def check_output(path, what: str = "output") -> Path:
     return path
 
 
+def check_folder(path, what: str = "output folder") -> Path:
+    """A folder a run will write into, checked before any work: not a file, and creatable and writable (the
+    nearest existing parent must be a writable folder).  Returns it as a Path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{what} must be a path, got {path!r}")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file, not a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{what} {str(path)!r} cannot be made: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(path)!r} cannot be written: the folder {str(parent)!r} is not writable")
+    return path
+
+
 def check_deadline(deadline) -> float | None:
     """Validate a ``deadline`` argument: None or a finite ``time.monotonic()`` value."""
     if deadline is None:
