@@ -469,6 +469,12 @@ def test_run_collapse_measures_the_seeded_network_on_standardised_inputs(tmp_pat
         assert res.history[key][0] == pytest.approx(getattr(train0, key), rel=1e-5, abs=1e-6), key
         assert res.history[f"test_{key}"][0] == pytest.approx(getattr(test0, key), rel=1e-5, abs=1e-6), key
     assert list(res.history["epoch"]) == [0, 1, 2] and res.history["num_classes"][0] == 3
+    assert res.arch == "logreg" and 0 <= res.wall_time < 60
+    # training is nadlib.train of that network with hp's recipe and run.seed (initialisation and batch order)
+    from nadlib.training import train as plain_train
+    plain = plain_train(seeded_model("logreg", 5, in_channels=3, num_classes=3), (x - mean) / std, data["y_train"],
+                        recipe=hp.recipe(2), run=RunControl(seed=5, progress=False, device="cpu"))
+    np.testing.assert_allclose(res.train_result.loss, plain.loss, rtol=1e-6)
     assert math.isnan(res.history["loss"][0])
     np.testing.assert_array_equal(res.history["loss"][1:], res.train_result.loss)
     assert res.settings["profile"] == "oracle" and res.settings["wall_time"] == pytest.approx(res.wall_time)
@@ -488,6 +494,10 @@ def test_run_collapse_measures_the_seeded_network_on_standardised_inputs(tmp_pat
     assert raw.history["nc1"][0] == pytest.approx(collapse_metrics(x.flatten(1), data["y_train"], w, b).nc1, rel=1e-5)
     assert not [k for k in raw.history if k.startswith("test_")]
     assert raw.settings["n_test"] == 0 and raw.settings["standardise"] is False and raw.settings["source"] == "?"
+    # standardised without a test set
+    alone = run_collapse("logreg", {k: data[k] for k in ("x_train", "y_train")}, 1,
+                         run=RunControl(seed=5, progress=False, device="cpu"))
+    assert alone.history["nc1"][0] == pytest.approx(train0.nc1, rel=1e-5) and alone.settings["n_test"] == 0
     # the default recipe is the book's CIFAR one
     assert {k: raw.settings[k] for k in CIFARHyperParams().train_kwargs()} == CIFARHyperParams().train_kwargs()
 
