@@ -951,3 +951,32 @@ def test_subspace_overlap_inputs_in_full():
     assert subspace_overlap(1.0004 * np.eye(3), np.eye(3)) == pytest.approx(1.0004 ** 2, rel=1e-12)
     with pytest.raises(ValueError, match="^a covariance needs at least 2 networks$"):
         NADStatistics(2).covariance()
+
+
+def test_affinity_helpers_at_their_boundaries():
+    """Boundaries the survivors of mutation testing showed: a small-scale sample (||x|| ||y|| < 1) still has its
+    correlation; a callable without __name__; exactly max_points widths are all exact; the radius itself is
+    inside; one layer is at depth 1; 12 rows are printed in full, 13 are shortened."""
+    import functools
+
+    from nadlib.affinity import Signature, affine_fit_1d, gaussian_relu_reference, nad_low_frequency_energy, relative_depth
+    from nadlib.directions import fourier_direction
+
+    small = affine_fit_1d("2x + 1", std=0.001, n=50)
+    assert small.r == pytest.approx(1.0, abs=1e-9) and small.slope == pytest.approx(
+        math.sqrt((small.y.var(ddof=1) + REGULARISATION) / (small.x.var(ddof=1) + REGULARISATION)), rel=1e-9)
+    assert affine_fit_1d(functools.partial(torch.mul, other=2.0), n=50).name == "f"
+    gen = torch.Generator().manual_seed(0)
+    exact = {}
+    for d in (1, 5, 6):
+        x = torch.randn(30, d, generator=gen, dtype=torch.float64)
+        exact[d] = affinity_score(x, torch.relu(x))
+    np.testing.assert_allclose(gaussian_relu_reference(30, [6, 1, 5], max_points=3), [exact[6], exact[1], exact[5]],
+                               atol=1e-12)
+    wave = fourier_direction(0, 3)[None, None]
+    assert nad_low_frequency_energy(wave, k=1, radius=3.0) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(relative_depth(1), [1.0])
+    for n_layers, lines in ((12, 13), (13, 12)):
+        sig = Signature(tuple(f"l{i}" for i in range(n_layers)), np.full(n_layers, 0.5), 100,
+                        dims=(1,) * n_layers, kinds=("ReLU",) * n_layers)
+        assert len(repr(sig).split("\n")) == lines
