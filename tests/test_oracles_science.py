@@ -690,7 +690,9 @@ def test_nad_statistics_round_trip_dtypes_and_merge_messages():
     written elsewhere); merge of a single part is that part; its messages name the problem."""
     g = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     st = NADStatistics(3)
+    assert st.count.dtype == np.int64 and st.s1.shape == (2, 3) and st.s2.shape == (2, 3, 3)
     st.add(g, 0)
+    assert st.arrays()["count"].dtype == np.int64 and st.arrays()["s1"].shape == (2, 3)
     arrays = {"count": st.count.astype(np.int32), "s1": st.s1.numpy().astype(np.float32),
               "s2": st.s2.numpy().astype(np.float32)}
     back = NADStatistics.from_arrays(arrays)
