@@ -124,7 +124,7 @@ def test_nads_compare_by_value_and_statistics_carry_a_description():
     stats = nadlib.nad_statistics(make, 0, 4, method="gradient", input_shape=(1, 2, 2))
     n = nadlib.nads_from_statistics(stats, (1, 2, 2), "gradient", k=2)
     assert n.meta == {"method": "gradient", "input_shape": [1, 2, 2], "n_networks": 4, "k": 2,
-                      "source": "nads_from_statistics"}
+                      "source": "nads_from_statistics", "eigen_path": "eigh", "eigen_m": 4}
 
 
 def test_the_outputs_a_task_needs_and_a_network_instance_are_named():

@@ -411,16 +411,23 @@ def plot_eigenvalues(spectra: dict, ax=None, normalize: bool = True):
     """Eigenvalue spectra (variances along the NADs, descending) of several estimates on a log scale.
 
     ``spectra`` maps a label to a :class:`nadlib.NADs` or an array of eigenvalues; with ``normalize``
-    each spectrum is divided by its sum (fraction of the total gradient variance)."""
+    each spectrum is divided by the total gradient variance (fraction of it): the sum of the spectrum, or,
+    for NADs holding only their top ``m`` eigenvalues (the Lanczos path of large inputs), their
+    ``total_variance`` (the trace of the covariance), so the fractions are exact on both paths and only the
+    top ``m`` points are drawn."""
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
-    for label, ev in spectra.items():
-        ev = _finite(getattr(ev, "eigenvalues", ev), f"the eigenvalues of {label!r}", nonnegative=True)
+    for label, spec in spectra.items():
+        total = getattr(spec, "total_variance", None)
+        ev = _finite(getattr(spec, "eigenvalues", spec), f"the eigenvalues of {label!r}", nonnegative=True)
         if ev.ndim != 1 or not ev.any():
             raise ValueError(f"the eigenvalues of {label!r} must be a 1-D spectrum, not all zero; got shape {ev.shape}")
+        if total is not None and not (np.isfinite(total) and total >= ev.sum() * (1 - 1e-9)):
+            raise ValueError(f"the total variance of {label!r} ({total!r}) must be finite and at least the sum of "
+                             f"its eigenvalues ({ev.sum():.6g})")
         ev = np.where(ev > ev.max() * 1e-12, ev, np.nan)  # a covariance of n < D networks has rank n - 1
-        ax.semilogy(ev / np.nansum(ev) if normalize else ev, label=label)
+        ax.semilogy(ev / (np.nansum(ev) if total is None else total) if normalize else ev, label=label)
     ax.set_xlabel("NAD index i")
     ax.set_ylabel("variance fraction" if normalize else "variance")
     ax.legend(fontsize=8)

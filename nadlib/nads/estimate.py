@@ -58,7 +58,7 @@ from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, s
 from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
 from ..models import describe_model, get_model, model_name
-from .stats import NADStatistics, eig_desc as _eig_desc, split_half_stability, subspace_overlap
+from .stats import NADStatistics, eig_leading as _eig_leading, split_half_stability, subspace_overlap
 from ..results import (CHECKPOINT_EVERY_S, array_sha256, Checkpoint, DeadlineReached,
                       interruptible, load_artifact, past, provenance, register_loader, save_artifact)
 
@@ -95,8 +95,16 @@ class NADs:
 
     Attributes:
         directions: ``k × C × H × W`` float32 tensor, orthonormal rows ordered by decreasing variance.
-        eigenvalues: the variances (eigenvalues of the gradient covariance), float64, descending;
-            all ``C·H·W`` of them even when fewer directions are kept.
+        eigenvalues: the variances (eigenvalues of the gradient covariance), float64, descending.  All
+            ``C·H·W`` of them (the full ``eigh``; ``meta["eigen_path"] == "eigh"``), even when fewer directions
+            are kept -- except on the top-m path: when only ``k`` directions are kept of a large input
+            (``C·H·W > 1024``, e.g. colour 3 × 32 × 32, see :func:`nadlib.nads.stats.eigen_path`) only the top
+            ``m = max(k, largest stability k)`` eigenpairs are computed (Lanczos; ``meta["eigen_path"] ==
+            "eigsh"``, ``meta["eigen_m"] == m``) and ``eigenvalues`` holds those ``m`` values, with the total
+            variance in ``total_variance``.
+        total_variance: the sum of ALL ``C·H·W`` eigenvalues (the trace of the covariance) when
+            ``eigenvalues`` holds only the top ``m`` of them; None when ``eigenvalues`` is the whole spectrum
+            (its sum is then the total).  :meth:`variance_fractions` uses whichever applies.
         n_networks: number of random networks used.
         method: ``"secant"`` or ``"gradient"``.
         stability: split-half overlap ``{k: overlap}`` of the top-k NADs (even vs odd networks).
@@ -111,6 +119,16 @@ class NADs:
     stability: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     eval_point: torch.Tensor | None = None
+    total_variance: float | None = None
+
+    def variance_fractions(self) -> torch.Tensor:
+        """The fraction of the total gradient variance along each NAD held in :attr:`eigenvalues`
+        (``eigenvalues / total``, the total being :attr:`total_variance` if set, else the sum of the
+        eigenvalues): exact on both eigen paths."""
+        total = float(self.eigenvalues.sum()) if self.total_variance is None else float(self.total_variance)
+        if not total > 0:
+            raise ValueError(f"the total variance is {total!r}: no fractions of it")
+        return self.eigenvalues.to(torch.float64) / total
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -124,14 +142,15 @@ class NADs:
         return self.directions[i]
 
     def __eq__(self, other) -> bool:
-        """Equal: the same directions, eigenvalues, eval point (exactly), counts, method and stability; the
-        provenance (``meta``: dates, wall times) is not compared."""
+        """Equal: the same directions, eigenvalues, eval point, total variance (exactly), counts, method and
+        stability; the provenance (``meta``: dates, wall times) is not compared."""
         if not isinstance(other, NADs):
             return NotImplemented
         same = lambda a, b: (a is None and b is None) or (  # noqa: E731
             a is not None and b is not None and a.shape == b.shape and torch.equal(a.cpu(), b.cpu()))
         return (self.n_networks == other.n_networks and self.method == other.method
-                and self.stability == other.stability and same(self.directions, other.directions)
+                and self.stability == other.stability and self.total_variance == other.total_variance
+                and same(self.directions, other.directions)
                 and same(self.eigenvalues, other.eigenvalues) and same(self.eval_point, other.eval_point))
 
     __hash__ = None  # mutable, like any dataclass with eq
@@ -152,6 +171,8 @@ class NADs:
                   "stability": np.array([self.stability[k_] for k_ in sorted(self.stability)], dtype=np.float64)}
         if self.eval_point is not None:
             arrays["eval_point"] = self.eval_point.to(torch.float32).numpy()
+        if self.total_variance is not None:  # only the top-m eigenvalues are held
+            arrays["total_variance"] = np.array(float(self.total_variance), dtype=np.float64)
         meta = dict(self.meta, n_networks=int(self.n_networks), method=self.method)
         return save_artifact(path, arrays, meta)
 
@@ -177,10 +198,15 @@ def load_nads(path) -> NADs:
                          f"1-D, got shapes {arrays['directions'].shape} and {arrays['eigenvalues'].shape}")
     stab = {int(k): float(v) for k, v in zip(arrays.get("stability_k", []), arrays.get("stability", []))}
     ep = arrays.get("eval_point")
+    total = arrays.get("total_variance")
+    if total is not None and (total.shape != () or not np.isfinite(total) or total < 0):
+        raise ValueError(f"{str(path)!r} is not a NAD artifact: total_variance must be one finite number >= 0, "
+                         f"got {total!r}")
     return NADs(directions=torch.from_numpy(arrays["directions"]).to(torch.float32),
                 eigenvalues=torch.from_numpy(arrays["eigenvalues"]).to(torch.float64),
                 n_networks=int(meta.get("n_networks", 0)), method=str(meta.get("method", "")),
-                stability=stab, meta=meta, eval_point=None if ep is None else torch.from_numpy(ep))
+                stability=stab, meta=meta, eval_point=None if ep is None else torch.from_numpy(ep),
+                total_variance=None if total is None else float(total))
 
 
 register_loader("nads", load_nads)  # nadlib.results.load of the catalogue's NAD entries
@@ -345,7 +371,10 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
         method: ``"secant"`` (central differences with step ``step``, the authors' estimator) or
             ``"gradient"`` (autograd input gradients).
         input_shape: ``(C, H, W)`` of one input.
-        k: number of directions to keep (default: all ``C·H·W``).
+        k: number of directions to keep (default: all ``C·H·W``).  For large inputs (``C·H·W > 1024``) a
+            ``k`` lets only the top ``max(k, largest stability k)`` eigenpairs be computed when that is at
+            most 64 (Lanczos, 2-3× faster at 3 × 32 × 32; see :func:`nads_from_statistics`): ``eigenvalues``
+            then holds only those and ``total_variance`` the total.
         eval_point: the input ``x`` at which gradients are taken (``C × H × W``).
         step: the secant step ``h`` (ignored by ``method="gradient"``).
         batch_size: networks processed per step (default: chosen by method, model and device).  On the CPU
@@ -428,20 +457,35 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
 def nads_from_statistics(stats: NADStatistics, input_shape, method: str, *, k: int | None = None,
                          stability_ks=(1, 5, 10, 50), meta: dict | None = None, eval_point=None) -> NADs:
     """The :class:`NADs` of gradient statistics (e.g. merged chunks of :func:`nad_statistics`): eigenvectors
-    of the covariance, sorted by decreasing variance, and the split-half stability."""
+    of the covariance, sorted by decreasing variance, and the split-half stability.
+
+    With ``k`` (keep the top ``k`` directions) and a large dimension only the top
+    ``m = max(k, largest stability k <= dim)`` eigenpairs are computed, by Lanczos, when
+    :func:`nadlib.nads.stats.eigen_path` says it pays (``dim > 1024``, ``m <= 64``, at least ``m + 1``
+    networks): ``eigenvalues`` then holds those ``m`` and ``total_variance`` the trace of the covariance.
+    Otherwise (``k`` None, ``dim <= 1024``, e.g. 1 × 32 × 32) the full ``eigh`` gives every eigenvalue, as
+    before.  ``meta["eigen_path"]`` (``"eigh"`` or ``"eigsh"``) and ``meta["eigen_m"]`` (eigenpairs computed)
+    record which."""
     if not isinstance(stats, NADStatistics):
         raise TypeError(f"stats must be NADStatistics, got {type(stats).__name__}")
     shape = _check_input_shape(input_shape)
     if int(np.prod(shape)) != stats.dim:
         raise ValueError(f"input_shape {shape} does not match statistics of dimension {stats.dim}")
     choice(method, "method", METHODS)
-    keep = stats.dim if k is None else k
-    vals, vecs = _eig_desc(stats.covariance())
+    if k is not None and (not is_int(k) or not 1 <= k <= stats.dim):
+        raise ValueError(f"k must be an int in [1, {stats.dim}] (the input dimension) or None, got {k!r}")
+    ks = tuple(positive_int(k_, "stability_ks entry") for k_ in stability_ks)
+    keep = stats.dim if k is None else int(k)
+    m = None if k is None else max([keep] + [k_ for k_ in ks if k_ <= stats.dim])
+    cov = stats.covariance()
+    vals, vecs, path = _eig_leading(cov, m, stats.n_networks)
+    total = float(cov.diagonal().sum().clamp_min(0)) if path == "eigsh" else None
     info = {"method": method, "input_shape": list(shape), "n_networks": stats.n_networks, "k": keep,
             "source": "nads_from_statistics"}
     return NADs(directions=vecs[:keep].to(torch.float32).reshape(keep, *shape), eigenvalues=vals,
-                n_networks=stats.n_networks, method=method, stability=split_half_stability(stats, stability_ks),
-                meta={**info, **(meta or {})}, eval_point=eval_point)
+                n_networks=stats.n_networks, method=method, stability=split_half_stability(stats, ks),
+                meta={**info, **(meta or {}), "eigen_path": path, "eigen_m": len(vals)}, eval_point=eval_point,
+                total_variance=total)
 
 
 def nad_statistics(model, start: int, stop: int, method: str = "secant", input_shape=(1, 32, 32), eval_point=None,
