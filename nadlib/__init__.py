@@ -16,7 +16,7 @@ from .collapse import (CollapseMetrics, CollapseRun, CollapseTracker, collapse_m
                        run_collapse, separable_data)
 from .config import (CIFAR10_CLASSES, PAPER_RECIPE, PROFILE_NAMES, Profile, Recipe, SignatureConfig, describe_environment, get_device,
                      get_profile)
-from .control import RunControl
+from .control import RunControl, RunStopped
 from .book.coverage import coverage_table
 from .data import linear_separable
 from .directions import fill_symmetric, fourier_basis, fourier_direction, fourier_energy, fourier_grid
@@ -35,7 +35,7 @@ from .tables import claims_not_checked, glue, markdown_table
 from .training import TrainResult, direction_accuracy, evaluate, train
 
 __all__ = [
-    "__version__", "PAPER_RECIPE", "Recipe", "RunControl", "PROFILE_NAMES", "Profile", "describe_environment",
+    "__version__", "PAPER_RECIPE", "Recipe", "RunControl", "RunStopped", "PROFILE_NAMES", "Profile", "describe_environment",
     "get_device", "get_profile",
     "linear_separable", "fill_symmetric", "fourier_basis", "fourier_direction", "fourier_energy",
     "fourier_grid", "ARCHITECTURES", "REGISTRY", "Architecture", "register_architecture", "get_model",

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 import operator
 import os
+import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -133,3 +136,24 @@ def fits_in_memory(nbytes: float, what: str, hint: str) -> None:
     if total is not None and nbytes > total:
         raise ValueError(f"{what} would need {nbytes / 1e9:,.1f} GB, more than this machine's {total / 1e9:,.1f} GB "
                          f"of memory; {hint}")
+
+
+def damaged(path, what: str) -> ValueError:
+    """The one error for a file that cannot be trusted: it names the file and what was wrong."""
+    return ValueError(f"{str(path)!r} is damaged or was edited ({what}); delete it and run the command "
+                      "that wrote it again")
+
+
+def read_npz(path: str | os.PathLike, keys=None) -> dict:
+    """The arrays of an ``.npz`` file (only ``keys`` when given), read without pickles.  Any way the file can be
+    unreadable (truncated, not a zip, a damaged compressed stream, a ``.npy`` renamed to ``.npz``, an entry
+    that is not an array) is the one ``ValueError`` that names the file and says it is damaged or edited."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy renamed to .npz loads as one array
+            raise ValueError("it holds a single .npy array, not an .npz archive")
+        with data:
+            return {k: data[k] for k in data.files if keys is None or k in keys}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as err:
+        raise damaged(path, f"not a readable .npz: {type(err).__name__}: {err}") from None

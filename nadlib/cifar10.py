@@ -30,9 +30,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from ._checks import fits_in_memory, is_int, positive_int, seed as _check_seed
+from ._checks import fits_in_memory, is_int, positive_int, read_npz, seed as _check_seed
 from .config import CIFAR10_CLASSES, get_device, get_profile
-from .results import read_npz
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10NotFoundError", "DATA_ENV", "NPZ_ENV", "NPZ_KEYS", "default_cifar10_root",
            "load_cifar10", "clear_cifar10_cache", "balanced_subset", "synthetic_cifar10", "cifar_data",

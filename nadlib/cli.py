@@ -22,7 +22,7 @@ from ._checks import positive_float, unit_interval
 from .cifar10 import NPZ_ENV, CIFAR10NotFoundError, cifar_data
 from .collapse import run_collapse, separable_data
 from .config import PROFILE_NAMES, Recipe, get_device, get_profile
-from .control import RunControl, check_folder, check_output
+from .control import RunControl, RunStopped, check_folder, check_output
 from .directions import fourier_direction
 from .experiments import CIFARHyperParams, load_basis, nad_trainability, run_flip, run_poison_sweep
 from .grid import profile_grid
@@ -36,7 +36,7 @@ from .results import CHECKPOINT_EVERY_S, checkpoint_path, file_sha256, provenanc
 from .signature_runs import run_signatures, signature_inputs
 
 #: Errors that are the user's to fix: reported in one line with exit code 2.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CIFAR10NotFoundError, ImportError)
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CIFAR10NotFoundError, ImportError, RunStopped)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,8 +147,21 @@ def _common(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
 
 
 def _finish(out: Path, arrays: dict, meta: dict) -> None:
-    save_artifact(out, arrays, meta)
-    checkpoint_path(out).unlink(missing_ok=True)
+    """Write the result, then drop its checkpoint; a failed write keeps the checkpoint and says how to go on."""
+    _write_result(out, lambda: save_artifact(out, arrays, meta))
+
+
+def _write_result(out: Path, write, ckpt: Path | None = None) -> None:
+    """``write()`` the result ``out``, then drop its checkpoint (default: the one beside ``out``); when the write
+    fails (a full disk, a folder turned read-only) the checkpoint stays and the error says how to go on."""
+    ckpt = checkpoint_path(out) if ckpt is None else ckpt
+    try:
+        write()
+    except OSError as err:
+        kept = (f"the finished work is kept in {str(ckpt)!r}: run the same command again once it can be written, "
+                "and it continues from there") if ckpt.exists() else "nothing was checkpointed"
+        raise RunStopped(f"could not write {str(out)!r} ({err.strerror or err}); {kept}") from None
+    ckpt.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -307,8 +320,7 @@ def _run_nads(args) -> None:
                         batch_size=args.batch_size, stability=Stability(stop_at=args.stop_at_stability),
                         run=RunControl(seed=args.seed, device=args.device, progress=not args.quiet, checkpoint=ckpt,
                                        checkpoint_every=args.checkpoint_every))
-    res.save(args.out, k=args.keep)
-    ckpt.unlink(missing_ok=True)
+    _write_result(args.out, lambda: res.save(args.out, k=args.keep), ckpt)
     print(f"wrote {args.out}: {res!r}, wall time {res.meta['wall_time_s']:.1f} s")
 
 

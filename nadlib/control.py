@@ -53,6 +53,11 @@ def check_output(path, what: str = "output") -> Path:
     return path
 
 
+class RunStopped(RuntimeError):
+    """A run stopped by something outside the code (a worker process killed, an output that cannot be written);
+    the message says what was kept and how to go on.  The command line reports it in one line."""
+
+
 def check_folder(path, what: str = "output folder") -> Path:
     """A folder a run will write into, checked before any work: not a file, and creatable and writable (the
     nearest existing parent must be a writable folder).  Returns it as a Path."""

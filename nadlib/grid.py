@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ._checks import positive_int
 from .config import PAPER_RECIPE, Recipe, get_profile
-from .control import RunControl, as_run
+from .control import RunControl, RunStopped, as_run
 from .data import as_direction, linear_separable
 from .directions import fill_symmetric, fourier_direction, fourier_grid
 from .models import describe_model, model_name, seeded_model
@@ -263,7 +263,7 @@ def _run_serial(arch, todo, size, settings, device, record: Record, bar) -> None
         bar.update(1)
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(RunStopped):
     """A grid worker process ended without finishing its direction (killed, or out of memory).  The directions
     finished before are kept (in the checkpoint, when there is one); ``lost`` are the ones that were not."""
 

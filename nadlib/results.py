@@ -26,8 +26,6 @@ import signal
 import subprocess
 import sys
 import threading
-import zipfile
-import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -37,6 +35,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from ._checks import damaged, read_npz  # noqa: F401  (read_npz re-exported)
 from .control import CHECKPOINT_EVERY_S, check_deadline, past  # noqa: F401  (re-exported)
 from .catalogue import RANKING, canonical_name, entry as catalogue_entry, make_command
 
@@ -374,24 +373,7 @@ def save_artifact(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     return path
 
 
-def _corrupt(path: Path, what: str) -> ValueError:
-    return ValueError(f"{str(path)!r} is damaged or was edited ({what}); delete it and run the command "
-                      "that wrote it again")
-
-
-def read_npz(path: str | os.PathLike, keys=None) -> dict:
-    """The arrays of an ``.npz`` file (only ``keys`` when given), read without pickles.  Any way the file can be
-    unreadable (truncated, not a zip, a damaged compressed stream, a ``.npy`` renamed to ``.npz``, an entry
-    that is not an array) is the one ``ValueError`` that names the file and says it is damaged or edited."""
-    path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy renamed to .npz loads as one array
-            raise ValueError("it holds a single .npy array, not an .npz archive")
-        with data:
-            return {k: data[k] for k in data.files if keys is None or k in keys}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as err:
-        raise _corrupt(path, f"not a readable .npz: {type(err).__name__}: {err}") from None
+_corrupt = damaged
 
 
 def load_artifact(path: str | os.PathLike, *, unchecked: bool = False) -> tuple[dict, dict]:

@@ -78,3 +78,28 @@ def test_a_dead_grid_worker_stops_the_run_and_names_what_is_lost(tmp_path, monke
     grid = nadlib.accuracy_grid(make, freqs, **kw, run=RunControl(progress=False, device="cpu", checkpoint=ckpt))
     assert sorted(grid.accuracy) == sorted(freqs) and all(0 <= a <= 1 for a in grid.accuracy.values())
     sys.modules.pop("dying", None)
+
+
+def test_a_failed_final_write_keeps_the_checkpoint_and_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """The output folder turns unwritable after the work (disk full, permissions): one line that names the kept
+    checkpoint, exit 2, and the same command then finishes from it without redoing the work."""
+    from nadlib import cli
+    out = tmp_path / "g.npz"
+    argv = ["grid", "--arch", "logreg", "--freqs", "1,0;0,1", "--n-train", "32", "--n-test", "32", "--epochs", "1",
+            "--workers", "1", "--device", "cpu", "--profile", "smoke", "--out", str(out)]
+    real = results.save_artifact
+
+    def full_disk(path, arrays, meta):
+        if path == out:
+            raise OSError(28, "No space left on device")
+        return real(path, arrays, meta)
+
+    monkeypatch.setattr(cli, "save_artifact", full_disk)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "g.ckpt.npz" in err and "Traceback" not in err
+    assert (tmp_path / "g.ckpt.npz").exists() and not out.exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(nadlib.grid, "_grid_task", lambda *a: pytest.fail("a finished direction was trained again"))
+    assert cli.main(argv) == 0
+    assert len(nadlib.GridResult.from_artifact(out).accuracy) == 2 and not (tmp_path / "g.ckpt.npz").exists()
