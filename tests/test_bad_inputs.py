@@ -488,6 +488,9 @@ SILENT = [
     ("a signature on 10 million samples", lambda: nadlib.nonlinearity_signature(
         nadlib.get_model("lenet", 1, 10), torch.zeros(1, 1, 32, 32).expand(10**7, 1, 32, 32), n_samples=10**7,
         run=RunControl(progress=False)), ValueError, r"cost matrix of n_samples=10,000,000 would need"),
+    ("NADs of a 3 x 512 x 512 input", lambda: nadlib.estimate_nads(
+        lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 1)), 2, input_shape=(3, 512, 512),
+        run=RunControl(progress=False)), ValueError, r"786,432 x 786,432 gradient statistics .* GB"),
     ("a billion synthetic images", lambda: nadlib.synthetic_cifar10(10**9), ValueError,
      r"n_train=1,000,000,000.* GB, more than this machine"),
     # figures of NaN, negative variances or missing directions

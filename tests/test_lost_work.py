@@ -103,3 +103,20 @@ def test_a_failed_final_write_keeps_the_checkpoint_and_says_how_to_go_on(tmp_pat
     monkeypatch.setattr(nadlib.grid, "_grid_task", lambda *a: pytest.fail("a finished direction was trained again"))
     assert cli.main(argv) == 0
     assert len(nadlib.GridResult.from_artifact(out).accuracy) == 2 and not (tmp_path / "g.ckpt.npz").exists()
+
+
+def test_the_finished_nad_statistics_survive_a_failed_write(tmp_path, monkeypatch, capsys):
+    """The NAD estimate checkpoints its finished statistics, so the same command after a failed write of the
+    result computes no network again."""
+    from nadlib import cli
+    out = tmp_path / "n.npz"
+    argv = ["nads", "--arch", "logreg", "--method", "gradient", "--networks", "4", "--quiet", "--out", str(out)]
+    monkeypatch.setattr(nadlib.nads.estimate, "save_artifact",
+                        lambda path, a, m: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
+    assert cli.main(argv) == 2
+    assert "Read-only file system" in capsys.readouterr().err and (tmp_path / "n.ckpt.npz").exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(nadlib.nads.estimate._Run, "gradients",
+                        lambda *a: pytest.fail("a finished network was computed again"))
+    assert cli.main(argv) == 0
+    assert nadlib.load_nads(out).n_networks == 4 and not (tmp_path / "n.ckpt.npz").exists()

@@ -39,6 +39,7 @@ project was developed on CPUs only).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from contextlib import contextmanager
@@ -51,7 +52,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import choice, finite, is_int, positive_float, positive_int, seed as _check_seed, unit_interval
+from .._checks import (choice, finite, fits_in_memory, is_int, positive_float, positive_int, seed as _check_seed,
+                       unit_interval)
 from ..config import get_device
 from ..control import RunControl, as_run
 from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
@@ -237,6 +239,9 @@ def _check_input_shape(input_shape) -> tuple[int, int, int]:
         raise TypeError(f"input_shape must be a tuple (C, H, W), got {input_shape!r}") from None
     if len(shape) != 3 or min(shape) < 1 or any(isinstance(s, bool) for s in input_shape):
         raise ValueError(f"input_shape must be three positive ints (C, H, W), got {input_shape!r}")
+    d = math.prod(shape)  # float64 statistics: two d x d sums, the covariance and the eigendecomposition's work
+    fits_in_memory(4 * 8 * d * d, f"the {d:,} x {d:,} gradient statistics of input_shape={shape}",
+                   "estimate NADs of a smaller input (NADs are directions in input space: d = C x H x W)")
     return shape
 
 
@@ -734,6 +739,8 @@ class _Run:
                             self.save(ckpt)
                         raise DeadlineReached(f"NADs {self.arch_name}: networks", self.next_index, end,
                                               None if ckpt is None else ckpt.path)
+            if ckpt is not None and self.next_index > int(ckpt.arrays.get("next_index", 0)):
+                self.save(ckpt)  # the finished statistics: a failed write of the result loses nothing
         except KeyboardInterrupt:
             if ckpt is not None:
                 self.save(ckpt)
