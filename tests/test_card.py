@@ -119,7 +119,7 @@ def test_the_card_page_opens_in_a_browser(folder):
     from browser import chromium_or_skip, headless_chromium
 
     chromium, sync_api = chromium_or_skip("the signature card")
-    out = _card(folder, "lenet")
+    out = _card(folder, "mymodels:TinyMixer", "--arch-kwargs", '{"width": 4}')  # a user's model, as the issue asks
     with headless_chromium(sync_api, chromium) as browser:
         page = browser.new_page()
         errors = []

@@ -326,3 +326,14 @@ def test_signatures_of_your_models_are_labelled_and_keyed_on_what_they_are(tmp_p
                          ({"net": nn.Linear(2, 2)}, "got Linear"), (["alexnet"], "unknown architecture")):
         with pytest.raises((ValueError, TypeError), match=error):
             run_signatures(archs, x, **quick)
+
+
+def test_the_stability_of_nads_is_what_they_hold():
+    """Issue 21: split_half_stability(nads) needed statistics a NADs object does not keep."""
+    nads = nadlib.estimate_nads(lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.Tanh(), nn.Linear(4, 1)),
+                                8, "gradient", input_shape=(1, 4, 4), run=nadlib.RunControl(progress=False))
+    assert nadlib.split_half_stability(nads, (1, 5)) == {1: nads.stability[1], 5: nads.stability[5]}
+    with pytest.raises(ValueError, match=r"hold their split-half stability for k in \[1, 5, 10\] only, not \[3\]"):
+        nadlib.split_half_stability(nads, (3,))
+    with pytest.raises(TypeError, match="takes NADStatistics"):
+        nadlib.split_half_stability(torch.eye(4))

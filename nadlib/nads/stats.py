@@ -243,7 +243,22 @@ class NADStatistics:
 def split_half_stability(stats: NADStatistics, ks=(1, 5, 10, 50)) -> dict:
     """Subspace overlap of the top-k NADs estimated from even- vs odd-indexed networks, for each k (those
     ``<= stats.dim``).  Only the top ``max(ks)`` eigenvectors of each half are needed: for large dimensions
-    they come from the Lanczos path (:func:`eig_leading`), else from the full ``eigh``."""
+    they come from the Lanczos path (:func:`eig_leading`), else from the full ``eigh``.
+
+    A :class:`nadlib.NADs` does not keep the statistics, only the stability computed when it was estimated
+    (``nads.stability``): given one, those values are returned for the ``ks`` it holds, and a ``ValueError``
+    says what to do for others."""
+    if not isinstance(stats, NADStatistics):
+        held = getattr(stats, "stability", None)
+        if not isinstance(held, dict):
+            raise TypeError(f"split_half_stability takes NADStatistics (nadlib.nad_statistics) or NADs, got "
+                            f"{type(stats).__name__}")
+        missing = [int(k) for k in ks if int(k) not in held]
+        if missing:
+            raise ValueError(f"these NADs hold their split-half stability for k in {sorted(held)} only, not "
+                             f"{missing}: the statistics behind them are not kept; estimate again with "
+                             f"Stability(ks=...) or compute nadlib.nad_statistics(...)")
+        return {int(k): held[int(k)] for k in ks}
     ks = [int(k) for k in ks if k <= stats.dim]
     if min(stats.count) < 2 or not ks:
         return {}
