@@ -65,7 +65,7 @@ class LeNetSecant:
         if self.H1 % 2 or self.W1 % 2:
             raise ValueError("odd conv1 output")
         self.P1h, self.P1w = self.H1 // 2, self.W1 // 2      # pool1 output
-        self.wp = (k1 + 1) // 2 + 1                          # pooled window (3 for k1=5)
+        self.wp = k1 // 2 + 1                                # pooled window (3 for k1=5)
         self.H2, self.W2 = self.P1h - k2 + 1, self.P1w - k2 + 1  # conv2 output
         if self.wp > min(self.P1h, self.P1w) or self.H2 < 1 or self.W2 < 1 or self.H2 % 2 or self.W2 % 2:
             raise ValueError("input too small for the windowed path")
