@@ -739,8 +739,6 @@ class _Run:
                             self.save(ckpt)
                         raise DeadlineReached(f"NADs {self.arch_name}: networks", self.next_index, end,
                                               None if ckpt is None else ckpt.path)
-            if ckpt is not None and self.next_index > int(ckpt.arrays.get("next_index", 0)):
-                self.save(ckpt)  # the finished statistics: a failed write of the result loses nothing
         except KeyboardInterrupt:
             if ckpt is not None:
                 self.save(ckpt)
