@@ -196,9 +196,15 @@ def _add_arch(p: argparse.ArgumentParser, *, required: bool, help: str | None = 
 
 def _model(args, num_classes: int):
     """The model of ``--arch``/``--arch-kwargs``: a registered name, or a constructor of the user's class."""
-    if ":" in args.arch and os.getcwd() not in sys.path:
+    return _spec_model(args.arch, args.arch_kwargs, num_classes)
+
+
+def _spec_model(spec: str, kwargs: dict | None, num_classes: int):
+    """A registered name, or a constructor of the user's class ``package.module:Class`` (imported from the
+    current folder or PYTHONPATH) built with ``kwargs``."""
+    if ":" in spec and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # `nadlib grid --arch mymodels:Net` from the folder of mymodels.py
-    return model_from_spec(args.arch, args.arch_kwargs, num_classes=num_classes)
+    return model_from_spec(spec, kwargs, num_classes=num_classes)
 
 
 def _add_grid(sub) -> None:
@@ -490,9 +496,7 @@ def _run_collapse(args) -> None:
     hp = CIFARHyperParams(lr=args.lr or cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay if args.weight_decay is None else args.weight_decay,
                           batch_size=args.batch_size or cfg.batch_size)
-    if args.arch is None:
-        args.arch = cfg.arch
-    arch = _model(args, 2 if args.freq is not None else 10)
+    arch = _spec_model(args.arch or cfg.arch, args.arch_kwargs, 2 if args.freq is not None else 10)
     run = run_collapse(arch, data, epochs, hp=hp, out=args.out, head=args.head, profile=profile.name,
                        run=RunControl(seed=args.seed, device=args.device, progress=True))
     zero = run.zero_error_epoch
@@ -528,8 +532,7 @@ def _run_signature(args) -> None:
         label = spec.rpartition(":")[2] if ":" in spec else spec.lower()
         if label in models:
             raise ValueError(f"--archs names {label!r} twice")
-        mine = argparse.Namespace(arch=spec, arch_kwargs=args.arch_kwargs if ":" in spec else None)
-        models[label] = _model(mine, 10)
+        models[label] = _spec_model(spec, args.arch_kwargs if ":" in spec else None, 10)
     profile = get_profile(args.profile)
     n = args.n_samples or profile.signature.artifact_n_samples
     inputs, source = signature_inputs(profile, n, synthetic=True if args.synthetic else None)

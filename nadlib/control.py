@@ -33,6 +33,18 @@ PRECISIONS = ("fp32", "bf16")
 CHECKPOINT_EVERY_S = 30.0
 
 
+def _writable(path: Path, start: Path, what: str, verb: str) -> None:
+    """``path`` can be created: the nearest existing folder at or above ``start`` is a writable folder, not a
+    file (``verb``: what cannot be done to ``path`` when that folder is a file: "written", "made")."""
+    parent = start
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{what} {str(path)!r} cannot be {verb}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(path)!r} cannot be written: the folder {str(parent)!r} is not writable")
+
+
 def check_output(path, what: str = "output") -> Path:
     """A ``.npz`` path a run will write, checked before any work: the suffix, not a folder, and a folder to
     write it in (the nearest existing parent must be a writable folder, not a file).  Returns it as a Path."""
@@ -43,13 +55,7 @@ def check_output(path, what: str = "output") -> Path:
         raise ValueError(f"{what} must be a .npz file, got {str(path)!r}")
     if path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a folder; give a .npz file name")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{what} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r} cannot be written: the folder {str(parent)!r} is not writable")
+    _writable(path, path.parent, what, "written")
     return path
 
 
@@ -66,13 +72,7 @@ def check_folder(path, what: str = "output folder") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a file, not a folder")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{what} {str(path)!r} cannot be made: {str(parent)!r} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r} cannot be written: the folder {str(parent)!r} is not writable")
+    _writable(path, path, what, "made")
     return path
 
 

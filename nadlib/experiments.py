@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import integer, positive_float, positive_int, unit_interval
+from ._checks import integer, positive_float, positive_int, read_npz, unit_interval
 from .bases import as_nad_basis, change_basis, flip_basis, fourier_low_to_high, poison_assignment, poison_with_nads
 from .config import PAPER_RECIPE, Recipe, get_profile
 from .control import RunControl, as_run
 from .grid import default_stack, stacked_direction_accuracies
 from .models import describe_model, model_name, seeded_model
 from .nads import NADs, load_nads
-from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past, read_npz
+from .results import Checkpoint, DeadlineReached, array_sha256, check_deadline, interruptible, past
 from .training import direction_accuracy, evaluate, train
 
 __all__ = ["ResumableRuns", "nad_trainability", "CIFARHyperParams", "cifar_hyperparams", "run_poison_sweep",

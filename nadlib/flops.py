@@ -29,9 +29,8 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
 }
 
 
-def forward_flops(model: nn.Module, input_shape, batch: int = 1) -> int:
-    """FLOPs of one forward pass of ``model`` on a ``(batch, *input_shape)`` input (eval mode, no grad,
-    on the model's device; the model's mode is restored).  Counted by ``FlopCounterMode``."""
+def _checked(model: nn.Module, input_shape, batch: int) -> tuple[tuple[int, ...], torch.Tensor | None, torch.device]:
+    """The arguments of a FLOP count, checked: ``(input shape, the model's first parameter or None, its device)``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     shape = tuple(input_shape)
@@ -40,7 +39,13 @@ def forward_flops(model: nn.Module, input_shape, batch: int = 1) -> int:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
+    return shape, first, first.device if first is not None else torch.device("cpu")
+
+
+def forward_flops(model: nn.Module, input_shape, batch: int = 1) -> int:
+    """FLOPs of one forward pass of ``model`` on a ``(batch, *input_shape)`` input (eval mode, no grad,
+    on the model's device; the model's mode is restored).  Counted by ``FlopCounterMode``."""
+    shape, first, device = _checked(model, input_shape, batch)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     was_training = model.training
     model.eval()
@@ -57,15 +62,7 @@ def training_flops(model: nn.Module, input_shape, batch: int = 2) -> int:
     of every parameter; the input needs none) on a ``(batch, *input_shape)`` input, in training mode (the
     model's mode and its gradients and batch-norm statistics are restored).  The optimiser's update is not
     counted.  Divide by ``batch`` for the cost per training sample."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
-        raise ValueError(f"input_shape must be positive integers, e.g. (1, 32, 32), got {input_shape!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
+    shape, _, device = _checked(model, input_shape, batch)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     grads = {n: p.grad for n, p in model.named_parameters()}
     was_training = model.training

@@ -336,7 +336,7 @@ def accuracy_grid(arch: str, freqs: Iterable[tuple[int, int]] | None = None, *, 
     """
     run = as_run(run)
     run.require_fp32("training")
-    model = seeded_model(arch, 0)  # validates the name (or builds the user's model) early; global RNG untouched
+    seeded_model(arch, 0)  # validates the name (or builds the user's model) early; global RNG untouched
     name = model_name(arch)
     if freqs is None:
         freqs = list(fourier_grid(size, stride, band=band))

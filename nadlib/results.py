@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from ._checks import damaged, read_npz  # noqa: F401  (read_npz re-exported)
+from ._checks import damaged, read_npz
 from .control import CHECKPOINT_EVERY_S, check_deadline, past  # noqa: F401  (re-exported)
 from .catalogue import RANKING, canonical_name, entry as catalogue_entry, make_command
 
@@ -373,9 +373,6 @@ def save_artifact(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
     return path
 
 
-_corrupt = damaged
-
-
 def load_artifact(path: str | os.PathLike, *, unchecked: bool = False) -> tuple[dict, dict]:
     """Read an artifact written by :func:`save_artifact`; returns ``(arrays, meta)``.
 
@@ -399,9 +396,9 @@ def load_artifact(path: str | os.PathLike, *, unchecked: bool = False) -> tuple[
         try:
             meta = json.loads(raw)
         except json.JSONDecodeError as err:
-            raise _corrupt(path, f"its {_META_KEY} is not valid JSON: {err}") from None
+            raise damaged(path, f"its {_META_KEY} is not valid JSON: {err}") from None
         if not isinstance(meta, dict):
-            raise _corrupt(path, f"its {_META_KEY} is not a JSON object")
+            raise damaged(path, f"its {_META_KEY} is not a JSON object")
     sums, meta_sum = meta.get("sha256"), meta.get(_META_SUM)
     if (sums is None or meta_sum is None) and not unchecked:
         missing = " and ".join(n for n, v in (("array", sums), ("metadata", meta_sum)) if v is None)
@@ -409,13 +406,13 @@ def load_artifact(path: str | os.PathLike, *, unchecked: bool = False) -> tuple[
                          "or its checksums were removed), so an edit could not be detected; rewrite it with the "
                          "command that made it, or read it with load_artifact(path, unchecked=True) if you trust it")
     if meta_sum is not None and meta_sum != _meta_digest(meta):
-        raise _corrupt(path, "its metadata does not match its checksum")
+        raise damaged(path, "its metadata does not match its checksum")
     if sums is not None:
         if not isinstance(sums, dict) or set(sums) != set(arrays):
-            raise _corrupt(path, "its arrays are not the ones it was written with")
+            raise damaged(path, "its arrays are not the ones it was written with")
         bad = [k for k, a in arrays.items() if array_sha256(a) != sums[k]]
         if bad:
-            raise _corrupt(path, f"checksum mismatch in {', '.join(bad)}")
+            raise damaged(path, f"checksum mismatch in {', '.join(bad)}")
     return arrays, meta
 
 
