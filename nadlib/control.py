@@ -15,6 +15,7 @@ function's own progress default, no checkpoint, no deadline.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,12 +34,18 @@ PRECISIONS = ("fp32", "bf16")
 CHECKPOINT_EVERY_S = 30.0
 
 
-def _writable(path: Path, start: Path, what: str, verb: str) -> None:
-    """``path`` can be created: the nearest existing folder at or above ``start`` is a writable folder, not a
-    file (``verb``: what cannot be done to ``path`` when that folder is a file: "written", "made")."""
+def _nearest(start: Path) -> Path:
+    """The nearest existing path at or above ``start``."""
     parent = start
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    return parent
+
+
+def _writable(path: Path, start: Path, what: str, verb: str) -> None:
+    """``path`` can be created: the nearest existing folder at or above ``start`` is a writable folder, not a
+    file (``verb``: what cannot be done to ``path`` when that folder is a file: "written", "made")."""
+    parent = _nearest(start)
     if not parent.is_dir():
         raise ValueError(f"{what} {str(path)!r} cannot be {verb}: {str(parent)!r} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -57,6 +64,16 @@ def check_output(path, what: str = "output") -> Path:
         raise ValueError(f"{what} {str(path)!r} is a folder; give a .npz file name")
     _writable(path, path.parent, what, "written")
     return path
+
+
+def check_space(path, nbytes: float, what: str) -> None:
+    """Enough free disk where ``path`` will be written (its nearest existing folder) for ``nbytes``, the
+    estimate of what the run writes there, checked before any work."""
+    folder = _nearest(Path(path).parent)
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise ValueError(f"{what} {str(path)!r} needs about {nbytes / 2**20:,.1f} MiB of disk, but "
+                         f"{str(folder)!r} has {free / 2**20:,.1f} MiB free; free some space or write elsewhere")
 
 
 class RunStopped(RuntimeError):

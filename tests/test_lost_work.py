@@ -120,3 +120,27 @@ def test_the_finished_nad_statistics_survive_a_failed_write(tmp_path, monkeypatc
                         lambda *a: pytest.fail("a finished network was computed again"))
     assert cli.main(argv) == 0
     assert nadlib.load_nads(out).n_networks == 4 and not (tmp_path / "n.ckpt.npz").exists()
+
+
+def test_too_little_disk_for_the_nad_checkpoint_stops_before_any_network(tmp_path, monkeypatch, capsys):
+    """The checkpoint of an estimate holds two float64 d x d sums; with less free disk than the checkpoint and
+    its temporary copy, the command stops in one line before the first network (not at the first save)."""
+    from nadlib import cli
+    from nadlib.nads.stats import NADStatistics
+    need = 2 * NADStatistics.nbytes(32 * 32)  # what the check asks for, LeNet's 1 x 32 x 32 input
+    free = {"now": need - 1}
+    real = nadlib.control.shutil.disk_usage
+    monkeypatch.setattr(nadlib.control.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=free["now"]))
+    monkeypatch.setattr(nadlib.nads.estimate._Run, "gradients",
+                        lambda *a: pytest.fail("a network was computed before the disk check"))
+    argv = ["nads", "--arch", "logreg", "--method", "gradient", "--networks", "4", "--quiet",
+            "--out", str(tmp_path / "n.npz")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "n.ckpt.npz" in err and "MiB of disk" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+    monkeypatch.undo()
+    free["now"] = need  # exactly enough: the estimate runs (the check is not off by one in the other direction)
+    monkeypatch.setattr(nadlib.control.shutil, "disk_usage", lambda p: real(p)._replace(free=free["now"]))
+    assert cli.main(argv) == 0 and (tmp_path / "n.npz").exists()

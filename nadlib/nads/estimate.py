@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from .._checks import (choice, finite, fits_in_memory, is_int, positive_float, positive_int, seed as _check_seed,
                        unit_interval)
 from ..config import get_device
-from ..control import RunControl, as_run
+from ..control import RunControl, as_run, check_space
 from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
 from .input_gradients import secant_plain as _secant_plain
 from .lenet_secant import LeNetSecant, lenet_layers
@@ -408,7 +408,8 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
 
     Raises:
         ValueError: bad sizes/shapes, a model with more than one output, non-finite gradients (the message
-            names the network index and seed).
+            names the network index and seed), too little free disk for the checkpoint (twice the float64
+            statistics, before any work).
         TypeError: ``model`` is neither a name nor a callable.
         RuntimeError: CUDA requested but not available.
     """
@@ -416,6 +417,8 @@ def estimate_nads(model, n_networks: int, method: str = "secant", input_shape=(1
     run = as_run(run)
     req = _validate(n_networks, method, input_shape, k, run.seed, step, batch_size, stability, run.checkpoint_every)
     device, checkpoint, progress, tf32 = run.torch_device(), run.checkpoint, run.shows_progress(True), run.tf32
+    if checkpoint is not None:  # the checkpoint and its temporary copy while it is rewritten
+        check_space(checkpoint, 2 * NADStatistics.nbytes(math.prod(req.input_shape)), "the checkpoint")
     bf16 = run.precision == "bf16"
     if bf16 and req.method != "secant":
         raise ValueError("precision='bf16' is offered for method='secant' only (the gradient method is cheap in "

@@ -186,6 +186,11 @@ class NADStatistics:
         self.s1 = torch.zeros(2, dim, dtype=torch.float64)
         self.s2 = torch.zeros(2, dim, dim, dtype=torch.float64)
 
+    @staticmethod
+    def nbytes(dim: int) -> int:
+        """Bytes of the statistics of gradients of length ``dim`` (what a checkpoint stores, uncompressed)."""
+        return 8 * (2 + 2 * dim + 2 * dim * dim)
+
     def add(self, grads: torch.Tensor, first_index: int) -> None:
         g = grads.detach().to("cpu", torch.float64).reshape(grads.shape[0], -1)
         for half in (0, 1):
