@@ -98,8 +98,9 @@ def _device(text: str) -> str:
     """A device this machine has, checked before any work (CUDA on a machine without it is refused)."""
     try:
         get_device(text)
-    except (ValueError, RuntimeError) as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    except (ValueError, RuntimeError) as err:  # the API's advice (device='cpu') in the command line's words
+        raise argparse.ArgumentTypeError(str(err).replace("pass device='cpu' or leave device=None",
+                                                          "pass --device cpu or leave --device out")) from None
     return text
 
 
@@ -408,15 +409,17 @@ def _add_poison_flip(sub) -> None:
 
 
 def _cifar_setup(args):
-    """What both CIFAR commands start with: profile, start time, NAD basis, data."""
+    """What both CIFAR commands start with: profile, start time, model, NAD basis, data (the model and the
+    basis first: a bad ``--arch`` or ``--nads`` is reported before the data are loaded)."""
     profile = get_profile(args.profile)
     start = time.perf_counter()
+    model = _model(args, 10)
     u = load_basis(args.nads)
     data = cifar_data(profile, n_train=args.n_train, n_test=args.n_test, npz=args.npz, root=args.root,
                       download=not args.no_download, synthetic=args.synthetic or None, seed=args.seed,
                       device=args.device)
     print(f"data: {data['source']}, {data['n_train']} train / {data['n_test']} test images")
-    return profile, start, u, data
+    return profile, start, model, u, data
 
 
 def _cifar_meta(args, profile, settings, data, wall, start, resumed) -> dict:
@@ -427,10 +430,10 @@ def _cifar_meta(args, profile, settings, data, wall, start, resumed) -> dict:
 
 
 def _run_poison(args) -> None:
-    profile, start, u, data = _cifar_setup(args)
+    profile, start, model, u, data = _cifar_setup(args)
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays, settings = run_poison_sweep(_model(args, 10), u, data, indices=args.indices, epsilon=args.epsilon,
+    arrays, settings = run_poison_sweep(model, u, data, indices=args.indices, epsilon=args.epsilon,
                                         epochs=args.epochs, profile=profile,
                                         run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     wall = float(arrays["wall_time"].sum() + arrays.get("clean_wall_time", 0.0))
@@ -446,10 +449,10 @@ def _run_poison(args) -> None:
 def _run_flip(args) -> None:
     if args.max_epochs is not None and args.until_train_acc is None:
         raise ValueError("--max-epochs needs --until-train-acc")
-    profile, start, u, data = _cifar_setup(args)
+    profile, start, model, u, data = _cifar_setup(args)
     ckpt = checkpoint_path(args.out)
     resumed = ckpt.exists()
-    arrays, settings = run_flip(_model(args, 10), u, data, epochs=args.epochs, profile=profile,
+    arrays, settings = run_flip(model, u, data, epochs=args.epochs, profile=profile,
                                 until_train_acc=args.until_train_acc, max_epochs=args.max_epochs,
                                 run=RunControl(seed=args.seed, device=args.device, checkpoint=ckpt))
     wall = float(arrays["wall_time"].sum())
@@ -484,6 +487,7 @@ def _add_collapse(sub) -> None:
 def _run_collapse(args) -> None:
     profile = get_profile(args.profile)
     cfg = profile.collapse
+    arch = _spec_model(args.arch or cfg.arch, args.arch_kwargs, 2 if args.freq is not None else 10)  # before the data
     if args.freq is not None:  # D(v) for one Fourier direction
         data = separable_data(fourier_direction(*args.freq), args.n_train or cfg.nad_n_train,
                               args.n_test or cfg.nad_n_test, sigma=cfg.nad_sigma,
@@ -496,7 +500,6 @@ def _run_collapse(args) -> None:
     hp = CIFARHyperParams(lr=args.lr or cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay if args.weight_decay is None else args.weight_decay,
                           batch_size=args.batch_size or cfg.batch_size)
-    arch = _spec_model(args.arch or cfg.arch, args.arch_kwargs, 2 if args.freq is not None else 10)
     run = run_collapse(arch, data, epochs, hp=hp, out=args.out, head=args.head, profile=profile.name,
                        run=RunControl(seed=args.seed, device=args.device, progress=True))
     zero = run.zero_error_epoch

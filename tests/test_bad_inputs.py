@@ -380,6 +380,14 @@ CLI_CASES = [
      "--epsilon"),
     ("poison missing NAD file", ["poison", "--arch", "lenet", "--nads", "{d}/none.npz", "--synthetic",
                                  "--out", "{o}"], "nadlib poison: error: no NAD file"),
+    ("poison model that cannot be imported", ["poison", "--arch", "no_such_module:Net", "--nads", "fourier",
+                                              "--synthetic", "--out", "{o}"], "nadlib poison: error: cannot import"),
+    ("flip model without that class", ["flip", "--arch", "nadlib.models:NoSuchNet", "--nads", "fourier",
+                                       "--synthetic", "--out", "{o}"], "nadlib flip: error: 'nadlib.models' has no"),
+    ("collapse model that cannot be imported", ["collapse", "--arch", "no_such_module:Net", "--synthetic",
+                                                "--out", "{o}"], "nadlib collapse: error: cannot import"),
+    ("collapse D(v) model of an unknown name", ["collapse", "--arch", "lenet5x", "--freq", "1", "0", "--out", "{o}"],
+     "nadlib collapse: error:"),
     ("flip output without .npz", ["flip", "--arch", "lenet", "--nads", "fourier", "--out", "{d}/f"], ".npz"),
     ("flip max epochs alone", ["flip", "--arch", "lenet", "--nads", "fourier", "--max-epochs", "8",
                                "--out", "{o}"], "nadlib flip: error: --max-epochs needs --until-train-acc"),
@@ -426,6 +434,8 @@ def test_cli_user_error_is_one_line(argv, fragment, tmp_path, capsys, monkeypatc
         monkeypatch.setattr(module, name, no_work)
     monkeypatch.setattr(cli, "profile_grid", no_work)
     monkeypatch.setattr(cli, "run_poison_sweep", no_work)
+    monkeypatch.setattr(cli, "cifar_data", no_work)  # a bad --arch is reported before the data are loaded
+    monkeypatch.setattr(cli, "separable_data", no_work)
     np.save(tmp_path / "bad.npy", np.zeros((3, 100), np.float32))  # NADs must be rows of 32 x 32 numbers
     argv = [a.format(o=tmp_path / "out.npz", d=tmp_path) for a in argv]
     with pytest.raises(SystemExit) as exc:

@@ -151,5 +151,6 @@ def test_the_command_line_checks_its_output_and_device_before_any_work(tmp_path,
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit) as stop:
             main(["nads", "--arch", "logreg", "--device", "cuda", "--out", str(tmp_path / "n.npz")])
-        assert stop.value.code == 2 and "CUDA is not available on this machine" in capsys.readouterr().err
+        err = capsys.readouterr().err  # the advice in the command line's words, not the API's device='cpu'
+        assert stop.value.code == 2 and "CUDA is not available on this machine" in err and "--device cpu" in err
     assert [p.name for p in tmp_path.glob("*.npz")] == ["folder.npz"]  # nothing written
