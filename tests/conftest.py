@@ -10,9 +10,13 @@ import threading
 
 os.environ.setdefault("NADLIB_PROFILE", "smoke")
 # Cap the threads of torch (and of the kernels nbval starts, through the environment): on a shared or
-# small CPU, more threads than cores makes the slow tests several times slower.
-THREADS = os.environ.setdefault("NADLIB_TEST_THREADS", str(min(2, os.cpu_count() or 1)))
-os.environ.setdefault("OMP_NUM_THREADS", THREADS)
+# small CPU, more threads than cores makes the slow tests several times slower.  Under pytest-xdist
+# (``make test`` runs TEST_WORKERS processes) the cores are shared out between the workers, so that two
+# workers on two cores run one thread each.  ``NADLIB_TEST_THREADS`` overrides the share; it is read, never
+# written, so that the workers do not inherit the main process's value as if the user had set it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = os.environ.get("NADLIB_TEST_THREADS") or str(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
+os.environ["OMP_NUM_THREADS"] = THREADS
 
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -29,4 +33,15 @@ tqdm.set_lock(threading.RLock())
 
 
 def pytest_report_header(config):
-    return f"NADLIB_PROFILE={os.environ['NADLIB_PROFILE']}, torch threads {torch.get_num_threads()}"
+    return f"NADLIB_PROFILE={os.environ['NADLIB_PROFILE']}, torch threads {torch.get_num_threads()} per process"
+
+
+# pytest-xdist (``make test``) hands the test files to its workers in collection order, a file at a time
+# (``--dist loadfile``).  The longest files go first, so that no worker is left running one of them alone at
+# the end (longest first); the order of the tests inside a file, and of files without a rank, is kept.
+LONGEST_FIRST = ("test_book_build.py", "test_catalogue_e2e.py", "test_claims.py", "test_packaging.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
