@@ -23,7 +23,8 @@ import nadlib.cifar10 as C
 import nadlib.grid as G
 from nadlib import Recipe, RunControl
 from nadlib.directions import fourier_direction
-from nadlib.models import LogReg, describe_model
+from nadlib.models import LeNet, LogReg, describe_model
+from nadlib.nads.lenet_secant import LeNetSecant, lenet_layers
 from nadlib.results import DeadlineReached, load_artifact, save_artifact
 from nadlib.training import direction_accuracy
 
@@ -298,7 +299,7 @@ def test_balanced_subset_gives_the_remainder_to_the_first_classes():
     (dict(y_test=np.zeros((10, 1), np.int64)), r"^src: y_test must be integer labels of shape \(10,\)"),
     (dict(y_test=np.full(10, 10)), r"^src: y_test must hold class indices 0..9, got values in \[10, 10\]$"),
     (dict(y_train=np.full(20, -1)), r"^src: y_train must hold class indices 0..9, got values in \[-1, -1\]$"),
-])
+], ids=["short labels", "2-D labels", "label 10", "label -1"])  # no backslash in an id: mutmut could not select it
 def test_cifar10_label_checks(change, message):
     arrays = dict(_cifar_arrays(), **change)
     with pytest.raises(ValueError, match=message):
@@ -583,3 +584,76 @@ def test_stacked_direction_accuracies_train_and_test_on_the_recipes_data(monkeyp
                                        recipe=recipe, run=RunControl(**CPU))
     with pytest.raises(TypeError, match=r"^recipe must be a nadlib.Recipe, got dict: \{\}$"):
         G.stacked_direction_accuracies(LOGREG4, [v], recipe={}, run=RunControl(**CPU))
+
+
+# --------------------------------------------------------------------------------------------------
+# nads/lenet_secant.py: the windowed secant on other shapes than 32 x 32 with equal kernels
+# --------------------------------------------------------------------------------------------------
+
+def _lenet(channels, k1, k2, side_h, side_w, seed):
+    """A nadlib LeNet (one output) with kernels k1, k2 and the first linear layer sized for a side_h x side_w
+    second pooled map: the same structure the windowed path recognises."""
+    torch.manual_seed(seed)
+    net = LeNet(channels, 1)
+    net.features[0] = nn.Conv2d(channels, 6, k1)
+    net.features[3] = nn.Conv2d(6, 16, k2)
+    net.classifier[1] = nn.Linear(16 * side_h * side_w, 120)
+    for m in net.modules():  # biases away from 0 so that ReLUs and max-pools switch inside the windows
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.uniform_(m.bias, -0.3, 0.3)
+    return net.eval()
+
+
+@pytest.mark.parametrize("channels, k1, k2, shape, side, step", [
+    (2, 3, 5, (14, 18), (1, 2), 0.7),   # conv1 12 x 16 -> pooled 6 x 8 -> conv2 2 x 4 -> pooled 1 x 2
+    (1, 5, 3, (16, 20), (2, 3), 2.0),   # conv1 12 x 16 -> pooled 6 x 8 -> conv2 4 x 6 -> pooled 2 x 3
+    (1, 5, 2, (10, 14), (1, 2), 1.5),   # pooled 3 x 5: the 3-row window is the whole height (the size-check boundary)
+], ids=["k3-k5", "k5-k3", "k5-k2"])
+def test_lenet_secant_on_rectangular_inputs_and_unequal_kernels(channels, k1, k2, shape, side, step):
+    """Every pixel of a non-square input, kernels 3 and 5 (or 5 and 3), two networks: the windowed path equals
+    (f(x + h e_j) - f(x - h e_j)) / 2h computed by whole forward passes (rows and columns, k1 and k2 cannot be
+    swapped without changing the answer here, as they can at 32 x 32 with two 5 x 5 kernels)."""
+    H, W = shape
+    nets = [_lenet(channels, k1, k2, *side, seed=s) for s in (3, 4)]
+    assert lenet_layers(nets[0]) is not None
+    x = torch.randn(channels, H, W, generator=torch.Generator().manual_seed(5))
+    fast = LeNetSecant(nets[0].features[0], nets[0].features[3], (channels, H, W), torch.device("cpu"))
+    assert fast.wp == k1 // 2 + 1 and fast.wo == fast.wp + k2 - 1
+    with torch.no_grad():
+        got = fast(nets, x, step)
+        d = channels * H * W
+        eye = torch.eye(d) * step
+        for net, g in zip(nets, got):
+            plus = net((x.reshape(1, -1) + eye).view(d, channels, H, W))[:, 0]
+            minus = net((x.reshape(1, -1) - eye).view(d, channels, H, W))[:, 0]
+            ref = (plus - minus) / (2 * step)
+            assert float((ref != 0).float().mean()) > 0.3
+            torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+def test_lenet_secant_keeps_float64_networks_in_float64():
+    """float64 networks and input: the differences come back in float64 and agree with whole forward passes to
+    1e-10 (float32 rounding would leave ~1e-7)."""
+    nets = [_lenet(1, 5, 3, 2, 3, seed=s).double() for s in (1, 2)]
+    x = torch.randn(1, 16, 20, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    fast = LeNetSecant(nets[0].features[0], nets[0].features[3], (1, 16, 20), torch.device("cpu"))
+    with torch.no_grad():
+        got = fast(nets, x, 0.5)
+        assert got.dtype == torch.float64
+        eye = torch.eye(320, dtype=torch.float64) * 0.5
+        for net, g in zip(nets, got):
+            ref = (net((x.reshape(1, -1) + eye).view(320, 1, 16, 20))[:, 0]
+                   - net((x.reshape(1, -1) - eye).view(320, 1, 16, 20))[:, 0]) / 1.0
+            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-10 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((1, 31, 32), r"^odd conv1 output$"), ((1, 32, 33), r"^odd conv1 output$"),
+    ((1, 12, 32), r"^input too small for the windowed path$"),     # conv2 output 0 rows
+    ((1, 32, 30), r"^input too small for the windowed path$"),     # conv2 output 9 columns: odd
+    ((1, 30, 32), r"^input too small for the windowed path$"),
+], ids=["odd rows", "odd columns", "no conv2 rows", "odd conv2 columns", "odd conv2 rows"])
+def test_lenet_secant_refuses_shapes_it_cannot_window(shape, message):
+    net = LeNet(1, 1)
+    with pytest.raises(ValueError, match=message):
+        LeNetSecant(net.features[0], net.features[3], shape, torch.device("cpu"))
