@@ -657,3 +657,16 @@ def test_lenet_secant_refuses_shapes_it_cannot_window(shape, message):
     net = LeNet(1, 1)
     with pytest.raises(ValueError, match=message):
         LeNetSecant(net.features[0], net.features[3], shape, torch.device("cpu"))
+
+
+def test_lenet_layers_accepts_pools_written_as_tuples():
+    """MaxPool2d((2, 2), (2, 2), (0, 0)) is the same 2 x 2 pool as MaxPool2d(2): the windowed path is taken."""
+    net = LeNet(1, 1)
+    net.features[2] = nn.MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0))
+    net.features[5] = nn.MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0))
+    assert lenet_layers(net) is not None
+    for pool in (nn.MaxPool2d((2, 2), stride=(2, 2), padding=(1, 0)), nn.MaxPool2d((2, 3), stride=2),
+                 nn.MaxPool2d(2, stride=(2, 3))):
+        other = LeNet(1, 1)
+        other.features[5] = pool
+        assert lenet_layers(other) is None
