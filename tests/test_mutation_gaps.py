@@ -670,3 +670,19 @@ def test_lenet_layers_accepts_pools_written_as_tuples():
         other = LeNet(1, 1)
         other.features[5] = pool
         assert lenet_layers(other) is None
+
+
+def test_profile_grid_takes_stride_and_recipe_from_the_profile(monkeypatch):
+    """The profile's grid stride and recipe (smoke: every 8th frequency), keyword arguments overriding them."""
+    import nadlib
+    calls = []
+    monkeypatch.setattr(G, "accuracy_grid", lambda arch, **kw: calls.append(dict(kw, arch=arch)) or "grid")
+    smoke, paper = nadlib.get_profile("smoke"), nadlib.get_profile("paper")
+    assert G.profile_grid("lenet", smoke) == "grid"
+    assert calls[-1] == {"arch": "lenet", "stride": 8, "recipe": smoke.separability.recipe()}
+    assert smoke.separability.recipe().n_test == 1_000 and smoke.separability.recipe().epochs == 5
+    G.profile_grid("vgg11", paper, stride=3, workers=1)
+    assert calls[-1] == {"arch": "vgg11", "stride": 3, "recipe": paper.separability.recipe(), "workers": 1}
+    monkeypatch.setattr(G, "get_profile", lambda: smoke)
+    G.profile_grid("logreg", recipe=TINY)
+    assert calls[-1] == {"arch": "logreg", "stride": 8, "recipe": TINY}
