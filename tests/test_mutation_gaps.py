@@ -334,6 +334,8 @@ def test_the_cache_tells_files_and_versions_of_a_file_apart(tmp_path, monkeypatc
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     np.savez(a, **_cifar_arrays(fill=10))
     np.savez(b, **_cifar_arrays(fill=20))
+    same = os.stat(a).st_mtime_ns
+    os.utime(b, ns=(same, same))  # the same modification time: only the path tells the two files apart
     xa = C.load_cifar10(npz=a, device="cpu")[0]
     assert round(float(xa.max()) * 255) == 10 and round(float(C.load_cifar10(npz=b, device="cpu")[0].max()) * 255) == 20
     assert C.load_cifar10(npz=a, device="cpu")[0] is xa
@@ -357,10 +359,17 @@ def test_torchvision_source_arguments_and_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(C, "_read_torchvision", fake)
     one = C.load_cifar10(tmp_path / "one", device="cpu")[0]
-    two = C.load_cifar10(tmp_path / "two", train=False, device="cpu")[0]
+    two = C.load_cifar10(tmp_path / "two", device="cpu")[0]
     assert C.load_cifar10(tmp_path / "one", device="cpu")[0] is one
-    assert calls == [((tmp_path / "one").resolve(), True, True), ((tmp_path / "two").resolve(), False, True)]
+    C.load_cifar10(tmp_path / "two", train=False, device="cpu")
+    assert calls == [((tmp_path / "one").resolve(), True, True), ((tmp_path / "two").resolve(), True, True),
+                     ((tmp_path / "two").resolve(), False, True)]
     assert round(float(one.max()) * 255) == 40 and round(float(two.max()) * 255) == 50
+    monkeypatch.setenv(C.DATA_ENV, str(tmp_path / "data"))  # root=None: the default cache folder
+    C.load_cifar10(device="cpu")
+    assert calls[-1] == (tmp_path / "data" / "cifar10", True, True)
+    with pytest.raises(TypeError, match=r"^train must be a bool, got str$"):
+        C.load_cifar10(tmp_path / "one", train="yes", device="cpu")
     C.clear_cifar10_cache()
 
 
