@@ -695,3 +695,16 @@ def test_profile_grid_takes_stride_and_recipe_from_the_profile(monkeypatch):
     monkeypatch.setattr(G, "get_profile", lambda: smoke)
     G.profile_grid("logreg", recipe=TINY)
     assert calls[-1] == {"arch": "logreg", "stride": 8, "recipe": TINY}
+
+
+def test_a_grid_that_finishes_after_its_deadline_returns(monkeypatch):
+    """The deadline stops a grid only while directions are left: the last direction finished past it is a result,
+    not a DeadlineReached; every frequency is validated against the grid's size before any training."""
+    done = G.accuracy_grid(LOGREG4, [(1, 0)], size=4, recipe=TINY, workers=1,
+                           run=RunControl(seed=5, deadline=0.0, **CPU))
+    assert done.accuracy == {(1, 0): _alone((1, 0))}
+    trained = []
+    monkeypatch.setattr(G, "_grid_task", lambda *a: trained.append(a[1]) or 0.5)
+    with pytest.raises(ValueError, match="out of range"):
+        G.accuracy_grid(LOGREG4, [(1, 0), (5, 0)], size=4, recipe=TINY, workers=1, run=RunControl(**CPU))
+    assert trained == []
