@@ -57,18 +57,19 @@ book: $(STAMP)
 
 # Unit tests and the book build/Chromium check live in tests/; nbval runs every chapter in book/.
 # TEST_WORKERS pytest-xdist processes (default 2, the CI's cores; 0 runs in this process); a test file or a
-# chapter stays in one process (--dist loadfile: a notebook's cells run in order in one kernel).
+# chapter stays in one process (--dist loadfile: a notebook's cells run in order in one kernel), in the
+# order of tests/conftest.py (longest first; --no-loadscope-reorder keeps it).
 test: $(STAMP)
 	set -eo pipefail; export NADLIB_PROFILE=smoke; \
 	  $(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-	  -n $(TEST_WORKERS) --dist loadfile -ra $(PYTEST_ARGS)
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -ra $(PYTEST_ARGS)
 
 # The quick unit tests: no chapters (nbval), no book build (-m book), no Ray (-m ray), no slow tests (-m slow:
 # scientific claims, end-to-end CLI runs), no headless Chromium (the *_in_a_browser tests; JupyterLab's is slow).
 test-fast: $(STAMP)
 	set -eo pipefail; export NADLIB_PROFILE=smoke; \
 	  $(BIN)/python -m pytest tests -p no:nbval -m "not slow and not book and not ray" -k "not in_a_browser" \
-	  -n $(TEST_WORKERS) --dist loadfile -ra $(PYTEST_ARGS)
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -ra $(PYTEST_ARGS)
 
 # JupyterLab on the chapters; the kernel is this .venv (nadlib editable), the profile is PROFILE.
 lab: $(STAMP)

@@ -37,11 +37,14 @@ def pytest_report_header(config):
 
 
 # pytest-xdist (``make test``) hands the test files to its workers in collection order, a file at a time
-# (``--dist loadfile``).  The longest files go first, so that no worker is left running one of them alone at
-# the end (longest first); the order of the tests inside a file, and of files without a rank, is kept.
-LONGEST_FIRST = ("test_book_build.py", "test_catalogue_e2e.py", "test_claims.py", "test_packaging.py")
+# (``--dist loadfile --no-loadscope-reorder``; xdist's default reorder would put the files with the fewest
+# tests, among them the longest, last).  Longest first, so that no worker is left running one of them alone at
+# the end: the files below (serial durations on 2 cores), then the chapters under nbval, then the many short
+# files.  The order of the tests inside a file, and of the other files, is kept.
+LONGEST_FIRST = ("test_book_build.py", "test_claims.py", "test_catalogue_e2e.py", "test_packaging.py",
+                 "test_paper_run.py", "test_training.py", "test_interruption.py", "test_nads.py")
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank) + (item.path.suffix != ".ipynb")))

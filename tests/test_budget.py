@@ -26,17 +26,41 @@ def test_every_unit_runs_when_the_budget_is_ample():
     assert out.summary.startswith("3 of 3 directions in the 60 s budget")
 
 
-def test_units_stop_once_the_next_would_overrun_the_budget():
+class _Clock:
+    """A virtual ``time.perf_counter`` that only the units advance: the budget logic is tested without the
+    timing noise of a busy machine (a real 0.2 s sleep plus scheduling delays could exceed the margin)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):  # the free-core sampling between units (threads="auto") takes no virtual time
+        pass
+
+    def unit(self, seconds: float):
+        def fn(unit):
+            self.now += seconds
+            return unit * 10
+        return fn
+
+
+def test_units_stop_once_the_next_would_overrun_the_budget(monkeypatch):
     # 0.2 s per unit, 0.5 s budget: after two units (0.4 s) a third would end at 0.6 s > 0.5 s
-    out = within_budget(_sleeper(0.2), range(10), budget_s=0.5, what="networks", progress=False)
+    clock = _Clock()
+    monkeypatch.setattr(budget, "time", clock)
+    out = within_budget(clock.unit(0.2), range(10), budget_s=0.5, what="networks", progress=False)
     assert list(out.keys()) == [0, 1]
     assert out.skipped == list(range(2, 10)) and not out.complete
     assert out.summary.startswith("2 of 10 networks in the 0 s budget")  # a 0.5 s budget prints as 0 s
     assert out.seconds < 0.5 + 0.2  # never a unit started that could not fit
 
 
-def test_essential_units_run_whatever_the_budget():
-    out = within_budget(_sleeper(0.1), "abcde", budget_s=0.01, essential=3, progress=False)
+def test_essential_units_run_whatever_the_budget(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget, "time", clock)
+    out = within_budget(clock.unit(0.1), "abcde", budget_s=0.01, essential=3, progress=False)
     assert list(out.keys()) == ["a", "b", "c"]
     out = within_budget(_sleeper(0.0), "ab", budget_s=0.01, essential=0, progress=False)
     assert len(out) <= 2
