@@ -708,3 +708,27 @@ def test_a_grid_that_finishes_after_its_deadline_returns(monkeypatch):
     with pytest.raises(ValueError, match="out of range"):
         G.accuracy_grid(LOGREG4, [(1, 0), (5, 0)], size=4, recipe=TINY, workers=1, run=RunControl(**CPU))
     assert trained == []
+
+
+def test_cifar_data_defaults_and_limits(tmp_path, monkeypatch):
+    """Defaults: the real data (download allowed), seed 0 for the stand-in images; synthetic=False is the real data
+    too; at most the 50,000 / 10,000 images CIFAR-10 has."""
+    monkeypatch.delenv(C.NPZ_ENV, raising=False)
+    C.clear_cifar10_cache()
+    calls = []
+
+    def fake(root, train, download):
+        calls.append((train, download))
+        return np.zeros((20, 32, 32, 3), np.uint8), np.arange(20) % 10
+
+    monkeypatch.setattr(C, "_read_torchvision", fake)
+    for synthetic in (None, False):
+        C.clear_cifar10_cache()
+        data = C.cifar_data(n_train=10, n_test=10, root=tmp_path, synthetic=synthetic, device="cpu")
+        assert data["source"] == f"CIFAR-10 via torchvision ({tmp_path})" and calls[-2:] == [(True, True), (False, True)]
+    assert C.cifar_data(n_train=10, n_test=10, synthetic=True, device="cpu")["source"] == \
+        "synthetic stand-in images (nadlib.synthetic_cifar10, seed 0), NOT CIFAR-10"
+    for name, maximum in (("n_train", 50_000), ("n_test", 10_000)):
+        with pytest.raises(ValueError, match=rf"^{name} must be at most {maximum:,}, got {maximum + 1:,}$"):
+            C.cifar_data(synthetic=True, device="cpu", **{name: maximum + 1})
+    C.clear_cifar10_cache()
