@@ -57,7 +57,7 @@ def test_grid_default_frequencies_seed_size_and_result_fields():
     grid = G.accuracy_grid(LOGREG4, size=4, recipe=TINY, workers=1, run=RunControl(seed=5, **CPU))
     assert list(grid.accuracy) == FREQS4
     assert all(grid.accuracy[f] == _alone(f) for f in [(1, 0), (2, 1), (3, 1)])
-    assert grid.arch == "partial(LogReg)" and grid.size == 4 and grid.wall_time > 0
+    assert grid.arch == "partial(LogReg)" and grid.size == 4 and 0 < grid.wall_time < 600
     assert grid.settings == {"arch": "partial(LogReg)", "size": 4, **asdict(TINY), "seed": 5}
     arrays = grid.to_arrays()
     assert arrays["freqs"].dtype == np.int64 and arrays["freqs"].shape == (10, 2)
@@ -586,6 +586,9 @@ def test_stacked_direction_accuracies_train_and_test_on_the_recipes_data(monkeyp
     assert torch.equal(seen["x"][0], x) and torch.equal(seen["y"][0], y)
     assert torch.equal(tests[0][0], xt) and torch.equal(tests[0][1], yt)
     assert seen["models"][0].linear.in_features == 48 and len(accs) == 1 and 0 <= accs[0] <= 1
+    G.stacked_direction_accuracies("logreg", [torch.ones(3, 32, 32) / math.sqrt(3 * 1024)], recipe=recipe,
+                                   run=RunControl(seed=7, **CPU))
+    assert seen["models"][0].linear.in_features == 3 * 1024  # a registered name is built with the channels of v
     with pytest.raises(ValueError, match=r"^directions is empty$"):
         G.stacked_direction_accuracies(LOGREG4, [], recipe=recipe, run=RunControl(**CPU))
     with pytest.raises(ValueError, match=r"^all directions must have the same shape, got \[\(1, 4, 4\), \(1, 8, 8\)\]$"):
