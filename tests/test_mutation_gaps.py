@@ -516,7 +516,7 @@ def test_cifar_data_real_npz_takes_the_first_images_of_each_class(tmp_path, monk
     assert [round(float(v) * 255) for v in data["x_train"][:, 0, 0, 0]] == list(range(20))
     assert data["y_test"].tolist() == list(range(10))
     auto = C.cifar_data(n_train=20, n_test=10, npz=path, synthetic="auto", device="cpu")
-    assert auto["source"] == data["source"]
+    assert auto["source"] == data["source"] and (auto["n_train"], auto["n_test"]) == (20, 10)
     def absent(root, train, download):  # what _read_torchvision raises without the files (tested above)
         raise C.CIFAR10NotFoundError("not there")
 
@@ -731,6 +731,9 @@ def test_cifar_data_defaults_and_limits(tmp_path, monkeypatch):
         assert data["source"] == f"CIFAR-10 via torchvision ({tmp_path})" and calls[-2:] == [(True, True), (False, True)]
     assert C.cifar_data(n_train=10, n_test=10, synthetic=True, device="cpu")["source"] == \
         "synthetic stand-in images (nadlib.synthetic_cifar10, seed 0), NOT CIFAR-10"
+    import nadlib
+    sizes = C.cifar_data(nadlib.get_profile("smoke"), n_train=10, synthetic=True, device="cpu")
+    assert (sizes["n_train"], sizes["n_test"]) == (10, 200)  # the smoke profile's 200 test images
     for name, maximum in (("n_train", 50_000), ("n_test", 10_000)):
         with pytest.raises(ValueError, match=rf"^{name} must be at most {maximum:,}, got {maximum + 1:,}$"):
             C.cifar_data(synthetic=True, device="cpu", **{name: maximum + 1})
