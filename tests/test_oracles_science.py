@@ -19,6 +19,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
+import nadlib
 from nadlib.affinity import REGULARISATION, affinity_score
 from nadlib.collapse import CollapseRun, collapse_metrics
 from nadlib.grid import GridResult
@@ -343,6 +344,21 @@ def test_lenet_layers_recognises_only_the_pooling_lenet():
         other = LeNet(1, 2)
         change(other)
         assert lenet_layers(other) is None
+
+
+def test_a_lenet_with_a_non_square_kernel_takes_the_generic_secant_path():
+    """The windowed path assumes square kernels; a LeNet whose first kernel is 5 x 1 used to be accepted by
+    lenet_layers and then broke the windowed path (a reshape error) instead of falling back.  It now takes the
+    generic path, whose differences equal whole forward passes."""
+    def make():
+        net = LeNet(1, 1)
+        net.features[0] = nn.Conv2d(1, 6, (5, 1))
+        net.classifier[1] = nn.Linear(16 * 5 * 6, 120)
+        return net
+
+    assert lenet_layers(make()) is None
+    res = nadlib.estimate_nads(make, 2, method="secant", k=4, run=nadlib.RunControl(progress=False, device="cpu"))
+    assert res.meta["path"] != "lenet-windowed" and res.directions.shape == (4, 1, 32, 32)
 
 
 # --------------------------------------------------------------------------------------------------
