@@ -43,7 +43,7 @@ if kind == "plain":
     torch.linalg.svd(g, full_matrices=False)
     wall = time.perf_counter() - t0
 else:
-    res = nadlib.estimate_nads(arch, n, method=kind, progress=False, device="cpu")
+    res = nadlib.estimate_nads(arch, n, method=kind, run=nadlib.RunControl(progress=False, device="cpu"))
     t_grad, wall = res.meta["gradient_time_s"], time.perf_counter() - t0
 print(json.dumps({"n": n, "t_grad": t_grad, "wall": wall,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

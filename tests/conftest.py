@@ -33,7 +33,10 @@ tqdm.set_lock(threading.RLock())
 
 
 def pytest_report_header(config):
-    return f"NADLIB_PROFILE={os.environ['NADLIB_PROFILE']}, torch threads {torch.get_num_threads()} per process"
+    workers = getattr(config.option, "numprocesses", None) or 0  # the main process of -n N runs no test
+    threads = os.environ.get("NADLIB_TEST_THREADS") or max(1, min(2, os.cpu_count() or 1) // max(workers, 1))
+    where = f"in each of {workers} xdist workers" if workers else "in this process"
+    return f"NADLIB_PROFILE={os.environ['NADLIB_PROFILE']}, torch threads {threads} {where}"
 
 
 # pytest-xdist (``make test``) hands the test files to its workers in collection order, a file at a time
