@@ -2,7 +2,7 @@
 #   make book   -> .venv + requirements, executes the chapters, writes _build/html/index.html
 #   make test   -> .venv + requirements, unit tests, every chapter under nbval, book build + Chromium
 #   make test-fast -> same set-up, only the quick unit tests (no chapters, book build, browser, Ray or slow
-#                     scientific tests): 2 min 17 s on 2 cores
+#                     scientific tests): 2 min 47 s on 2 cores
 #   make lab    -> .venv + requirements, JupyterLab on the chapters (widgets work: ipywidgets 8 + JupyterLab 4)
 # Options: make book PROFILE=smoke|default|paper   (default: $NADLIB_PROFILE, else default)
 #          make test PYTEST_ARGS="-k notebooks -x"
