@@ -14,8 +14,15 @@ os.environ.setdefault("NADLIB_PROFILE", "smoke")
 # (``make test`` runs TEST_WORKERS processes) the cores are shared out between the workers, so that two
 # workers on two cores run one thread each.  ``NADLIB_TEST_THREADS`` overrides the share; it is read, never
 # written, so that the workers do not inherit the main process's value as if the user had set it.
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = os.environ.get("NADLIB_TEST_THREADS") or str(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
+
+
+def _threads(workers: int) -> str:
+    """Torch threads of each of ``workers`` test processes: ``NADLIB_TEST_THREADS``, else their share of at
+    most 2 cores."""
+    return os.environ.get("NADLIB_TEST_THREADS") or str(max(1, min(2, os.cpu_count() or 1) // max(workers, 1)))
+
+
+THREADS = _threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 os.environ["OMP_NUM_THREADS"] = THREADS
 
 import torch  # noqa: E402
@@ -34,9 +41,8 @@ tqdm.set_lock(threading.RLock())
 
 def pytest_report_header(config):
     workers = getattr(config.option, "numprocesses", None) or 0  # the main process of -n N runs no test
-    threads = os.environ.get("NADLIB_TEST_THREADS") or max(1, min(2, os.cpu_count() or 1) // max(workers, 1))
     where = f"in each of {workers} xdist workers" if workers else "in this process"
-    return f"NADLIB_PROFILE={os.environ['NADLIB_PROFILE']}, torch threads {threads} {where}"
+    return f"NADLIB_PROFILE={os.environ['NADLIB_PROFILE']}, torch threads {_threads(workers)} {where}"
 
 
 # pytest-xdist (``make test``) hands the test files to its workers in collection order, a file at a time

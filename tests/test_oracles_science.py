@@ -634,7 +634,7 @@ class _Narrow(nn.Module):
 
 
 def test_signature_settings_sampling_and_messages():
-    from nadlib.affinity import Signature, nonlinearity_signature
+    from nadlib.affinity import nonlinearity_signature
     from nadlib import RunControl
 
     torch.manual_seed(0)
