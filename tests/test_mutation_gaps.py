@@ -643,6 +643,50 @@ def test_lenet_secant_on_rectangular_inputs_and_unequal_kernels(channels, k1, k2
             torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
 
 
+# _region_start(first, size, extent) by its docstring: the even row at or below max(first, 0), moved up to
+# extent - size when the region would leave the map (the windowed path's only pure helper)
+@pytest.mark.parametrize("first, size, extent, start", [
+    (-3, 8, 10, 0), (0, 8, 10, 0), (1, 8, 10, 0),      # clipped at 0, then rounded down to even
+    (2, 8, 10, 2), (3, 8, 10, 2),                      # 3 -> 2; extent - size = 2 is no bound yet
+    (5, 8, 10, 2), (9, 8, 10, 2),                      # 4 and 8 would leave the 10-row map: extent - size
+    (4, 6, 14, 4), (7, 6, 14, 6), (11, 6, 14, 8), (13, 6, 14, 8),
+    (5, 4, 4, 0),                                      # the region is the whole map
+])
+def test_region_start_by_hand(first, size, extent, start):
+    from nadlib.nads.lenet_secant import _region_start
+    got = _region_start(first, size, extent)
+    assert type(got) is int and got == start
+
+
+@pytest.mark.parametrize("k1, k2, shape, side", [
+    (3, 3, (22, 26), (4, 5)),   # conv1 20 x 24 -> pooled 10 x 12 -> conv2 8 x 10 (window 4, region 6) -> 4 x 5
+    (5, 5, (36, 44), (6, 8)),   # conv1 32 x 40 -> pooled 16 x 20 -> conv2 12 x 16 (window 7, region 8) -> 6 x 8
+], ids=["k3-k3", "k5-k5-large"])
+def test_lenet_secant_regions_smaller_than_the_map(k1, k2, shape, side):
+    """Second feature maps larger than the region of whole pooling cells the secant updates: the region (an even
+    number of rows that holds the window, 6 for an even 4-row window, 8 for a 7-row one) moves over the map, and
+    every pixel still equals the central difference by whole forward passes.  The oracles above have the region
+    cover the map (or 8 of 10 rows at 32 x 32 with an odd window), where a wrong region size does not show."""
+    H, W = shape
+    nets = [_lenet(1, k1, k2, *side, seed=s) for s in (7, 8)]
+    assert lenet_layers(nets[0]) is not None
+    x = torch.randn(1, H, W, generator=torch.Generator().manual_seed(9))
+    fast = LeNetSecant(nets[0].features[0], nets[0].features[3], (1, H, W), torch.device("cpu"))
+    wo = k1 // 2 + k2                  # the conv2 window: a 3 x 3 (k1 = 5) or 2 x 2 (k1 = 3) pooled window, widened by k2 - 1
+    region = wo + 2 if wo % 2 == 0 else wo + 1
+    assert fast.wo == wo and (fast.Rh, fast.Rw) == (region, region) and region < fast.H2 < fast.W2
+    step = 0.8
+    with torch.no_grad():
+        got = fast(nets, x, step)
+        d = H * W
+        eye = torch.eye(d) * step
+        for net, g in zip(nets, got):
+            ref = (net((x.reshape(1, -1) + eye).view(d, 1, H, W))[:, 0]
+                   - net((x.reshape(1, -1) - eye).view(d, 1, H, W))[:, 0]) / (2 * step)
+            assert float((ref != 0).float().mean()) > 0.3
+            torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
 def test_lenet_secant_keeps_float64_networks_in_float64():
     """float64 networks and input: the differences come back in float64 and agree with whole forward passes to
     1e-10 (float32 rounding would leave ~1e-7)."""
