@@ -132,6 +132,49 @@ def test_lenet_fast_secant_matches_plain_reference():
     assert torch.allclose(g_fast, g_plain, rtol=1e-4, atol=1e-4 * float(g_plain.abs().max()))
 
 
+def test_windowed_lenet_secant_split_over_threads_gives_each_network_its_row():
+    # With 2 torch threads, the windowed path runs consecutive groups of networks in 2 threads, torch
+    # single-threaded in each: the rows are those of the unsplit batch, in the networks' order, torch's thread
+    # count comes back, an error in a group reaches the caller, and the estimate agrees with 1 thread.
+    import threading
+    x = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(0))
+    nets = []
+    for i in range(5):
+        torch.manual_seed(N.network_seed(0, i))
+        nets.append(nadlib.get_model("lenet", 1, 1).eval())
+    fast = LS.LeNetSecant(nets[0].features[0], nets[0].features[3], (1, 32, 32), torch.device("cpu"))
+    seen = []
+
+    def spy(group, *args):
+        seen.append((threading.current_thread().name, len(group), torch.get_num_threads()))
+        if args[1] < 0:
+            raise ValueError("a failing group")
+        return fast(group, *args)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rows = N._on_threads(spy, nets, x, 100.0)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="a failing group"):
+            N._on_threads(spy, nets, x, -1.0)
+        assert torch.get_num_threads() == 2
+        two = nadlib.estimate_nads("lenet", 6, batch_size=6, run=RunControl(progress=False))
+    finally:
+        torch.set_num_threads(before)
+    assert sorted(n for _, n, _ in seen[:2]) == [2, 3]
+    assert all(name.startswith("nadlib-secant") and threads == 1 for name, _, threads in seen)
+    with torch.inference_mode():
+        whole = fast(nets, x, 100.0)
+    assert torch.allclose(rows, whole, rtol=1e-6, atol=1e-6 * float(whole.abs().max()))
+    torch.set_num_threads(1)
+    try:
+        one = nadlib.estimate_nads("lenet", 6, batch_size=6, run=RunControl(progress=False))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.allclose(one.eigenvalues, two.eigenvalues, rtol=1e-5, atol=1e-9 * float(one.eigenvalues.max()))
+
+
 def test_generic_secant_path_and_three_channels():
     # a custom module (not a nadlib LeNet) goes through the plain batched path; 3 input channels
     def make():

@@ -138,7 +138,7 @@ def test_grid_and_runs_deadlines(tmp_path):
 def test_chunked_statistics_merge_to_the_serial_estimate():
     whole = estimate_nads("lenet", 40, run=RunControl(seed=5, progress=False))
     batch = N.nad_run_settings("lenet", seed=5)["batch_size"]
-    assert batch == 8
+    assert batch == 16  # chunks of 16 below are whole batches
     parts = [N.nad_statistics("lenet", a, min(a + 16, 40), run=RunControl(seed=5)) for a in range(0, 40, 16)]
     merged = NADStatistics.merge(parts)
     assert merged.count.tolist() == [20, 20] and merged.n_networks == 40
