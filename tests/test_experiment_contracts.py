@@ -379,7 +379,7 @@ def test_a_given_eval_point_is_used_as_float32_with_or_without_a_batch_axis(shap
     assert nads.meta["eval_point"] == "given"
 
 
-@pytest.mark.parametrize("method, path, batch", [("secant", "lenet-windowed", 8), ("gradient", "vmap", 128)])
+@pytest.mark.parametrize("method, path, batch", [("secant", "lenet-windowed", 16), ("gradient", "vmap", 128)])
 def test_lenet_paths_and_default_batches(method, path, batch):
     """The windowed secant path is for secants only; batches follow ``_default_batch`` (see its test)."""
     nads = nadlib.estimate_nads("lenet", n_networks=2, method=method, k=1, run=RunControl(progress=False))
