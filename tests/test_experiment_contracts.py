@@ -231,7 +231,7 @@ def test_nads_from_statistics_messages(call, err, message):
     ("gradient", False, 1_000, "cuda", 1024), ("gradient", False, 10_000_000, "cuda", 100),
     ("gradient", False, 10**10, "cuda", 1),
     # secants: the windowed LeNet path batches networks, the generic path one (CPU) or four (GPU)
-    ("secant", True, 10**6, "cpu", 8), ("secant", True, 10**6, "cuda", 64),
+    ("secant", True, 10**6, "cpu", 16), ("secant", True, 10**6, "cuda", 64),
     ("secant", False, 10**6, "cpu", 1), ("secant", False, 10**6, "cuda", 4),
 ])
 def test_default_batch_policy(method, fast, n_params, device, batch):

@@ -46,17 +46,17 @@ def test_ray_grid_equals_serial_grid(ray, tmp_path):
 
 @pytest.mark.ray
 def test_ray_nads_chunks_merge_to_the_serial_estimate(ray, tmp_path):
-    serial = estimate_nads("lenet", 48, run=RunControl(seed=1, progress=False))
+    serial = estimate_nads("lenet", 96, run=RunControl(seed=1, progress=False))
     ckpt = tmp_path / "n.ckpt.npz"
     with pytest.raises(DeadlineReached):
-        D.ray_estimate_nads("lenet", 48, chunk=8,
+        D.ray_estimate_nads("lenet", 96, chunk=16,
                             run=RunControl(seed=1, checkpoint=ckpt, deadline=time.monotonic(), progress=False))
-    res = D.ray_estimate_nads("lenet", 48, chunk=8, run=RunControl(seed=1, checkpoint=ckpt, progress=False))
-    assert res.n_networks == 48
+    res = D.ray_estimate_nads("lenet", 96, chunk=16, run=RunControl(seed=1, checkpoint=ckpt, progress=False))
+    assert res.n_networks == 96
     rel = ((res.eigenvalues - serial.eigenvalues).abs().max() / serial.eigenvalues.max()).item()
     assert rel < 1e-10
     assert abs(abs(float(res.directions[0].flatten() @ serial.directions[0].flatten())) - 1) < 1e-6
-    with pytest.raises(ValueError, match="multiple of the batch size 8"):
+    with pytest.raises(ValueError, match="multiple of the batch size 16"):
         D.ray_estimate_nads("lenet", 48, chunk=12, run=RunControl(progress=False))
 
 
