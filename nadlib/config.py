@@ -13,6 +13,7 @@ explicitly with :func:`get_profile`.  Chapters read ``nadlib.get_profile()`` and
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -309,6 +310,18 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available on this "
                            "machine; pass device='cpu' or leave device=None to pick automatically")
     return device
+
+
+@contextmanager
+def one_torch_thread(active: bool = True):
+    """torch's intra-op thread count at 1 while inside (restored after); a no-op when ``active`` is False."""
+    before = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def describe_environment(profile: Profile | None = None, device: str | torch.device | None = None) -> str:

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from .._checks import (choice, finite, fits_in_memory, is_int, positive_float, positive_int, seed as _check_seed,
                        unit_interval)
-from ..config import get_device
+from ..config import get_device, one_torch_thread
 from ..control import RunControl, as_run, check_space
 from .input_gradients import grad_loop as _grad_loop, grad_vmap as _grad_vmap, secant_batched as _secant_batched
 from .input_gradients import secant_plain as _secant_plain
@@ -613,17 +613,6 @@ def _fast_lenet(net: nn.Module, req: _Request) -> LeNetSecant | None:
         return None
 
 
-@contextmanager
-def _one_torch_thread():
-    """torch's intra-op thread count at 1 (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _on_threads(fn, nets: list[nn.Module], *args) -> torch.Tensor:
     """``fn(nets, *args)`` (rows, one per network) computed by one Python thread per torch thread on consecutive
     groups of ``nets``, torch single-threaded in each, rows concatenated in the networks' order.
@@ -642,7 +631,7 @@ def _on_threads(fn, nets: list[nn.Module], *args) -> torch.Tensor:
         with torch.inference_mode():  # thread-local: not inherited from the caller's thread
             return fn(nets[bounds[k]:bounds[k + 1]], *args)
 
-    with _one_torch_thread(), ThreadPoolExecutor(workers, thread_name_prefix="nadlib-secant") as pool:
+    with one_torch_thread(), ThreadPoolExecutor(workers, thread_name_prefix="nadlib-secant") as pool:
         return torch.cat(list(pool.map(group, range(workers))))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .._checks import is_int, positive_int
+from ..config import one_torch_thread
 
 __all__ = ["NADStatistics", "subspace_overlap", "split_half_stability", "eig_desc", "eig_top_desc", "eig_leading",
            "eigen_path", "LANCZOS_MIN_DIM", "LANCZOS_MAX_M"]
@@ -93,13 +94,9 @@ def eig_desc(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues (descending) and eigenvectors as rows, with a deterministic sign
     (the entry of largest magnitude is positive).  All ``d`` eigenpairs, by a full ``eigh``."""
     _check_cov(cov)
-    threads = torch.get_num_threads()
-    try:  # multi-threaded LAPACK eigh is much slower on small, busy CPUs; one thread is ~0.4 s for d=1024
-        if cov.device.type == "cpu":
-            torch.set_num_threads(1)
+    # multi-threaded LAPACK eigh is much slower on small, busy CPUs; one thread is ~0.4 s for d=1024
+    with one_torch_thread(cov.device.type == "cpu"):
         vals, vecs = torch.linalg.eigh(cov)
-    finally:
-        torch.set_num_threads(threads)
     return _signed_rows(vals.flip(0), vecs.flip(1).T.contiguous())
 
 
