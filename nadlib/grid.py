@@ -109,6 +109,10 @@ def _grid_job(job: tuple) -> tuple[tuple[int, int], float]:
     return freq, _grid_task(arch, freq, size, settings, device)
 
 
+#: How grid worker processes start: ``spawn`` (a fresh Python), since forking after torch's thread pools started
+#: is unsafe.  Tests whose workers run no torch use ``fork`` to start them in milliseconds.
+POOL_START = "spawn"
+
 #: Directions per model stack on CUDA (:func:`default_stack`).
 CUDA_STACK = 16
 
@@ -289,8 +293,7 @@ def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: 
     """One direction per worker process.  A worker that dies is noticed at once (its pool breaks) and stops the
     run with :class:`WorkerDied` naming the unfinished directions; on an interruption the workers are terminated
     at once.  Either way the directions finished so far are already recorded."""
-    ctx = get_context("spawn")  # fork after torch's thread pools started is unsafe
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(1,))
+    ex = ProcessPoolExecutor(workers, mp_context=get_context(POOL_START), initializer=_init_worker, initargs=(1,))
     futures = {ex.submit(_grid_job, (arch, f, size, settings, str(device))): f for f in todo}
     try:
         for fut in as_completed(futures):
@@ -298,6 +301,7 @@ def _run_pool(arch, todo, size, settings, device, record: Record, bar, workers: 
             record([freq], [acc])
             bar.update(1)
     except BrokenProcessPool:
+        # as_completed hands out the directions that finished before the pool broke first: all are recorded
         _stop_workers(ex)
         lost = [f for fut, f in futures.items() if not fut.done() or fut.cancelled() or fut.exception() is not None]
         raise WorkerDied(lost, checkpoint) from None
