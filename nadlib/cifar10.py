@@ -130,7 +130,7 @@ def _read_npz(path: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
 def _read_torchvision(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
     try:
         from torchvision.datasets import CIFAR10
-    except ImportError:  # pragma: no cover - torchvision is installed with the book's requirements
+    except ImportError:  # torchvision is installed with the book's requirements, but nadlib runs without it
         raise CIFAR10NotFoundError(
             _missing_message(root, "torchvision is not installed (pip install torchvision)")) from None
     if not _batches_present(root):

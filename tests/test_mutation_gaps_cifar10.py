@@ -269,3 +269,62 @@ def test_cifar_data_names_the_npz_of_the_environment_and_the_default_folder(tmp_
     d = C.cifar_data(n_train=10, n_test=10, device="cpu")
     assert d["source"] == f"CIFAR-10 via torchvision ({tmp_path / 'cache' / 'cifar10'})"
     C.clear_cifar10_cache()
+
+
+def test_cifar_data_auto_tries_the_real_data_with_every_argument_then_the_stand_in(monkeypatch):
+    """synthetic='auto' first asks for the real data exactly as synthetic=None would (root, download, device, npz
+    passed on, both splits); when that is missing, the stand-in images of the given seed."""
+    calls = []
+    x = torch.zeros(20, 3, 32, 32)
+    y = torch.arange(20) % 10
+
+    def real(root, train, download, device, npz):
+        calls.append((root, train, download, device, npz))
+        return x, y
+
+    monkeypatch.setattr(C, "load_cifar10", real)
+    monkeypatch.delenv(C.NPZ_ENV, raising=False)
+    d = C.cifar_data(n_train=10, n_test=10, root="/data/here", download=False, synthetic="auto", seed=3, device="cpu")
+    cpu = torch.device("cpu")
+    assert calls == [("/data/here", True, False, cpu, None), ("/data/here", False, False, cpu, None)]
+    assert d["source"] == "CIFAR-10 via torchvision (/data/here)" and d["n_train"] == 10
+
+    def missing(*args):
+        calls.append(args)
+        raise C.CIFAR10NotFoundError("not here")
+
+    calls.clear()
+    monkeypatch.setattr(C, "load_cifar10", missing)
+    d = C.cifar_data(n_train=10, n_test=10, root="/data/here", download=True, synthetic="auto", seed=3, device="cpu")
+    assert calls == [("/data/here", True, True, cpu, None)]
+    assert d["source"] == "synthetic stand-in images (nadlib.synthetic_cifar10, seed 3), NOT CIFAR-10"
+    assert torch.equal(d["x_train"], C.cifar_data(n_train=10, n_test=10, synthetic=True, seed=3, device="cpu")["x_train"])
+
+
+def test_synthetic_images_are_the_seeds_first_templates_added_to_one_half():
+    """Without background, an image of class k is round(255 (0.5 + s T_k)) with T the first 10 smooth fields
+    (cutoff 2) drawn from the seed's generator: the template is added, not subtracted."""
+    d = C.synthetic_cifar10(n_train=20, n_test=10, seed=4, signal=0.05, noise=0.0)
+    templates = C._smooth_fields(10, torch.Generator().manual_seed(4), cutoff=2.0)
+    want = (((0.5 + 0.05 * templates).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)).numpy()
+    for split in ("train", "test"):
+        assert np.array_equal(d[f"x_{split}"], want[d[f"y_{split}"].astype(np.int64)])
+
+
+def test_an_npz_with_other_entries_reads_only_the_four_arrays(tmp_path):
+    """Extra entries of a CIFAR-10 .npz are not read at all: not even one that only a pickle could load."""
+    path = tmp_path / "extra.npz"
+    np.savez(path, x_train=np.zeros((10, 32, 32, 3), np.uint8), y_train=np.arange(10), notes=np.array([{"a": 1}]),
+             x_test=np.ones((10, 32, 32, 3), np.uint8), y_test=np.arange(10))
+    x, y = C._read_npz(path, train=False)
+    assert (x == 1).all() and y.tolist() == list(range(10))
+
+
+def test_without_torchvision_the_message_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)  # `from torchvision.datasets import` fails
+    with pytest.raises(C.CIFAR10NotFoundError) as err:
+        C._read_torchvision(tmp_path, True, False)
+    assert str(err.value) == C._missing_message(tmp_path, "torchvision is not installed (pip install torchvision)")
+    assert str(err.value).startswith("CIFAR-10 is not available: torchvision is not installed (pip install "
+                                     "torchvision)\n") and str(tmp_path) in str(err.value)

@@ -11,9 +11,11 @@ the bundled one is the point).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from nadlib import paper
 from nadlib.grid import GridResult
@@ -176,7 +178,9 @@ def test_fourier_map_entries_sigmas_and_no_shared_direction():
     """sigmas=2: at chance below 0.5 + 2 x 0.5 / 10 = 0.6 (book) and 0.51 (published); a book map sharing no
     direction with the published one: 0 shared, NaN correlation and mean difference, shares of nothing NaN."""
     grid = GridResult("lenet", {(6, 6): 0.55, (8, 8): 0.61}, settings={"n_test": 100})
-    entries = paper.fourier_map_entries({"lenet": grid}, published=PUBLISHED, sigmas=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the NaNs are returned on purpose, not met as "mean of empty slice"
+        entries = paper.fourier_map_entries({"lenet": grid}, published=PUBLISHED, sigmas=2)
     pub, book = entries[1], entries[2]
     assert pub["threshold"] == pytest.approx(0.51, abs=1e-15) and pub["failing"] == 0.25
     assert entries[4]["failing"] == 0.0                      # ResNet-18's 0.51 is not below 0.51
@@ -287,3 +291,127 @@ def test_oracle_table_of_one_kind_and_without_a_commit():
     assert lines[0].startswith("*Both codes on the same D(v) recipe (σ 3, ε 1, 100 training and 400 test samples, "
                                "1 epochs, seed(s) 0, 7); the authors' code is theirs, unchanged (commit ?; run with: ).")
     assert lines[4:] == ["| NAD 3 | 0.550 | 0.600 | 0.520 | +0.050 ± 0.049 |"]
+
+
+def test_fourier_map_entries_shares_at_chance_use_sigmas():
+    """sigmas=5: at chance below 0.5 + 5 x 0.05 = 0.75 (book, 100 test samples) and 0.5 + 5 x 0.005 = 0.525
+    (published): over the three shared directions the book's 0.7 and the published 0.52 are at chance (1/3 each;
+    with the default 3 sigmas neither is), and the book-only LeNet without pooling (0.7, 0.5, 0.64) all of it."""
+    published = {"lenet": {(2, 0): 0.52, (0, 2): 0.6, (2, 2): 0.7}}
+    nopool = GridResult("lenet_nopool", {(2, 0): 0.7, (4, 0): 0.5, (6, 0): 0.64}, settings=dict(SMOKE))
+    for sigmas, share, nopool_share in ((5, 1 / 3, 1.0), (3, 0.0, 2 / 3)):
+        entries = paper.fourier_map_entries({"lenet": _book_lenet(), "lenet_nopool": nopool},
+                                            published=published, sigmas=sigmas)
+        ag = entries[2]["agreement"]
+        assert ag["shared"] == 3
+        assert ag["failing_ours"] == pytest.approx(share) and ag["failing_published"] == pytest.approx(share)
+        assert entries[-1]["arch"] == "lenet_nopool" and entries[-1]["failing"] == pytest.approx(nopool_share)
+
+
+# --------------------------------------------------------------------------------------------------
+# the bundled published data, read exactly (second pass of paper.py)
+# --------------------------------------------------------------------------------------------------
+
+def _bundled(name):
+    from importlib import resources
+    return resources.files("nadlib.published").joinpath(name)
+
+
+def test_the_bundled_tables_name_the_five_networks_and_logreg():
+    """Which networks the bundled files hold, read again (the module constants are computed at import, before a
+    test could change anything): Fourier maps of LogReg and the five networks' four CNNs (their column names in
+    the authors' CSV), NAD curves of the four CNNs, NADs of all five."""
+    assert paper._published_columns("dft_accuracies.csv") == {
+        "logreg": "acc_lr", "lenet": "acc_ln", "vgg11": "acc_vgg", "resnet18": "acc_rn", "densenet121": "acc_dn"}
+    assert paper._published_columns("nads.csv") == {
+        "lenet": "acc_ln", "vgg11": "acc_vgg", "resnet18": "acc_rn", "densenet121": "acc_dn"}
+    assert paper._published_nad_archs() == ("logreg", "lenet", "vgg11", "resnet18", "densenet121")
+    with pytest.raises(ValueError, match=r"^no published data for 'lenet_nopool'; available: lenet, vgg11, "
+                                         r"resnet18, densenet121$"):
+        paper.published_trainability("lenet_nopool")
+
+
+@pytest.mark.parametrize("arch", ["lenet", "densenet121"])
+def test_published_nads_are_the_bundled_arrays_with_variances(arch):
+    """The first 64 directions as float32 images, and every singular value s turned into the variance
+    s^2 / (10,000 - 1) in float64; 10,000 networks, the secant method, labelled as the authors'."""
+    with _bundled("nads_top64.npz").open("rb") as fh, np.load(fh) as data:
+        raw_dirs, raw_s = data[f"{arch}_nads"], data[f"{arch}_singular_values"]
+    nads = paper.published_nads(arch)
+    assert nads.directions.dtype == torch.float32 and nads.directions.shape == (64, 1, 32, 32)
+    assert np.array_equal(nads.directions.reshape(64, -1).numpy(), raw_dirs.reshape(64, -1).astype(np.float32))
+    assert nads.eigenvalues.dtype == torch.float64 and len(nads.eigenvalues) == len(raw_s) == 1023
+    assert np.array_equal(nads.eigenvalues.numpy(), raw_s.astype(np.float64) ** 2 / 9999)
+    assert nads.n_networks == 10_000 and nads.method == "secant (published)"
+    assert nads.meta == {"arch": arch, "source": PAPER_SOURCE}
+
+
+def test_published_fourier_keys_are_the_librarys_members_of_each_pair():
+    """One member per symmetric pair, the one `fourier_grid` keeps (the first in row-major order), so a grid's
+    keys and the published ones meet without mirroring."""
+    from nadlib.directions import fourier_grid
+    keys = set(paper.paper_fourier_accuracy("lenet"))
+    assert len(keys) == 130 and keys <= set(fourier_grid(32))
+
+
+def test_nads_agreement_takes_a_nads_object_or_its_directions():
+    nads = paper.published_nads("lenet")
+    assert paper.nads_agreement(nads, "lenet", ks=(1, 10)) == pytest.approx({1: 1.0, 10: 1.0}, abs=1e-5)  # float32
+    assert paper.nads_agreement(nads.directions, "lenet", ks=(1, 10)) == paper.nads_agreement(nads, "lenet", ks=(1, 10))
+
+
+def test_trainability_agreement_by_hand():
+    """Indices the authors did not publish (2000) are left out, the order of the curve is kept; published LeNet
+    accuracies at indices 0 and 2 are 1.0 and 0.9999 (their nads.csv)."""
+    out = paper.trainability_agreement({"indices": [2, 2000, 0], "test_acc": [0.9, 0.1, 0.75]}, "lenet")
+    assert set(out) == {"indices", "ours", "paper", "difference", "mean_abs"}
+    assert out["indices"].tolist() == [2, 0] and out["ours"].tolist() == [0.9, 0.75]
+    assert out["paper"] == pytest.approx([0.9999, 1.0], abs=1e-15)  # 99.99 / 100
+    assert out["difference"] == pytest.approx([0.9 - 0.9999, -0.25])
+    assert out["mean_abs"] == pytest.approx((0.0999 + 0.25) / 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice": NaN is returned on purpose
+        none = paper.trainability_agreement({"indices": [5000], "test_acc": [0.5]}, "lenet")
+    assert math.isnan(none["mean_abs"]) and none["indices"].tolist() == []
+
+
+def test_compare_with_paper_mirrors_at_the_grids_own_size():
+    """A 8 x 8 grid: the published (7, 0) and (6, 5) are the mirrors of (1, 0) and (2, 3) at size 8 (not at 32)."""
+    grid = GridResult("lenet", {(1, 0): 0.9, (2, 3): 0.7, (0, 1): 0.6, (4, 4): 0.8}, size=8)
+    out = paper.compare_with_paper(grid, published={(7, 0): 0.8, (6, 5): 0.5, (0, 1): 0.6})
+    assert out["freqs"] == [(1, 0), (2, 3), (0, 1)]
+    assert out["ours"].tolist() == [0.9, 0.7, 0.6] and out["paper"].tolist() == [0.8, 0.5, 0.6]
+    assert out["pearson"] == pytest.approx(np.corrcoef([0.9, 0.7, 0.6], [0.8, 0.5, 0.6])[0, 1])
+    # either side constant: no correlation (NaN, on purpose: no "invalid value" warning), not 0 or an error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flat = paper.compare_with_paper(grid, published={(7, 0): 0.5, (6, 5): 0.5, (0, 1): 0.5})
+    assert math.isnan(flat["pearson"])
+
+
+def test_chance_threshold_at_one_test_sample_and_its_refusal():
+    assert paper.chance_threshold(1) == 2.0 and paper.chance_threshold(4, sigmas=1) == 0.75
+    with pytest.raises(ValueError, match=r"^n_test must be a positive number of test samples, got 0$"):
+        paper.chance_threshold(0)
+
+
+def test_failing_share_of_nothing_is_nan_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(paper.failing_share([], 100))
+    assert paper.failing_share([0.6, 0.7], 100, sigmas=5) == 1.0 and paper.failing_share([0.6, 0.7], 100) == 0.5
+
+
+def test_oracle_rows_average_over_the_seeds_of_each_direction():
+    """Three seeds (rows) of two directions (columns): the means are over the rows; the standard error uses 3
+    seeds: sqrt(p (1 - p) / 400 / 3)."""
+    arrays = dict(ORACLE, authors_acc=np.array([[0.8, 0.5], [0.9, 0.6], [0.7, 0.4]]),
+                  nadlib_acc=np.array([[0.7, 0.55], [0.75, 0.65], [0.8, 0.45]]), seeds=np.array([0, 7, 9]))
+    rows = paper.oracle_rows(arrays, {"n_test": 400})
+    assert [(r["name"], r["kind"]) for r in rows] == [("Fourier (2, 0)", "fourier"), ("NAD 3", "nad")]
+    assert rows[0]["authors"] == pytest.approx(0.8) and rows[0]["nadlib"] == pytest.approx(0.75)
+    assert rows[1]["authors"] == pytest.approx(0.5) and rows[1]["nadlib"] == pytest.approx(0.55)
+    assert rows[0]["published"] == 0.88 and rows[0]["difference"] == pytest.approx(-0.05)
+    se_a, se_b = math.sqrt(0.8 * 0.2 / 400 / 3), math.sqrt(0.75 * 0.25 / 400 / 3)
+    assert rows[0]["se_authors"] == pytest.approx(se_a) and rows[0]["se"] == pytest.approx(math.hypot(se_a, se_b))
+    assert [r["kind"] for r in paper.oracle_rows(arrays, {"n_test": 400}, kind="nad")] == ["nad"]
