@@ -201,6 +201,12 @@ def test_stop_workers_terminates_the_processes_and_shuts_the_executor(forked):
         ex.submit(time.sleep, 0)
 
 
+def test_grid_job_unpacks_a_job_and_returns_its_frequency_with_the_accuracy(monkeypatch):
+    """What a worker runs, called here in this process (mutmut cannot see calls inside forked workers)."""
+    monkeypatch.setattr(G, "_grid_task", _fake_accuracy)
+    assert G._grid_job(("lenet", (3, 1), 8, SETTINGS, "cpu")) == ((3, 1), _fake_accuracy("lenet", (3, 1), 8, SETTINGS, "cpu"))
+
+
 def test_init_worker_ignores_ctrl_c_and_sets_the_thread_count():
     handler, threads = signal.getsignal(signal.SIGINT), torch.get_num_threads()
     try:

@@ -12,9 +12,17 @@ from nadlib import RunControl
 BF16 = RunControl(device="cpu", progress=False, precision="bf16")
 
 
-def test_bf16_secant_passes_its_guard_and_says_so():
-    nads = nadlib.estimate_nads("lenet", 16, k=10, run=BF16)
-    fp32 = nadlib.estimate_nads("lenet", 16, k=10, run=BF16.replace(precision="fp32"))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bf16_secant_passes_its_guard_and_says_so(threads):
+    """At 1 and 2 torch threads: with 2 the windowed LeNet path runs in two Python threads (`_on_threads`), which
+    must enter the caller's BF16 autocast again (it is thread-local); it once silently computed float32 there."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        nads = nadlib.estimate_nads("lenet", 16, k=10, run=BF16)
+        fp32 = nadlib.estimate_nads("lenet", 16, k=10, run=BF16.replace(precision="fp32"))
+    finally:
+        torch.set_num_threads(before)
     guard = nads.meta["precision_guard"]
     assert guard["passed"] and guard["overlap"] >= 0.99 and guard["networks"] == est.GUARD_NETWORKS
     assert nads.meta["precision"] == "bf16 autocast" and fp32.meta["precision"] == "float32"

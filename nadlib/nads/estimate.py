@@ -44,7 +44,7 @@ import math
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -620,15 +620,20 @@ def _on_threads(fn, nets: list[nn.Module], *args) -> torch.Tensor:
     For paths made of many small tensor operations (the windowed LeNet secant: ~1,000 per call), this is
     ~1.5x the throughput of torch's intra-op threads on 2 cores, whose barrier after every operation also
     makes them stall when another process takes a core.  Each group is the same computation as on its own, so
-    a network's row does not depend on which thread ran it (inference mode, as the secant loop).
+    a network's row does not depend on which thread ran it (inference mode, as the secant loop, and the
+    caller's autocast, e.g. BF16: both are thread-local, so each thread enters them again).
     """
     workers = min(len(nets), torch.get_num_threads())
     if workers <= 1:
         return fn(nets, *args)
     bounds = [len(nets) * i // workers for i in range(workers + 1)]
+    casts = [(dev, torch.get_autocast_dtype(dev)) for dev in ("cpu", "cuda") if torch.is_autocast_enabled(dev)]
 
     def group(k: int) -> torch.Tensor:
-        with torch.inference_mode():  # thread-local: not inherited from the caller's thread
+        with ExitStack() as scope:
+            scope.enter_context(torch.inference_mode())
+            for dev, dtype in casts:
+                scope.enter_context(torch.autocast(dev, dtype=dtype))
             return fn(nets[bounds[k]:bounds[k + 1]], *args)
 
     with one_torch_thread(), ThreadPoolExecutor(workers, thread_name_prefix="nadlib-secant") as pool:
