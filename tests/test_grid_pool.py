@@ -91,6 +91,20 @@ def test_pool_records_each_direction_once_with_its_own_accuracy(forked, monkeypa
     assert len(workers) in (1, 2) and os.getpid() not in workers
 
 
+def test_pool_workers_start_as_pool_start_says_and_are_initialised(forked, monkeypatch):
+    """The workers start by `POOL_START` (spawn by default; forked here), ignore Ctrl-C (the main process stops
+    them) and run torch on one thread."""
+    assert G.POOL_START == "fork"
+    starts = []
+    monkeypatch.setattr(G, "get_context", lambda method: starts.append(method) or multiprocessing.get_context(method))
+
+    def task(arch, freq, *rest):
+        return float(signal.getsignal(signal.SIGINT) is signal.SIG_IGN and torch.get_num_threads() == 1)
+
+    calls, _ = _pool([(1, 0), (2, 0)], task, monkeypatch)
+    assert starts == ["fork"] and sorted(a for _, (a,) in calls) == [1.0, 1.0]
+
+
 def test_pool_of_one_worker_runs_every_direction_in_the_same_process(forked, monkeypatch, tmp_path):
     pids = tmp_path / "pids"
 
@@ -207,6 +221,18 @@ def test_grid_job_unpacks_a_job_and_returns_its_frequency_with_the_accuracy(monk
     assert G._grid_job(("lenet", (3, 1), 8, SETTINGS, "cpu")) == ((3, 1), _fake_accuracy("lenet", (3, 1), 8, SETTINGS, "cpu"))
 
 
+def test_worker_died_names_at_most_six_lost_directions():
+    six = [(k, 0) for k in range(6, 0, -1)]
+    assert str(G.WorkerDied(six)).endswith(
+        "before finishing 6 direction(s) [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)]; pass a checkpoint to keep "
+        "finished directions across such a failure")
+    seven = G.WorkerDied(six + [(7, 0)], "g.npz")
+    assert seven.lost == sorted(six + [(7, 0)])
+    assert str(seven) == ("a grid worker process died (killed, or out of memory?) before finishing 7 direction(s) "
+                          "[(1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)] ...; the finished directions are in "
+                          "'g.npz': run the same call again to train the rest")
+
+
 def test_init_worker_ignores_ctrl_c_and_sets_the_thread_count():
     handler, threads = signal.getsignal(signal.SIGINT), torch.get_num_threads()
     try:
@@ -238,8 +264,17 @@ def test_accuracy_grid_sends_directions_to_one_worker_per_core_at_most_one_per_d
     1; with one worker (or a lambda) the directions run in this process; an explicit count above 1 for a lambda
     is refused before any work."""
     pools, serial = [], []
-    monkeypatch.setattr(G, "_run_pool", lambda *a: pools.append(a) or [a[5]([f], [0.5]) for f in a[1]])
-    monkeypatch.setattr(G, "_run_serial", lambda *a: serial.append(a) or [a[5]([f], [0.5]) for f in a[1]])
+
+    def runner(calls):
+        def run(*a):  # record every direction (and count it on the bar) as the real runners do
+            calls.append(a)
+            for f in a[1]:
+                a[5]([f], [0.5])
+                a[6].update(1)
+        return run
+
+    monkeypatch.setattr(G, "_run_pool", runner(pools))
+    monkeypatch.setattr(G, "_run_serial", runner(serial))
     run = RunControl(progress=False, device="cpu", seed=4)
     freqs = [(1, 0), (2, 0), (3, 0)]
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
@@ -251,12 +286,13 @@ def test_accuracy_grid_sends_directions_to_one_worker_per_core_at_most_one_per_d
     arch, todo, size, settings, device, _, _, workers, checkpoint = pools[0]
     assert (arch, todo, size, device, checkpoint) == ("lenet", freqs, 8, torch.device("cpu"), None)
     assert settings["seed"] == 4
+    G.accuracy_grid(lambda: LeNet(), freqs, size=8, run=run)  # cannot be sent to a worker: in this process
+    G.accuracy_grid("lenet", [(1, 0)], size=8, workers=4, run=run)  # one direction: one worker
     monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one worker
     G.accuracy_grid("lenet", freqs, size=8, run=run)
-    G.accuracy_grid(lambda: LeNet(), freqs, size=8, run=run)
-    G.accuracy_grid("lenet", [(1, 0)], size=8, workers=4, run=run)
     assert len(pools) == 3 and len(serial) == 3
-    with pytest.raises(ValueError, match="cannot be sent to worker processes .* or pass workers=1"):
+    with pytest.raises(ValueError, match=r"<lambda> cannot be sent to worker processes \(a lambda or a local "
+                                         r"function\): define it at module level, or pass workers=1$"):
         G.accuracy_grid(lambda: LeNet(), freqs, size=8, workers=2, run=run)
     assert len(pools) == 3 and len(serial) == 3
 
