@@ -782,3 +782,63 @@ def test_cifar_data_defaults_and_limits(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=rf"^{name} must be at most {maximum:,}, got {maximum + 1:,}$"):
             C.cifar_data(synthetic=True, device="cpu", **{name: maximum + 1})
     C.clear_cifar10_cache()
+
+
+# --------------------------------------------------------------------------------------------------
+# affinity.py: the degenerate inputs and memory checks of issue 20 (complete pass of 2026-12-07)
+# --------------------------------------------------------------------------------------------------
+
+def test_affinity_of_a_constant_input_and_a_varying_output_is_refused_in_words():
+    import nadlib.affinity as A
+    x, y = torch.ones(20, 3), torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"^x is constant but y varies: no function maps these inputs to these "
+                                         r"outputs \(were x and y taken from the same samples\?\)$"):
+        A.affinity_score(x, y)
+
+
+def test_affinity_of_two_constants_warns_at_the_callers_line_and_is_nan():
+    import nadlib.affinity as A
+    with pytest.warns(RuntimeWarning) as seen:
+        rho = A.affinity_score(torch.ones(10, 2), torch.full((10, 2), 3.0))
+    assert math.isnan(rho)
+    assert [str(w.message) for w in seen] == ["affinity score of a constant input and a constant output is undefined: nan"]
+    assert seen[0].filename == __file__  # stacklevel: the line that called affinity_score
+
+
+def test_constant_is_relative_to_the_scale_of_both_sides():
+    """x varies by 1e-6 (trace ~3e-12 of its covariance) next to y of variance ~1e12 (trace ~3e12): the sum of the
+    traces sets the scale, 1e-12 of it is ~3, so x counts as constant (and y varies); each side alone, or y of unit
+    variance, is scored."""
+    import nadlib.affinity as A
+    gen = torch.Generator().manual_seed(1)
+    x = 1.0 + 1e-6 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    y = 1e6 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    with pytest.raises(ValueError, match="^x is constant but y varies"):
+        A.affinity_score(x, y)
+    assert 0.0 <= A.affinity_score(x, y / 1e6) <= 1.0  # both small: scale 1, threshold 1e-12 < 3e-12
+
+
+def test_affinity_checks_the_size_of_its_cost_matrix_before_the_work(monkeypatch):
+    """Two float64 n x n matrices (the cost and POT's copy): 2 x 8 x n^2 bytes, named with the sample count and
+    what to do instead."""
+    import nadlib.affinity as A
+    asked = []
+    monkeypatch.setattr(A, "fits_in_memory", lambda *a: asked.append(a))
+    x = torch.randn(1500, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    A.affinity_score(x[:30], 2 * x[:30])
+    assert asked == [(2 * 8 * 30 * 30, "the 30 x 30 optimal-transport cost matrix of 30 samples",
+                      "score a subset of the samples")]
+    asked.clear()
+    monkeypatch.setattr(A, "_affinity", lambda xs, ys: 1.0)  # only the check, not the 1,500-point transport
+    A.affinity_score(x, 2 * x)
+    assert asked == [(36_000_000, "the 1,500 x 1,500 optimal-transport cost matrix of 1,500 samples",
+                      "score a subset of the samples")]
+
+
+def test_affinity_takes_float32_and_integer_numpy_arrays():
+    import nadlib.affinity as A
+    x = np.random.default_rng(3).normal(size=(40, 2))
+    want = A.affinity_score(torch.from_numpy(x), torch.from_numpy(np.maximum(x, 0)))
+    assert A.affinity_score(x.astype(np.float32), np.maximum(x, 0).astype(np.float32)) == pytest.approx(want, abs=1e-5)
+    xi = np.random.default_rng(4).integers(0, 100, size=(30, 2))
+    assert A.affinity_score(xi, 3 * xi + 1) == pytest.approx(1.0, abs=1e-6)  # an affine map of integers
