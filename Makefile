@@ -6,7 +6,7 @@
 #   make lab    -> .venv + requirements, JupyterLab on the chapters (widgets work: ipywidgets 8 + JupyterLab 4)
 # Options: make book PROFILE=smoke|default|paper   (default: $NADLIB_PROFILE, else default)
 #          make test PYTEST_ARGS="-k notebooks -x"
-#   make mutants -> mutation score of the core modules (mutmut, requirements-dev.txt; not part of make test/CI)
+#   make mutants -> mutation score of the core and science modules (mutmut, requirements-dev.txt; not part of make test/CI)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -29,7 +29,7 @@ help:
 	@echo "make test-fast                           only the quick unit tests (no chapters/book/browser/Ray/slow)"
 	@echo "make lab [PROFILE=...] [LAB_ARGS=...]     open JupyterLab on the chapters in book/"
 	@echo "make install                             only create .venv and install requirements.txt"
-	@echo "make mutants                             mutation score of the core modules (mutmut, ~1 h on 2 cores)"
+	@echo "make mutants                             mutation score, 13 modules (mutmut, a few hours on 2 cores)"
 	@echo "make clean                               remove _build/ (forces the chapters to re-execute)"
 	@echo "make distclean                           also remove .venv/"
 
