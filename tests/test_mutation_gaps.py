@@ -918,5 +918,14 @@ def test_split_half_stability_of_a_nads_returns_what_it_holds():
     with pytest.raises(ValueError, match=r"^these NADs hold their split-half stability for k in \[1, 5, 10\] only, "
                                          r"not \[3, 50\]: the statistics"):
         split_half_stability(held, (3, 5, 50))
-    with pytest.raises(TypeError, match=r"takes NADStatistics \(nadlib.nad_statistics\) or NADs, got SimpleNamespace$"):
-        split_half_stability(types.SimpleNamespace(stability=None))
+    for plain in (types.SimpleNamespace(stability=None), object()):
+        with pytest.raises(TypeError, match=rf"takes NADStatistics \(nadlib.nad_statistics\) or NADs, got "
+                                            rf"{type(plain).__name__}$"):
+            split_half_stability(plain)
+
+
+def test_lanczos_pairs_keep_the_covariances_dtype():
+    from nadlib.nads import stats as S
+    cov = torch.diag(torch.tensor([3.0, 1.0, 2.0, 0.5]))
+    vals, vecs = S.eig_top_desc(cov, 2)
+    assert vals.dtype == vecs.dtype == torch.float32 and vals.tolist() == [3.0, 2.0]
