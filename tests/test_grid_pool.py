@@ -33,6 +33,13 @@ def _fake_accuracy(arch, freq, size, settings, device):
     return freq[0] / 10 + freq[1] / 100 + size / 1000 + settings["seed"] / 10_000
 
 
+def _logging_pid(pids, *args):
+    """`_fake_accuracy`, after appending the worker's process id to the file ``pids``."""
+    with open(pids, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    return _fake_accuracy(*args)
+
+
 class Bar:
     def __init__(self):
         self.n = 0
@@ -74,11 +81,7 @@ def test_pool_records_each_direction_once_with_its_own_accuracy(forked, monkeypa
     """Every direction is run once in a worker process (not this one), with the arch, size, settings and device
     of the call, recorded one at a time, and counted once on the bar."""
     pids = tmp_path / "pids"
-
-    def task(*args):
-        with open(pids, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return _fake_accuracy(*args)
+    task = functools.partial(_logging_pid, pids)
 
     todo = [(1, 0), (2, 3), (0, 5), (4, 1), (3, 3)]
     calls, bar = _pool(todo, task, monkeypatch, workers=2)
@@ -107,11 +110,7 @@ def test_pool_workers_start_as_pool_start_says_and_are_initialised(forked, monke
 
 def test_pool_of_one_worker_runs_every_direction_in_the_same_process(forked, monkeypatch, tmp_path):
     pids = tmp_path / "pids"
-
-    def task(*args):
-        with open(pids, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return _fake_accuracy(*args)
+    task = functools.partial(_logging_pid, pids)
 
     calls, _ = _pool([(1, 0), (2, 0), (3, 0)], task, monkeypatch, workers=1)
     assert len(calls) == 3 and len(set(pids.read_text().split())) == 1

@@ -19,11 +19,13 @@ import pytest
 import torch
 from torch import nn
 
+import nadlib.affinity as A
 import nadlib.cifar10 as C
 import nadlib.grid as G
 from nadlib import Recipe, RunControl
 from nadlib.directions import fourier_direction
 from nadlib.models import LeNet, LogReg, describe_model
+from nadlib.nads import stats as S
 from nadlib.nads.lenet_secant import LeNetSecant, lenet_layers
 from nadlib.results import DeadlineReached, load_artifact, save_artifact
 from nadlib.training import direction_accuracy
@@ -789,7 +791,6 @@ def test_cifar_data_defaults_and_limits(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------------
 
 def test_affinity_of_a_constant_input_and_a_varying_output_is_refused_in_words():
-    import nadlib.affinity as A
     x, y = torch.ones(20, 3), torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"^x is constant but y varies: no function maps these inputs to these "
                                          r"outputs \(were x and y taken from the same samples\?\)$"):
@@ -797,7 +798,6 @@ def test_affinity_of_a_constant_input_and_a_varying_output_is_refused_in_words()
 
 
 def test_affinity_of_two_constants_warns_at_the_callers_line_and_is_nan():
-    import nadlib.affinity as A
     with pytest.warns(RuntimeWarning) as seen:
         rho = A.affinity_score(torch.ones(10, 2), torch.full((10, 2), 3.0))
     assert math.isnan(rho)
@@ -811,7 +811,6 @@ def test_constant_is_relative_to_the_scale_of_both_sides():
     """x varies by 1e-6 (trace ~3e-12 of its covariance) next to y of variance ~1e12 (trace ~3e12): the sum of the
     traces sets the scale, 1e-12 of it is ~3, so x counts as constant (and y varies); each side alone, or y of unit
     variance, is scored."""
-    import nadlib.affinity as A
     gen = torch.Generator().manual_seed(1)
     x = 1.0 + 1e-6 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
     y = 1e6 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
@@ -823,7 +822,6 @@ def test_constant_is_relative_to_the_scale_of_both_sides():
 def test_affinity_checks_the_size_of_its_cost_matrix_before_the_work(monkeypatch):
     """Two float64 n x n matrices (the cost and POT's copy): 2 x 8 x n^2 bytes, named with the sample count and
     what to do instead."""
-    import nadlib.affinity as A
     asked = []
     monkeypatch.setattr(A, "fits_in_memory", lambda *a: asked.append(a))
     x = torch.randn(1500, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -838,7 +836,6 @@ def test_affinity_checks_the_size_of_its_cost_matrix_before_the_work(monkeypatch
 
 
 def test_affinity_takes_float32_and_integer_numpy_arrays():
-    import nadlib.affinity as A
     x = np.random.default_rng(3).normal(size=(40, 2))
     want = A.affinity_score(torch.from_numpy(x), torch.from_numpy(np.maximum(x, 0)))
     assert A.affinity_score(x.astype(np.float32), np.maximum(x, 0).astype(np.float32)) == pytest.approx(want, abs=1e-5)
@@ -852,15 +849,13 @@ def test_affinity_takes_float32_and_integer_numpy_arrays():
 
 def test_statistics_bytes_by_hand():
     """Two halves, each a count, a sum (dim) and a sum of outer products (dim x dim), in float64."""
-    from nadlib.nads.stats import NADStatistics
-    assert NADStatistics.nbytes(1) == 8 * (2 + 2 + 2) == 48
-    assert NADStatistics.nbytes(3) == 8 * (2 + 6 + 18) == 208
+    assert S.NADStatistics.nbytes(1) == 8 * (2 + 2 + 2) == 48
+    assert S.NADStatistics.nbytes(3) == 8 * (2 + 6 + 18) == 208
     with pytest.raises(ValueError, match=r"^dim must be a positive int, got 0$"):
-        NADStatistics(0)
+        S.NADStatistics(0)
 
 
 def test_eigen_path_boundaries_and_messages():
-    from nadlib.nads import stats as S
     assert S.eigen_path(3072, 50, 51) == "eigsh"   # 51 samples: rank 50 = m, just enough
     assert S.eigen_path(3072, 50, 50) == "eigh"
     assert S.eigen_path(3072, 5, 0) == "eigh"      # no samples yet is allowed, and too few for Lanczos
@@ -875,7 +870,6 @@ def test_eig_leading_passes_the_sample_count_and_falls_back_in_words(monkeypatch
     """A 1,100-dimensional covariance of 30 samples: the top 40 reach into its null space, so the full eigh (not
     Lanczos) is used; when Lanczos does not converge, the full eigh with one warning that says so."""
     from scipy.sparse.linalg import ArpackNoConvergence
-    from nadlib.nads import stats as S
     g = torch.randn(30, 1100, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     cov = g.T @ g / 29
     assert S.eig_leading(cov, 40, n_samples=30)[2] == "eigh"
@@ -893,7 +887,6 @@ def test_eig_leading_passes_the_sample_count_and_falls_back_in_words(monkeypatch
 
 
 def test_covariance_checks_by_hand():
-    from nadlib.nads import stats as S
     vals, vecs = S.eig_desc(torch.full((1, 1), 4.0, dtype=torch.float64))  # one dimension is a covariance too
     assert vals.tolist() == [4.0] and vecs.tolist() == [[1.0]]
     for bad, shape in ((torch.zeros(3, 4), r"\(3, 4\)"), (torch.zeros(0, 0), r"\(0, 0\)"),
@@ -912,20 +905,18 @@ def test_split_half_stability_of_a_nads_returns_what_it_holds():
     """An object without statistics: its `stability` dict, for the ks asked (in their order); a k it does not hold
     is refused with what to do; an object without a stability dict is refused naming its type."""
     import types
-    from nadlib.nads.stats import split_half_stability
     held = types.SimpleNamespace(stability={1: 0.9, 5: 0.7, 10: 0.5})
-    assert split_half_stability(held, (5, 1)) == {5: 0.7, 1: 0.9}
+    assert S.split_half_stability(held, (5, 1)) == {5: 0.7, 1: 0.9}
     with pytest.raises(ValueError, match=r"^these NADs hold their split-half stability for k in \[1, 5, 10\] only, "
                                          r"not \[3, 50\]: the statistics"):
-        split_half_stability(held, (3, 5, 50))
+        S.split_half_stability(held, (3, 5, 50))
     for plain in (types.SimpleNamespace(stability=None), object()):
         with pytest.raises(TypeError, match=rf"takes NADStatistics \(nadlib.nad_statistics\) or NADs, got "
                                             rf"{type(plain).__name__}$"):
-            split_half_stability(plain)
+            S.split_half_stability(plain)
 
 
 def test_lanczos_pairs_keep_the_covariances_dtype():
-    from nadlib.nads import stats as S
     cov = torch.diag(torch.tensor([3.0, 1.0, 2.0, 0.5]))
     vals, vecs = S.eig_top_desc(cov, 2)
     assert vals.dtype == vecs.dtype == torch.float32 and vals.tolist() == [3.0, 2.0]

@@ -10,7 +10,6 @@ a run of the code.  Each test takes well under a second.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
